@@ -1,0 +1,3 @@
+"""Provider adapters (one module per platform) and their loopback mocks."""
+
+from __future__ import annotations

@@ -1,0 +1,5 @@
+"""pushgw: a self-hosted, Amazon-SNS-compatible mobile-push gateway."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

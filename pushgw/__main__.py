@@ -1,0 +1,5 @@
+from __future__ import annotations
+
+from pushgw.cli import main
+
+main()

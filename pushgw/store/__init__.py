@@ -1,0 +1,7 @@
+"""Storage backends behind one `Store` protocol: memory (test fake), sqlite, postgres."""
+
+from __future__ import annotations
+
+from pushgw.store.base import NewJob, Page, Store
+
+__all__ = ["NewJob", "Page", "Store"]

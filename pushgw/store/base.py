@@ -1,0 +1,197 @@
+"""
+The `Store` protocol: the only storage interface.
+
+Rules every backend follows (the contract suite in tests/store checks them):
+
+* Nothing assumes one process. Every invariant (token uniqueness per app, one
+  subscription per topic+endpoint, job leases) is enforced by the backend itself,
+  so several daemons can share one PostgreSQL database.
+* Each table has an integer `seq` in creation order; listings are keyset pages
+  (`after` = the last `seq` seen), `Page.next_after` is set when more may follow.
+* `enqueue` stores the message and its jobs atomically: when it returns, the
+  publish is durable.
+* Jobs are claimed with a lease (`lease_owner`, `lease_expires_at`). Ack, retry and
+  progress calls name the owner and do nothing (return False) if the lease was
+  lost, so a worker whose lease ran out cannot clobber the new owner's work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
+
+from pushgw.model import (
+    DeliveryJob,
+    Endpoint,
+    JobKind,
+    Message,
+    PlatformApplication,
+    Subscription,
+    Topic,
+)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    items: list[T]
+    # `seq` to pass as `after` for the next page; None at the end.
+    next_after: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """A job to create with `enqueue`.
+
+    For `topic` jobs the store fills the chunk bound: the job covers the topic's
+    subscriptions that exist when the message is committed (seq <= max seq then).
+    """
+
+    kind: JobKind
+    endpoint_arn: str | None = None
+    topic_arn: str | None = None
+    next_attempt_at: float = 0.0
+
+
+class Store(Protocol):
+    """Async storage for pushgw. See the module docstring for the rules."""
+
+    async def open(self) -> None:
+        """Connect and apply pending schema migrations."""
+
+    async def close(self) -> None: ...
+
+    # -- platform applications -------------------------------------------------
+    async def put_app(self, app: PlatformApplication) -> PlatformApplication:
+        """Insert, or replace the app with the same ARN (its endpoints stay)."""
+
+    async def get_app(self, arn: str) -> PlatformApplication | None: ...
+
+    async def list_apps(self, *, after: int, limit: int) -> Page[PlatformApplication]:
+        ...
+
+    async def update_app(self, app: PlatformApplication) -> None:
+        """Replace an existing app's fields. Raises NotFoundError."""
+
+    async def delete_app(self, arn: str) -> None:
+        """Delete the app and its endpoints. Idempotent."""
+
+    # -- endpoints -------------------------------------------------------------
+    async def insert_endpoint(self, endpoint: Endpoint) -> Endpoint:
+        """Insert. Raises ConflictError if the app already has this token."""
+
+    async def get_endpoint(self, arn: str) -> Endpoint | None: ...
+
+    async def get_endpoint_by_token(self, app_arn: str, token: str) -> Endpoint | None:
+        ...
+
+    async def list_endpoints(
+        self, app_arn: str, *, after: int, limit: int
+    ) -> Page[Endpoint]: ...
+
+    async def update_endpoint(self, endpoint: Endpoint) -> None:
+        """Replace an endpoint's fields. NotFoundError; ConflictError on a token clash."""
+
+    async def delete_endpoint(self, arn: str) -> bool:
+        """Delete; True if it existed. Subscriptions are kept (SNS_API §5.4)."""
+
+    async def get_endpoints(self, arns: Sequence[str]) -> dict[str, Endpoint]:
+        """Endpoints by ARN (missing ones are absent from the result)."""
+
+    # -- topics ----------------------------------------------------------------
+    async def insert_topic(self, topic: Topic) -> Topic:
+        """Insert. Raises ConflictError if the ARN exists."""
+
+    async def get_topic(self, arn: str) -> Topic | None: ...
+
+    async def list_topics(self, *, after: int, limit: int) -> Page[Topic]: ...
+
+    async def update_topic(self, topic: Topic) -> None: ...
+
+    async def delete_topic(self, arn: str) -> None:
+        """Delete the topic and its subscriptions. Idempotent."""
+
+    # -- subscriptions ---------------------------------------------------------
+    async def insert_subscription(self, sub: Subscription) -> Subscription:
+        """Insert and return it with its `seq`. ConflictError on topic+endpoint."""
+
+    async def get_subscription(self, arn: str) -> Subscription | None: ...
+
+    async def find_subscription(
+        self, topic_arn: str, endpoint_arn: str
+    ) -> Subscription | None: ...
+
+    async def list_subscriptions(
+        self, *, topic_arn: str | None, after: int, limit: int
+    ) -> Page[Subscription]: ...
+
+    async def update_subscription(self, sub: Subscription) -> None: ...
+
+    async def delete_subscription(self, arn: str) -> None: ...
+
+    async def subscriptions_range(
+        self, topic_arn: str, *, after_seq: int, upto_seq: int, limit: int
+    ) -> list[Subscription]:
+        """Subscriptions with after_seq < seq <= upto_seq, in seq order."""
+
+    # -- tags ------------------------------------------------------------------
+    async def get_tags(self, arn: str) -> dict[str, str]: ...
+
+    async def set_tags(self, arn: str, tags: Mapping[str, str]) -> None: ...
+
+    async def remove_tags(self, arn: str, keys: Sequence[str]) -> None: ...
+
+    # -- messages and delivery jobs -------------------------------------------
+    async def enqueue(self, message: Message, jobs: Sequence[NewJob]) -> None:
+        """Store the message and its jobs in one transaction."""
+
+    async def get_message(self, message_id: str) -> Message | None: ...
+
+    async def claim_jobs(
+        self, *, owner: str, limit: int, lease_s: float, now: float
+    ) -> list[DeliveryJob]:
+        """
+        Lease up to `limit` due jobs: next_attempt_at <= now and no live lease.
+        Expired leases are taken over. Oldest due first.
+        """
+
+    async def extend_leases(
+        self, *, owner: str, job_ids: Sequence[int], until: float
+    ) -> int:
+        """Push the lease of the owner's jobs to `until`; returns how many."""
+
+    async def complete_job(self, job_id: int, *, owner: str) -> bool:
+        """Delete a finished job (and its message once no job is left)."""
+
+    async def retry_job(
+        self,
+        job_id: int,
+        *,
+        owner: str,
+        next_attempt_at: float,
+        last_error: str | None,
+    ) -> bool:
+        """Release the lease, count an attempt and schedule the next one."""
+
+    async def save_progress(self, job_id: int, *, owner: str, cursor: int) -> bool:
+        """Record that a topic job is done up to subscription `seq` = cursor."""
+
+    async def split_topic_job(
+        self, job_id: int, *, owner: str, at_seq: int
+    ) -> DeliveryJob | None:
+        """
+        Cut a topic job at `at_seq`: it keeps (cursor, at_seq] and a new, unleased
+        job takes (at_seq, old range_hi]. Returns the new job, or None if the lease
+        was lost or there is nothing past `at_seq`.
+        """
+
+    async def release_jobs(self, *, owner: str) -> int:
+        """Drop the owner's leases so others may take the jobs now (shutdown)."""
+
+    async def next_due_at(self) -> float | None:
+        """Earliest next_attempt_at among unleased jobs, or None when idle."""
+
+    async def job_counts(self) -> dict[str, int]:
+        """Backlog: {"due": ..., "leased": ..., "scheduled": ..., "total": ...}."""

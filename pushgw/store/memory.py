@@ -1,0 +1,364 @@
+"""
+InMemoryStore: the test fake, shipped in the package (procrastinate.testing style).
+
+It follows the same contract as the SQL backends (tests/store runs the same suite
+against it) but lives in one process, so it is for tests and `pushgw demo --memory`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TypeVar
+
+from pushgw.errors import ConflictError, NotFoundError
+from pushgw.model import (
+    DeliveryJob,
+    Endpoint,
+    Message,
+    PlatformApplication,
+    Subscription,
+    Topic,
+)
+from pushgw.store.base import NewJob, Page
+
+T = TypeVar("T")
+
+
+def _page(rows: Iterable[tuple[int, T]], after: int, limit: int) -> Page[T]:
+    chosen = [(seq, row) for seq, row in rows if seq > after][: limit + 1]
+    more = len(chosen) > limit
+    chosen = chosen[:limit]
+    return Page(
+        items=[row for _, row in chosen],
+        next_after=chosen[-1][0] if more and chosen else None,
+    )
+
+
+class InMemoryStore:
+    """Dict-backed Store. Insertion order is `seq` order."""
+
+    def __init__(self) -> None:
+        self._seq = itertools.count(1)
+        self.apps: dict[str, tuple[int, PlatformApplication]] = {}
+        self.endpoints: dict[str, tuple[int, Endpoint]] = {}
+        self.topics: dict[str, tuple[int, Topic]] = {}
+        self.subs: dict[str, Subscription] = {}
+        self.tags: dict[str, dict[str, str]] = {}
+        self.messages: dict[str, Message] = {}
+        self.jobs: dict[int, DeliveryJob] = {}
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    def reset(self) -> None:
+        self.__init__()  # type: ignore[misc]
+
+    # -- apps ------------------------------------------------------------------
+    async def put_app(self, app: PlatformApplication) -> PlatformApplication:
+        old = self.apps.get(app.arn)
+        seq = old[0] if old else next(self._seq)
+        self.apps[app.arn] = (seq, app)
+        return app
+
+    async def get_app(self, arn: str) -> PlatformApplication | None:
+        row = self.apps.get(arn)
+        return row[1] if row else None
+
+    async def list_apps(self, *, after: int, limit: int) -> Page[PlatformApplication]:
+        return _page(self.apps.values(), after, limit)
+
+    async def update_app(self, app: PlatformApplication) -> None:
+        if app.arn not in self.apps:
+            raise NotFoundError(app.arn)
+        self.apps[app.arn] = (self.apps[app.arn][0], app)
+
+    async def delete_app(self, arn: str) -> None:
+        self.apps.pop(arn, None)
+        for ep_arn in [a for a, (_, e) in self.endpoints.items() if e.app_arn == arn]:
+            del self.endpoints[ep_arn]
+
+    # -- endpoints -------------------------------------------------------------
+    def _token_owner(self, app_arn: str, token: str) -> Endpoint | None:
+        for _, e in self.endpoints.values():
+            if e.app_arn == app_arn and e.token == token:
+                return e
+        return None
+
+    async def insert_endpoint(self, endpoint: Endpoint) -> Endpoint:
+        if self._token_owner(endpoint.app_arn, endpoint.token) is not None:
+            raise ConflictError("token already registered")
+        self.endpoints[endpoint.arn] = (next(self._seq), endpoint)
+        return endpoint
+
+    async def get_endpoint(self, arn: str) -> Endpoint | None:
+        row = self.endpoints.get(arn)
+        return row[1] if row else None
+
+    async def get_endpoint_by_token(self, app_arn: str, token: str) -> Endpoint | None:
+        return self._token_owner(app_arn, token)
+
+    async def list_endpoints(
+        self, app_arn: str, *, after: int, limit: int
+    ) -> Page[Endpoint]:
+        rows = ((s, e) for s, e in self.endpoints.values() if e.app_arn == app_arn)
+        return _page(rows, after, limit)
+
+    async def update_endpoint(self, endpoint: Endpoint) -> None:
+        if endpoint.arn not in self.endpoints:
+            raise NotFoundError(endpoint.arn)
+        owner = self._token_owner(endpoint.app_arn, endpoint.token)
+        if owner is not None and owner.arn != endpoint.arn:
+            raise ConflictError("token already registered")
+        self.endpoints[endpoint.arn] = (self.endpoints[endpoint.arn][0], endpoint)
+
+    async def delete_endpoint(self, arn: str) -> bool:
+        return self.endpoints.pop(arn, None) is not None
+
+    async def get_endpoints(self, arns: Sequence[str]) -> dict[str, Endpoint]:
+        return {a: self.endpoints[a][1] for a in arns if a in self.endpoints}
+
+    # -- topics ----------------------------------------------------------------
+    async def insert_topic(self, topic: Topic) -> Topic:
+        if topic.arn in self.topics:
+            raise ConflictError("topic exists")
+        self.topics[topic.arn] = (next(self._seq), topic)
+        return topic
+
+    async def get_topic(self, arn: str) -> Topic | None:
+        row = self.topics.get(arn)
+        return row[1] if row else None
+
+    async def list_topics(self, *, after: int, limit: int) -> Page[Topic]:
+        return _page(self.topics.values(), after, limit)
+
+    async def update_topic(self, topic: Topic) -> None:
+        if topic.arn not in self.topics:
+            raise NotFoundError(topic.arn)
+        self.topics[topic.arn] = (self.topics[topic.arn][0], topic)
+
+    async def delete_topic(self, arn: str) -> None:
+        self.topics.pop(arn, None)
+        for sub_arn in [a for a, s in self.subs.items() if s.topic_arn == arn]:
+            del self.subs[sub_arn]
+
+    # -- subscriptions ---------------------------------------------------------
+    async def insert_subscription(self, sub: Subscription) -> Subscription:
+        if await self.find_subscription(sub.topic_arn, sub.endpoint_arn):
+            raise ConflictError("subscription exists")
+        stored = dataclasses.replace(sub, seq=next(self._seq))
+        self.subs[sub.arn] = stored
+        return stored
+
+    async def get_subscription(self, arn: str) -> Subscription | None:
+        return self.subs.get(arn)
+
+    async def find_subscription(
+        self, topic_arn: str, endpoint_arn: str
+    ) -> Subscription | None:
+        for s in self.subs.values():
+            if s.topic_arn == topic_arn and s.endpoint_arn == endpoint_arn:
+                return s
+        return None
+
+    async def list_subscriptions(
+        self, *, topic_arn: str | None, after: int, limit: int
+    ) -> Page[Subscription]:
+        rows = (
+            (s.seq, s)
+            for s in self.subs.values()
+            if topic_arn is None or s.topic_arn == topic_arn
+        )
+        return _page(rows, after, limit)
+
+    async def update_subscription(self, sub: Subscription) -> None:
+        if sub.arn not in self.subs:
+            raise NotFoundError(sub.arn)
+        self.subs[sub.arn] = dataclasses.replace(sub, seq=self.subs[sub.arn].seq)
+
+    async def delete_subscription(self, arn: str) -> None:
+        self.subs.pop(arn, None)
+
+    async def subscriptions_range(
+        self, topic_arn: str, *, after_seq: int, upto_seq: int, limit: int
+    ) -> list[Subscription]:
+        rows = [
+            s
+            for s in self.subs.values()
+            if s.topic_arn == topic_arn and after_seq < s.seq <= upto_seq
+        ]
+        return rows[:limit]
+
+    # -- tags ------------------------------------------------------------------
+    async def get_tags(self, arn: str) -> dict[str, str]:
+        return dict(self.tags.get(arn, {}))
+
+    async def set_tags(self, arn: str, tags: Mapping[str, str]) -> None:
+        self.tags.setdefault(arn, {}).update(tags)
+
+    async def remove_tags(self, arn: str, keys: Sequence[str]) -> None:
+        for key in keys:
+            self.tags.get(arn, {}).pop(key, None)
+
+    # -- messages and jobs -----------------------------------------------------
+    def _max_sub_seq(self, topic_arn: str) -> int:
+        return max(
+            (s.seq for s in self.subs.values() if s.topic_arn == topic_arn), default=0
+        )
+
+    async def enqueue(self, message: Message, jobs: Sequence[NewJob]) -> None:
+        self.messages[message.id] = message
+        for new in jobs:
+            job_id = next(self._seq)
+            self.jobs[job_id] = DeliveryJob(
+                id=job_id,
+                message_id=message.id,
+                kind=new.kind,
+                endpoint_arn=new.endpoint_arn,
+                topic_arn=new.topic_arn,
+                range_hi=(
+                    self._max_sub_seq(new.topic_arn)
+                    if new.kind == "topic" and new.topic_arn
+                    else None
+                ),
+                next_attempt_at=new.next_attempt_at,
+                created_at=message.created_at,
+            )
+
+    async def get_message(self, message_id: str) -> Message | None:
+        return self.messages.get(message_id)
+
+    def _owned(self, job_id: int, owner: str) -> DeliveryJob | None:
+        job = self.jobs.get(job_id)
+        return job if job is not None and job.lease_owner == owner else None
+
+    async def claim_jobs(
+        self, *, owner: str, limit: int, lease_s: float, now: float
+    ) -> list[DeliveryJob]:
+        due = sorted(
+            (
+                j
+                for j in self.jobs.values()
+                if j.next_attempt_at <= now
+                and (j.lease_expires_at is None or j.lease_expires_at <= now)
+            ),
+            key=lambda j: (j.next_attempt_at, j.id),
+        )[:limit]
+        claimed = []
+        for job in due:
+            leased = dataclasses.replace(
+                job, lease_owner=owner, lease_expires_at=now + lease_s
+            )
+            self.jobs[job.id] = leased
+            claimed.append(leased)
+        return claimed
+
+    async def extend_leases(
+        self, *, owner: str, job_ids: Sequence[int], until: float
+    ) -> int:
+        count = 0
+        for job_id in job_ids:
+            job = self._owned(job_id, owner)
+            if job is not None:
+                self.jobs[job_id] = dataclasses.replace(job, lease_expires_at=until)
+                count += 1
+        return count
+
+    async def complete_job(self, job_id: int, *, owner: str) -> bool:
+        job = self._owned(job_id, owner)
+        if job is None:
+            return False
+        del self.jobs[job_id]
+        if not any(j.message_id == job.message_id for j in self.jobs.values()):
+            self.messages.pop(job.message_id, None)
+        return True
+
+    async def retry_job(
+        self,
+        job_id: int,
+        *,
+        owner: str,
+        next_attempt_at: float,
+        last_error: str | None,
+    ) -> bool:
+        job = self._owned(job_id, owner)
+        if job is None:
+            return False
+        self.jobs[job_id] = dataclasses.replace(
+            job,
+            attempts=job.attempts + 1,
+            next_attempt_at=next_attempt_at,
+            lease_owner=None,
+            lease_expires_at=None,
+            last_error=last_error,
+        )
+        return True
+
+    async def save_progress(self, job_id: int, *, owner: str, cursor: int) -> bool:
+        job = self._owned(job_id, owner)
+        if job is None:
+            return False
+        self.jobs[job_id] = dataclasses.replace(job, cursor=cursor)
+        return True
+
+    async def split_topic_job(
+        self, job_id: int, *, owner: str, at_seq: int
+    ) -> DeliveryJob | None:
+        job = self._owned(job_id, owner)
+        if job is None or job.range_hi is None or at_seq >= job.range_hi:
+            return None
+        new_id = next(self._seq)
+        new = DeliveryJob(
+            id=new_id,
+            message_id=job.message_id,
+            kind="topic",
+            topic_arn=job.topic_arn,
+            cursor=at_seq,
+            range_hi=job.range_hi,
+            next_attempt_at=job.next_attempt_at,
+            created_at=job.created_at,
+        )
+        self.jobs[new_id] = new
+        self.jobs[job_id] = dataclasses.replace(job, range_hi=at_seq)
+        return new
+
+    async def release_jobs(self, *, owner: str) -> int:
+        mine = [j for j in self.jobs.values() if j.lease_owner == owner]
+        for job in mine:
+            self.jobs[job.id] = dataclasses.replace(
+                job, lease_owner=None, lease_expires_at=None
+            )
+        return len(mine)
+
+    async def next_due_at(self) -> float | None:
+        return min(
+            (j.next_attempt_at for j in self.jobs.values() if j.lease_owner is None),
+            default=None,
+        )
+
+    async def job_counts(self) -> dict[str, int]:
+        import time
+
+        now = time.time()
+        leased = sum(
+            1
+            for j in self.jobs.values()
+            if j.lease_expires_at is not None and j.lease_expires_at > now
+        )
+        due = sum(
+            1
+            for j in self.jobs.values()
+            if j.next_attempt_at <= now
+            and (j.lease_expires_at is None or j.lease_expires_at <= now)
+        )
+        total = len(self.jobs)
+        return {
+            "due": due,
+            "leased": leased,
+            "scheduled": total - due - leased,
+            "total": total,
+        }
