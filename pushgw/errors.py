@@ -62,9 +62,7 @@ class ApiError(PushGwError):
     code: str = "InternalError"
     status: int = 500
 
-    def __init__(
-        self, message: str | None = None, *, code: str | None = None
-    ) -> None:
+    def __init__(self, message: str | None = None, *, code: str | None = None) -> None:
         super().__init__(message)
         if code is not None:
             self.code = code

@@ -1,4 +1,4 @@
-"""Storage backends behind one `Store` protocol: memory (test fake), sqlite, postgres."""
+"""Storage backends behind one `Store` protocol: memory, sqlite, postgres."""
 
 from __future__ import annotations
 

@@ -53,6 +53,8 @@ class NewJob:
     endpoint_arn: str | None = None
     topic_arn: str | None = None
     next_attempt_at: float = 0.0
+    attempts: int = 0  # attempts already made (a retry split off a topic chunk)
+    last_error: str | None = None
 
 
 class Store(Protocol):
@@ -69,8 +71,9 @@ class Store(Protocol):
 
     async def get_app(self, arn: str) -> PlatformApplication | None: ...
 
-    async def list_apps(self, *, after: int, limit: int) -> Page[PlatformApplication]:
-        ...
+    async def list_apps(
+        self, *, after: int, limit: int
+    ) -> Page[PlatformApplication]: ...
 
     async def update_app(self, app: PlatformApplication) -> None:
         """Replace an existing app's fields. Raises NotFoundError."""
@@ -84,15 +87,16 @@ class Store(Protocol):
 
     async def get_endpoint(self, arn: str) -> Endpoint | None: ...
 
-    async def get_endpoint_by_token(self, app_arn: str, token: str) -> Endpoint | None:
-        ...
+    async def get_endpoint_by_token(
+        self, app_arn: str, token: str
+    ) -> Endpoint | None: ...
 
     async def list_endpoints(
         self, app_arn: str, *, after: int, limit: int
     ) -> Page[Endpoint]: ...
 
     async def update_endpoint(self, endpoint: Endpoint) -> None:
-        """Replace an endpoint's fields. NotFoundError; ConflictError on a token clash."""
+        """Replace an endpoint's fields. NotFoundError; ConflictError on token clash."""
 
     async def delete_endpoint(self, arn: str) -> bool:
         """Delete; True if it existed. Subscriptions are kept (SNS_API §5.4)."""
@@ -146,6 +150,9 @@ class Store(Protocol):
     # -- messages and delivery jobs -------------------------------------------
     async def enqueue(self, message: Message, jobs: Sequence[NewJob]) -> None:
         """Store the message and its jobs in one transaction."""
+
+    async def add_jobs(self, message_id: str, jobs: Sequence[NewJob]) -> None:
+        """Add jobs to a stored message (retries split off a topic chunk)."""
 
     async def get_message(self, message_id: str) -> Message | None: ...
 

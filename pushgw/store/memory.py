@@ -212,6 +212,10 @@ class InMemoryStore:
 
     async def enqueue(self, message: Message, jobs: Sequence[NewJob]) -> None:
         self.messages[message.id] = message
+        await self.add_jobs(message.id, jobs)
+
+    async def add_jobs(self, message_id: str, jobs: Sequence[NewJob]) -> None:
+        message = self.messages[message_id]
         for new in jobs:
             job_id = next(self._seq)
             self.jobs[job_id] = DeliveryJob(
@@ -226,6 +230,8 @@ class InMemoryStore:
                     else None
                 ),
                 next_attempt_at=new.next_attempt_at,
+                attempts=new.attempts,
+                last_error=new.last_error,
                 created_at=message.created_at,
             )
 

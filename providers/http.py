@@ -1,0 +1,73 @@
+"""
+Shared plumbing for the HTTP/1.1 adapters (ADM, Baidu, WNS, MPNS).
+
+One `aiohttp.ClientSession` per adapter instance (that is, per platform
+application), with a keep-alive pool sized by `ProviderSettings.max_connections`.
+Bodies are read raw and never auto-decompressed, so adapters classify exactly what
+the provider sent. Transport exceptions go through `map_transport_errors` with
+`extra=HTTP_TRANSPORT_ERRORS`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import aiohttp
+
+from providers.base import ProviderSettings
+
+# aiohttp's exceptions that mean "the exchange failed; try again later". Its
+# ClientResponseError family is not here: we never call raise_for_status().
+HTTP_TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
+    aiohttp.ClientConnectionError,  # refused, reset, disconnected, TLS, timeouts
+    aiohttp.ClientPayloadError,  # truncated or malformed body
+    aiohttp.ServerTimeoutError,
+)
+
+
+def client_session(settings: ProviderSettings) -> aiohttp.ClientSession:
+    """
+    A keep-alive session for one adapter instance. Call inside the running loop.
+
+    Args:
+        settings: `max_connections` caps the pool, `timeout_s` bounds each request
+            (connect + send + read), and `ssl_context()` (which trusts `ca_file`
+            too) is used for https URLs.
+
+    Returns:
+        A session the caller closes with `await session.close()` in `aclose()`.
+    """
+    connector = aiohttp.TCPConnector(
+        limit=settings.max_connections,
+        ssl=settings.ssl_context(),  # only consulted for https:// URLs
+        enable_cleanup_closed=False,
+    )
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=aiohttp.ClientTimeout(total=settings.timeout_s),
+        auto_decompress=False,
+        raise_for_status=False,
+        trust_env=False,  # no proxy surprises from the environment
+    )
+
+
+async def read_json(resp: aiohttp.ClientResponse) -> Any | None:
+    """
+    The response body parsed as JSON, or None if it is empty or not JSON.
+
+    The Content-Type header is ignored: providers label error bodies loosely.
+    """
+    raw = await resp.read()
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+async def read_text(resp: aiohttp.ClientResponse, *, limit: int = 512) -> str:
+    """The first `limit` characters of the body, for reasons and logs."""
+    raw = await resp.read()
+    return raw[:limit].decode("utf-8", "replace")

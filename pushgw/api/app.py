@@ -1,0 +1,96 @@
+"""The aiohttp application: SNS Query API on `/`, JSON API on `/v1`, health."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+
+import structlog
+from aiohttp import web
+
+from pushgw.api.json_api import add_json_routes, error_response
+from pushgw.api.openapi import openapi_document
+from pushgw.api.sns_query import make_sns_handler
+from pushgw.config import Config
+from pushgw.errors import ApiError
+from pushgw.log import get_logger
+from pushgw.service import Service
+from pushgw.store.base import Store
+
+log = get_logger("pushgw.api")
+
+Readiness = Callable[[], Awaitable[bool]]
+Metrics = Callable[[], Awaitable[str]]
+
+
+@web.middleware
+async def request_context(
+    request: web.Request,
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> web.StreamResponse:
+    """Bind a request id, and turn every failure outside `/` into a JSON error."""
+    request_id = request.headers.get("x-request-id") or str(uuid.uuid4())
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(request_id=request_id)
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(exc.status, exc.code, exc.message, request_id)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = {
+            404: "NotFound",
+            405: "MethodNotAllowed",
+            413: "RequestTooLarge",
+        }.get(exc.status, "BadRequest")
+        message = exc.reason if exc.status != 404 else f"No route for {request.path}"
+        return error_response(exc.status, code, message, request_id)
+    except Exception:
+        log.exception("request_crashed", path=request.path)
+        return error_response(500, "InternalError", "Internal error", request_id)
+
+
+def make_app(
+    *,
+    config: Config,
+    service: Service,
+    store: Store,
+    ready: Readiness | None = None,
+    metrics: Metrics | None = None,
+) -> web.Application:
+    app = web.Application(
+        middlewares=[request_context], client_max_size=config.server.max_body_bytes
+    )
+    sns = make_sns_handler(
+        service=service,
+        keys=config.sns_access_keys(),
+        region=config.sns.region,
+        max_body_bytes=config.server.max_body_bytes,
+    )
+    app.router.add_route("POST", "/", sns)
+    app.router.add_route("GET", "/", sns)
+    add_json_routes(app, service=service, keys=config.api_keys())
+    document = openapi_document()
+
+    async def openapi(_: web.Request) -> web.Response:
+        return web.json_response(document)
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def readyz(_: web.Request) -> web.Response:
+        ok = await ready() if ready else True
+        return web.json_response(
+            {"status": "ready" if ok else "not ready"}, status=200 if ok else 503
+        )
+
+    async def prometheus(_: web.Request) -> web.Response:
+        text = await metrics() if metrics else ""
+        return web.Response(text=text, content_type="text/plain")
+
+    app.router.add_get("/v1/openapi.json", openapi)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", prometheus)
+    return app

@@ -1,0 +1,71 @@
+"""Reading typed fields out of a JSON request body, with errors that name them."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from pushgw.errors import ApiError
+from pushgw.service.types import MessageAttributeInput
+
+T = TypeVar("T")
+
+
+class JsonValidationError(ApiError):
+    """The request body is invalid."""
+
+    code = "ValidationError"
+    status = 400
+
+
+def optional(body: Mapping[str, Any], name: str, kind: type[T]) -> T | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        raise JsonValidationError(f"{name}: expected {_type_name(kind)}")
+    return value
+
+
+def string_map(body: Mapping[str, Any], name: str) -> dict[str, str] | None:
+    value = optional(body, name, dict)
+    if value is None:
+        return None
+    for key, item in value.items():
+        if not isinstance(item, str):
+            raise JsonValidationError(f"{name}.{key}: expected string")
+    return value
+
+
+def message_attributes(
+    body: Mapping[str, Any], name: str = "messageAttributes"
+) -> dict[str, MessageAttributeInput]:
+    """`{"attr": {"dataType": "String", "stringValue": "v"}}`; binary as base64."""
+    value = optional(body, name, dict) or {}
+    out: dict[str, MessageAttributeInput] = {}
+    for key, item in value.items():
+        if not isinstance(item, dict):
+            raise JsonValidationError(f"{name}.{key}: expected object")
+        binary = optional(item, "binaryValue", str)
+        decoded = None
+        if binary is not None:
+            try:
+                decoded = base64.b64decode(binary, validate=True)
+            except binascii.Error:
+                raise JsonValidationError(
+                    f"{name}.{key}.binaryValue: expected base64"
+                ) from None
+        out[key] = MessageAttributeInput(
+            data_type=optional(item, "dataType", str),
+            string_value=optional(item, "stringValue", str),
+            binary_value=decoded,
+        )
+    return out
+
+
+def _type_name(kind: type) -> str:
+    return {str: "string", dict: "object", list: "array", bool: "boolean"}.get(
+        kind, kind.__name__
+    )

@@ -1,0 +1,632 @@
+"""
+The delivery engine: claims jobs with leases and delivers them.
+
+* `endpoint` jobs send one message to one endpoint.
+* `topic` jobs fan a message out to a chunk of subscriptions (keyset range). A
+  chunk larger than `chunk_size` is split first, so other workers (or other
+  daemons on the same PostgreSQL) take the rest. Progress inside a chunk is
+  recorded as a contiguous `cursor`, after the retries split off below it are
+  stored, so a crash re-sends only what was in flight.
+* Outcomes: delivered; invalid token → endpoint disabled; canonical token →
+  token updated; retry → back-off with jitter, never before Retry-After, until
+  the TTL runs out; bad credentials → application disabled, jobs wait;
+  permanent → recorded. A transient failure never disables anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import dataclasses
+import os
+import random
+import socket
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from providers.base import Outcome, SendResult, redact
+from pushgw.config import DeliveryConfig
+from pushgw.delivery import events
+from pushgw.delivery.filters import matches, parse_filter_policy
+from pushgw.delivery.providers import AppGate, ProviderPool
+from pushgw.delivery.render import expires_at, render
+from pushgw.delivery.retry import RetryPolicy
+from pushgw.errors import ConflictError, NotFoundError
+from pushgw.log import get_logger
+from pushgw.model import (
+    DeliveryJob,
+    Endpoint,
+    Message,
+    PlatformApplication,
+    Subscription,
+)
+from pushgw.store.base import NewJob, Store
+
+log = get_logger("pushgw.delivery")
+
+APP_CACHE_S = 2.0  # how stale an app's enabled flag may be on this node
+PROGRESS_EVERY = 200  # completions between progress saves inside a chunk
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    """The endpoint needs nothing more for this message."""
+
+
+@dataclass(frozen=True, slots=True)
+class RetryAt:
+    at: float
+    error: str
+
+
+Decision = Done | RetryAt
+DONE = Done()
+
+
+def default_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        providers: ProviderPool,
+        config: DeliveryConfig,
+        clock: Callable[[], float] = time.time,
+        owner: str | None = None,
+    ) -> None:
+        self.store = store
+        self.providers = providers
+        self.config = config
+        self.clock = clock
+        self.owner = owner or default_owner()
+        self.retry = RetryPolicy(config.retry_base_s, config.retry_max_s)
+        self.stats: collections.Counter[str] = collections.Counter()
+        self._wake = asyncio.Event()
+        self._room = asyncio.Event()
+        self._sends = asyncio.Semaphore(config.max_in_flight)
+        self._active: dict[int, DeliveryJob] = {}
+        self._load = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._gates: dict[str, AppGate] = {}
+        self._apps: dict[str, tuple[float, PlatformApplication | None]] = {}
+        self._messages: collections.OrderedDict[str, Message] = (
+            collections.OrderedDict()
+        )
+        self._stopping = False
+        self._topic_weight = max(1, config.max_in_flight // 2)
+
+    # -- lifecycle -------------------------------------------------------------
+    def wake(self) -> None:
+        self._wake.set()
+
+    @property
+    def in_flight(self) -> int:
+        return self.config.max_in_flight - self._sends._value
+
+    async def run(self) -> None:
+        """Claim and deliver until `stop()`; leases are kept alive meanwhile."""
+        heartbeat = asyncio.create_task(self._heartbeat(), name="lease-heartbeat")
+        try:
+            while not self._stopping:
+                room = self.config.max_in_flight - self._load
+                if room <= 0:
+                    self._room.clear()
+                    await self._room.wait()
+                    continue
+                jobs = await self.store.claim_jobs(
+                    owner=self.owner,
+                    limit=min(self.config.claim_batch, room),
+                    lease_s=self.config.lease_s,
+                    now=self.clock(),
+                )
+                if not jobs:
+                    await self._idle()
+                    continue
+                for job in jobs:
+                    self._start(job)
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+
+    async def stop(self, grace_s: float) -> None:
+        """Stop claiming; let in-flight work finish up to `grace_s`, then abort it.
+
+        Unfinished jobs keep their rows: their leases are released so the next
+        start (or another node) takes them over at once.
+        """
+        self._stopping = True
+        self._wake.set()
+        self._room.set()
+        if self._tasks:
+            _, pending = await asyncio.wait(list(self._tasks), timeout=grace_s)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=5)
+        with contextlib.suppress(Exception):
+            await self.store.release_jobs(owner=self.owner)
+
+    async def _idle(self) -> None:
+        self._wake.clear()
+        wait = self.config.poll_interval_s
+        due = await self.store.next_due_at()
+        if due is not None:
+            wait = min(wait, max(0.0, due - self.clock()))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=max(wait, 0.005))
+
+    def _start(self, job: DeliveryJob) -> None:
+        weight = self._topic_weight if job.kind == "topic" else 1
+        self._load += weight
+        self._active[job.id] = job
+        task = asyncio.create_task(self._run_job(job), name=f"job-{job.id}")
+        self._tasks.add(task)
+
+        def finished(t: asyncio.Task[None]) -> None:
+            self._tasks.discard(t)
+            self._active.pop(job.id, None)
+            self._load -= weight
+            self._room.set()
+
+        task.add_done_callback(finished)
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.lease_s / 3)
+            if self._active:
+                until = self.clock() + self.config.lease_s
+                await self.store.extend_leases(
+                    owner=self.owner, job_ids=list(self._active), until=until
+                )
+
+    async def _run_job(self, job: DeliveryJob) -> None:
+        try:
+            if job.kind == "topic":
+                await self._run_topic(job)
+            else:
+                await self._run_endpoint(job)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # A bug, not a provider answer: keep the job, try again later.
+            log.exception("job_failed", job_id=job.id, kind=job.kind)
+            self.stats["job_errors"] += 1
+            with contextlib.suppress(Exception):
+                await self.store.retry_job(
+                    job.id,
+                    owner=self.owner,
+                    next_attempt_at=self.clock() + self.retry.delay(job.attempts + 1),
+                    last_error="internal error",
+                )
+
+    # -- endpoint jobs ---------------------------------------------------------
+    async def _run_endpoint(self, job: DeliveryJob) -> None:
+        message = await self._message(job.message_id)
+        endpoint = (
+            await self.store.get_endpoint(job.endpoint_arn)
+            if job.endpoint_arn
+            else None
+        )
+        if message is None or endpoint is None:
+            self.stats["skipped_deleted"] += 1
+            await self.store.complete_job(job.id, owner=self.owner)
+            return
+        decision = await self.deliver(message, endpoint, attempts=job.attempts + 1)
+        if isinstance(decision, RetryAt):
+            await self.store.retry_job(
+                job.id,
+                owner=self.owner,
+                next_attempt_at=decision.at,
+                last_error=decision.error,
+            )
+        else:
+            await self.store.complete_job(job.id, owner=self.owner)
+
+    # -- topic chunks ----------------------------------------------------------
+    async def _run_topic(self, job: DeliveryJob) -> None:
+        message = await self._message(job.message_id)
+        hi = job.range_hi or 0
+        subs: list[Subscription] = []
+        if message is not None and job.topic_arn and job.cursor < hi:
+            subs = await self.store.subscriptions_range(
+                job.topic_arn,
+                after_seq=job.cursor,
+                upto_seq=hi,
+                limit=self.config.chunk_size,
+            )
+        if message is None or not subs:
+            await self.store.complete_job(job.id, owner=self.owner)
+            return
+        if len(subs) == self.config.chunk_size and subs[-1].seq < hi:
+            split = await self.store.split_topic_job(
+                job.id, owner=self.owner, at_seq=subs[-1].seq
+            )
+            if split is not None:
+                self.wake()
+        await _Chunk(self, job, message, subs).run()
+        await self.store.complete_job(job.id, owner=self.owner)
+
+    # -- one endpoint, one message --------------------------------------------
+    async def deliver(
+        self, message: Message, endpoint: Endpoint, *, attempts: int
+    ) -> Decision:
+        """Send once (if still due) and act on the outcome."""
+        app = await self._app(endpoint.app_arn)
+        now = self.clock()
+        if app is None:
+            self.stats["skipped_no_app"] += 1
+            return DONE
+        deadline = expires_at(message, app.platform, self.config.default_ttl_s)
+        if now >= deadline:
+            return await self._fail(
+                app,
+                endpoint,
+                message,
+                "NotificationTTLExpired",
+                "message TTL expired before delivery",
+                attempts,
+                None,
+            )
+        if not endpoint.enabled:
+            return await self._fail(
+                app,
+                endpoint,
+                message,
+                "EndpointDisabled",
+                "Endpoint is disabled",
+                attempts,
+                None,
+            )
+        gate = self._gate(app.arn)
+        if not app.enabled or gate.paused_until > now:
+            wait_until = max(gate.paused_until, now + self.retry.delay(attempts))
+            return await self._later(
+                app,
+                endpoint,
+                message,
+                wait_until,
+                deadline,
+                "application paused or disabled",
+                attempts,
+            )
+        rendered = render(message, app.platform)
+        if rendered is None:
+            return await self._fail(
+                app,
+                endpoint,
+                message,
+                "DeliveryFailedPerm",
+                f"no payload for {app.platform.value}",
+                attempts,
+                None,
+            )
+        provider = await self.providers.get(app)
+        async with self._sends, gate.semaphore:
+            try:
+                result = await provider.send(endpoint, rendered)
+            except Exception as exc:  # an adapter bug must not lose the message
+                log.exception(
+                    "adapter_error", app=app.arn, device=redact(endpoint.token)
+                )
+                result = SendResult(
+                    Outcome.RETRY, f"adapter error: {type(exc).__name__}"
+                )
+        self.stats[result.outcome.value] += 1
+        return await self._act(app, endpoint, message, result, attempts, deadline)
+
+    async def _act(
+        self,
+        app: PlatformApplication,
+        endpoint: Endpoint,
+        message: Message,
+        result: SendResult,
+        attempts: int,
+        deadline: float,
+    ) -> Decision:
+        gate = self._gate(app.arn)
+        now = self.clock()
+        outcome = result.outcome
+        if outcome in (Outcome.DELIVERED, Outcome.CANONICAL_TOKEN):
+            gate.success()
+            if outcome is Outcome.CANONICAL_TOKEN and result.new_token:
+                await self._replace_token(app, endpoint, result.new_token)
+            self._log_success(app, endpoint, message, result, attempts)
+            return DONE
+        if outcome is Outcome.INVALID_TOKEN:
+            gate.success()  # the provider is up; this token is gone
+            await self._disable_endpoint(app, endpoint)
+            return await self._fail(
+                app,
+                endpoint,
+                message,
+                "InvalidPlatformToken",
+                result.reason,
+                attempts,
+                result,
+            )
+        if outcome is Outcome.PERMANENT:
+            return await self._fail(
+                app,
+                endpoint,
+                message,
+                "DeliveryFailedPerm",
+                result.reason,
+                attempts,
+                result,
+            )
+        if outcome is Outcome.BAD_CREDENTIALS:
+            await self._disable_app(app, result.reason)
+        else:
+            gate.failure(now, result.retry_after)
+        delay = self.retry.delay(attempts, retry_after=result.retry_after)
+        return await self._later(
+            app, endpoint, message, now + delay, deadline, result.reason, attempts
+        )
+
+    async def _later(
+        self,
+        app: PlatformApplication,
+        endpoint: Endpoint,
+        message: Message,
+        at: float,
+        deadline: float,
+        reason: str,
+        attempts: int,
+    ) -> Decision:
+        if at >= deadline:
+            return await self._fail(
+                app,
+                endpoint,
+                message,
+                "NotificationTTLExpired",
+                f"TTL expired while retrying: {reason}",
+                attempts,
+                None,
+            )
+        self.stats["retries_scheduled"] += 1
+        return RetryAt(at + random.uniform(0, 0.05), reason)
+
+    async def _fail(
+        self,
+        app: PlatformApplication,
+        endpoint: Endpoint,
+        message: Message,
+        failure_type: str,
+        failure_message: str,
+        attempts: int,
+        result: SendResult | None,
+    ) -> Decision:
+        now = self.clock()
+        self.stats[f"failed_{failure_type}"] += 1
+        events.log_delivery_status(
+            success=False,
+            message=message,
+            endpoint=endpoint,
+            result=result,
+            attempts=attempts,
+            now=now,
+            reason=failure_message,
+        )
+        payload = events.delivery_failure_event(
+            app,
+            endpoint.arn,
+            message,
+            failure_type=failure_type,
+            failure_message=failure_message,
+            attempts=attempts,
+            now=now,
+        )
+        if await events.publish_event(
+            self.store, app, "EventDeliveryFailure", payload, now=now
+        ):
+            self.wake()
+        return DONE
+
+    def _log_success(
+        self,
+        app: PlatformApplication,
+        endpoint: Endpoint,
+        message: Message,
+        result: SendResult,
+        attempts: int,
+    ) -> None:
+        rate = app.attributes.get("SuccessFeedbackSampleRate")
+        if rate and random.uniform(0, 100) < int(rate):
+            events.log_delivery_status(
+                success=True,
+                message=message,
+                endpoint=endpoint,
+                result=result,
+                attempts=attempts,
+                now=self.clock(),
+            )
+
+    # -- endpoint and application hygiene --------------------------------------
+    async def _disable_endpoint(
+        self, app: PlatformApplication, endpoint: Endpoint
+    ) -> None:
+        current = await self.store.get_endpoint(endpoint.arn)
+        if current is None or not current.enabled or current.token != endpoint.token:
+            return  # deleted, already disabled, or re-registered meanwhile
+        updated = dataclasses.replace(current, enabled=False)
+        with contextlib.suppress(NotFoundError):
+            await self.store.update_endpoint(updated)
+        log.info(
+            "endpoint_disabled", endpoint=endpoint.arn, device=redact(endpoint.token)
+        )
+        await self._endpoint_updated(app, updated)
+
+    async def _replace_token(
+        self, app: PlatformApplication, endpoint: Endpoint, new_token: str
+    ) -> None:
+        current = await self.store.get_endpoint(endpoint.arn)
+        if current is None or current.token != endpoint.token:
+            return
+        updated = dataclasses.replace(current, token=new_token)
+        try:
+            await self.store.update_endpoint(updated)
+        except ConflictError:
+            # The canonical token already has its own endpoint: this one is a
+            # duplicate registration of the same device.
+            updated = dataclasses.replace(current, enabled=False)
+            await self.store.update_endpoint(updated)
+        except NotFoundError:
+            return
+        log.info("endpoint_token_canonicalised", endpoint=endpoint.arn)
+        await self._endpoint_updated(app, updated)
+
+    async def _endpoint_updated(
+        self, app: PlatformApplication, endpoint: Endpoint
+    ) -> None:
+        payload = {
+            "EventType": "EndpointUpdated",
+            "EndpointArn": endpoint.arn,
+            "Resource": app.arn,
+            "Service": "SNS",
+            "Time": events.iso(self.clock()),
+            "Attributes": endpoint.public_attributes() | {"Token": "REDACTED"},
+        }
+        if await events.publish_event(
+            self.store, app, "EventEndpointUpdated", payload, now=self.clock()
+        ):
+            self.wake()
+
+    async def _disable_app(self, app: PlatformApplication, reason: str) -> None:
+        current = await self.store.get_app(app.arn)
+        if current is None or not current.enabled:
+            return
+        if current.credential != app.credential or current.principal != app.principal:
+            return  # credentials changed since this send: judge the new ones later
+        await self.store.update_app(dataclasses.replace(current, enabled=False))
+        self._apps.pop(app.arn, None)
+        self.stats["apps_disabled"] += 1
+        log.error(
+            "platform_application_disabled", app=app.arn, reason=reason, alert=True
+        )
+
+    # -- caches ----------------------------------------------------------------
+    def _gate(self, app_arn: str) -> AppGate:
+        gate = self._gates.get(app_arn)
+        if gate is None:
+            gate = self._gates[app_arn] = AppGate(
+                limit=self.config.per_app_in_flight,
+                pause_s=self.config.app_backoff_s,
+                max_pause_s=self.config.retry_max_s,
+            )
+        return gate
+
+    async def _app(self, arn: str) -> PlatformApplication | None:
+        cached = self._apps.get(arn)
+        now = time.monotonic()
+        if cached is not None and now - cached[0] < APP_CACHE_S:
+            return cached[1]
+        app = await self.store.get_app(arn)
+        self._apps[arn] = (now, app)
+        return app
+
+    async def _message(self, message_id: str) -> Message | None:
+        message = self._messages.get(message_id)
+        if message is None:
+            message = await self.store.get_message(message_id)
+            if message is not None:
+                self._messages[message_id] = message
+                while len(self._messages) > 256:
+                    self._messages.popitem(last=False)
+        return message
+
+
+class _Chunk:
+    """One topic chunk in flight: bounded concurrency, recorded progress."""
+
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        job: DeliveryJob,
+        message: Message,
+        subs: Sequence[Subscription],
+    ) -> None:
+        self.d = dispatcher
+        self.job = job
+        self.message = message
+        self.subs = subs
+        self.pending_seqs = [s.seq for s in subs]
+        self.done: set[int] = set()
+        self.retries: list[NewJob] = []
+        self.completions = 0
+        self.cursor = job.cursor
+        self.slots = asyncio.Semaphore(dispatcher.config.max_in_flight)
+        self.flush_lock = asyncio.Lock()
+
+    async def run(self) -> None:
+        endpoints = await self.d.store.get_endpoints(
+            [s.endpoint_arn for s in self.subs]
+        )
+        tasks: set[asyncio.Task[None]] = set()
+        for sub in self.subs:
+            endpoint = endpoints.get(sub.endpoint_arn)
+            if endpoint is None or not self._wanted(sub):
+                self._finish(sub.seq)
+                continue
+            await self.slots.acquire()
+            task = asyncio.create_task(self._one(sub.seq, endpoint))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            if self.completions >= PROGRESS_EVERY:
+                await self._flush()
+        if tasks:
+            await asyncio.gather(*tasks)
+        await self._flush()
+
+    def _wanted(self, sub: Subscription) -> bool:
+        policy = sub.attributes.get("FilterPolicy")
+        if not policy:
+            return True
+        try:
+            return matches(parse_filter_policy(policy), self.message.attributes)
+        except ValueError:
+            return False
+
+    async def _one(self, seq: int, endpoint: Endpoint) -> None:
+        try:
+            decision = await self.d.deliver(self.message, endpoint, attempts=1)
+            if isinstance(decision, RetryAt):
+                self.retries.append(
+                    NewJob(
+                        kind="endpoint",
+                        endpoint_arn=endpoint.arn,
+                        next_attempt_at=decision.at,
+                        attempts=1,
+                        last_error=decision.error,
+                    )
+                )
+        finally:
+            self.slots.release()
+            self._finish(seq)
+
+    def _finish(self, seq: int) -> None:
+        self.done.add(seq)
+        self.completions += 1
+
+    async def _flush(self) -> None:
+        """Store split-off retries, then advance the cursor over finished seqs."""
+        async with self.flush_lock:
+            self.completions = 0
+            if self.retries:
+                batch, self.retries = self.retries, []
+                await self.d.store.add_jobs(self.message.id, batch)
+            advanced = self.cursor
+            while self.pending_seqs and self.pending_seqs[0] in self.done:
+                advanced = self.pending_seqs.pop(0)
+                self.done.discard(advanced)
+            if advanced != self.cursor:
+                self.cursor = advanced
+                await self.d.store.save_progress(
+                    self.job.id, owner=self.d.owner, cursor=advanced
+                )

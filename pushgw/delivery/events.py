@@ -1,0 +1,105 @@
+"""
+Application events and delivery-status records (SNS_API §8.4).
+
+Events are published to the topic named in the application attribute
+(`EventEndpointCreated`, …) as an ordinary topic message, so they are as durable
+as any publish. Delivery-status records are log lines in SNS's JSON shape.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from providers.base import SendResult, redact
+from pushgw.log import get_logger
+from pushgw.model import Endpoint, Message, PlatformApplication
+from pushgw.store.base import NewJob, Store
+
+log = get_logger("pushgw.delivery")
+
+
+def iso(ts: float) -> str:
+    moment = dt.datetime.fromtimestamp(ts, tz=dt.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+async def publish_event(
+    store: Store,
+    app: PlatformApplication,
+    attribute: str,
+    payload: Mapping[str, Any],
+    *,
+    now: float,
+) -> bool:
+    """Publish `payload` to the topic in `app.attributes[attribute]`, if set."""
+    topic_arn = app.attributes.get(attribute)
+    if not topic_arn or await store.get_topic(topic_arn) is None:
+        return False
+    message = Message(
+        id=str(uuid.uuid4()),
+        body=json.dumps(payload, separators=(",", ":")),
+        topic_arn=topic_arn,
+        created_at=now,
+    )
+    await store.enqueue(message, [NewJob(kind="topic", topic_arn=topic_arn)])
+    return True
+
+
+def delivery_failure_event(
+    app: PlatformApplication,
+    endpoint_arn: str,
+    message: Message,
+    *,
+    failure_type: str,
+    failure_message: str,
+    attempts: int,
+    now: float,
+) -> dict[str, Any]:
+    """The `EventDeliveryFailure` JSON (field names as production consumers use)."""
+    return {
+        "DeliveryAttempts": attempts,
+        "EndpointArn": endpoint_arn,
+        "EventType": "DeliveryFailure",
+        "FailureMessage": failure_message,
+        "FailureType": failure_type,
+        "MessageId": message.id,
+        "Resource": app.arn,
+        "Service": "SNS",
+        "Time": iso(now),
+    }
+
+
+def log_delivery_status(
+    *,
+    success: bool,
+    message: Message,
+    endpoint: Endpoint,
+    result: SendResult | None,
+    attempts: int,
+    now: float,
+    reason: str = "",
+) -> None:
+    """One SNS-shaped delivery-status record (sns-msg-status), token redacted."""
+    log.info(
+        "delivery_status",
+        status="SUCCESS" if success else "FAILURE",
+        notification={
+            "messageMD5Sum": hashlib.md5(message.body.encode()).hexdigest(),
+            "messageId": message.id,
+            "timestamp": iso(message.created_at),
+        },
+        delivery={
+            "deliveryId": str(uuid.uuid4()),
+            "destination": endpoint.arn,
+            "providerResponse": result.reason if result else reason,
+            "dwellTimeMs": int((now - message.created_at) * 1000),
+            "attempts": attempts,
+            "device": redact(endpoint.token),
+            "statusCode": (result.status if result and result.status else 0),
+        },
+    )

@@ -1,0 +1,111 @@
+"""Shared state and helpers of the service mixins."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+from pushgw import arn as arns
+from pushgw.errors import (
+    InvalidParameterError,
+    NotFoundApiError,
+    ValidationError,
+)
+from pushgw.model import Message, Platform, PlatformApplication
+
+if TYPE_CHECKING:
+    from pushgw.arn import ArnBuilder
+    from pushgw.store.base import Store
+
+PAGE_SIZE = 100  # [SPEC] exactly 100 per page (SNS_API §3)
+
+
+class ServiceBase:
+    """Holds the store, the ARN builder and the clock; no HTTP, no providers."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        arns: ArnBuilder,
+        clock: Callable[[], float] = time.time,
+        on_enqueue: Callable[[], None] | None = None,
+        channel_check: Callable[[Platform, str], str | None] | None = None,
+    ) -> None:
+        self.store = store
+        self.arns = arns
+        self.clock = clock
+        # Wakes the local dispatcher after a publish (other nodes poll / LISTEN).
+        self.on_enqueue = on_enqueue or (lambda: None)
+        # WNS/MPNS tokens are URLs: this refuses ones outside the providers'
+        # domains (SSRF guard); returns the reason, or None when allowed.
+        self.channel_check = channel_check
+
+    @property
+    def account(self) -> str:
+        return self.arns.account
+
+    # -- request helpers -------------------------------------------------------
+    @staticmethod
+    def required(value: str | None, member: str) -> str:
+        """A modelled-required member; absent → the AWS validation-layer error."""
+        if value is None:
+            raise ValidationError(
+                f"1 validation error detected: Value null at '{member}' failed to"
+                " satisfy constraint: Member must not be null"
+            )
+        return value
+
+    @staticmethod
+    def encode_token(kind: str, seq: int) -> str:
+        return base64.urlsafe_b64encode(f"{kind}:{seq}".encode()).decode()
+
+    @staticmethod
+    def decode_token(token: str | None, kind: str) -> int:
+        """The `seq` a NextToken stands for; a forged or foreign one is refused."""
+        if token is None or token == "":
+            return 0
+        try:
+            text = base64.urlsafe_b64decode(token.encode()).decode()
+            got_kind, _, seq = text.partition(":")
+            if got_kind == kind and seq.isdigit():
+                return int(seq)
+        except (binascii.Error, UnicodeError, ValueError):
+            pass
+        raise InvalidParameterError("Invalid parameter: NextToken")
+
+    def next_token(self, kind: str, after: int | None) -> str | None:
+        return self.encode_token(kind, after) if after is not None else None
+
+    # -- lookups with SNS's not-found errors -----------------------------------
+    async def app_or_404(self, arn: str | None) -> PlatformApplication:
+        value = self.required(arn, "platformApplicationArn")
+        arns.parse_app(value)
+        app = await self.store.get_app(value)
+        if app is None:
+            raise NotFoundApiError("PlatformApplication does not exist")
+        return app
+
+    # -- events (SNS_API §8.4) -------------------------------------------------
+    async def emit_app_event(
+        self, app: PlatformApplication, attribute: str, payload: Mapping[str, object]
+    ) -> None:
+        """Publish an application event to the topic named in `attribute`, if any."""
+        topic_arn = app.attributes.get(attribute)
+        if not topic_arn or await self.store.get_topic(topic_arn) is None:
+            return
+        from pushgw.store.base import NewJob
+
+        message = Message(
+            id=str(uuid.uuid4()),
+            body=json.dumps(payload, separators=(",", ":")),
+            topic_arn=topic_arn,
+            created_at=self.clock(),
+        )
+        await self.store.enqueue(message, [NewJob(kind="topic", topic_arn=topic_arn)])
+        self.on_enqueue()

@@ -1,0 +1,807 @@
+"""
+SqliteStore: the default, single-process backend (aiosqlite).
+
+WAL with `synchronous=NORMAL`: a crash of the process loses nothing; a power cut
+may lose the last few commits. All writes go through one connection, serialised
+by an asyncio.Lock, in `BEGIN IMMEDIATE` transactions (one autocommit statement
+when a single statement suffices). Reads use a second connection, so they run
+beside writes. A trigger on `jobs` deletes a message with its last job.
+
+The row conversions at the top are shared with `postgres.py`: both drivers'
+rows are indexable by column name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import dataclasses
+import json
+import sqlite3
+import time
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
+from typing import Any, Protocol, TypeVar
+
+import aiosqlite
+
+from pushgw.errors import ConflictError, NotFoundError, StoreError
+from pushgw.model import (
+    DeliveryJob,
+    Endpoint,
+    Message,
+    MessageAttribute,
+    Platform,
+    PlatformApplication,
+    Subscription,
+    Topic,
+)
+from pushgw.store.base import NewJob, Page
+from pushgw.store.migrations import migrate_sqlite
+
+T = TypeVar("T")
+BUSY_TIMEOUT_MS = 10_000
+# Largest `IN (...)` list per statement (SQLite allows 32766 parameters).
+IN_CHUNK = 500
+
+
+class Row(Protocol):
+    def __getitem__(self, key: str) -> Any: ...
+
+
+# -- row conversion (shared with postgres.py) -----------------------------------
+def dump_attrs(attrs: Mapping[str, str]) -> str:
+    return json.dumps(dict(attrs), separators=(",", ":"))
+
+
+def dump_message_attrs(attrs: Mapping[str, MessageAttribute]) -> str:
+    return json.dumps(
+        {
+            name: {
+                "data_type": a.data_type,
+                "string_value": a.string_value,
+                "binary_value": (
+                    base64.b64encode(a.binary_value).decode()
+                    if a.binary_value is not None
+                    else None
+                ),
+            }
+            for name, a in attrs.items()
+        },
+        separators=(",", ":"),
+    )
+
+
+def load_message_attrs(text: str) -> dict[str, MessageAttribute]:
+    return {
+        name: MessageAttribute(
+            data_type=a["data_type"],
+            string_value=a["string_value"],
+            binary_value=(
+                base64.b64decode(a["binary_value"])
+                if a["binary_value"] is not None
+                else None
+            ),
+        )
+        for name, a in json.loads(text).items()
+    }
+
+
+def app_params(app: PlatformApplication) -> tuple[Any, ...]:
+    # Credentials are stored as given for now; encryption at rest is layered on
+    # top by the lead (DESIGN.md "Security").
+    return (
+        app.arn,
+        app.name,
+        app.platform.value,
+        app.principal,
+        app.credential,
+        app.enabled,
+        dump_attrs(app.attributes),
+        app.created_at,
+    )
+
+
+def app_from_row(r: Row) -> PlatformApplication:
+    return PlatformApplication(
+        arn=r["arn"],
+        name=r["name"],
+        platform=Platform(r["platform"]),
+        principal=r["principal"],
+        credential=r["credential"],
+        enabled=bool(r["enabled"]),
+        attributes=json.loads(r["attributes"]),
+        created_at=r["created_at"],
+    )
+
+
+def endpoint_params(e: Endpoint) -> tuple[Any, ...]:
+    return (
+        e.arn,
+        e.app_arn,
+        e.token,
+        e.enabled,
+        e.custom_user_data,
+        dump_attrs(e.attributes),
+        e.created_at,
+    )
+
+
+def endpoint_from_row(r: Row) -> Endpoint:
+    return Endpoint(
+        arn=r["arn"],
+        app_arn=r["app_arn"],
+        token=r["token"],
+        enabled=bool(r["enabled"]),
+        custom_user_data=r["custom_user_data"],
+        attributes=json.loads(r["attributes"]),
+        created_at=r["created_at"],
+    )
+
+
+def topic_from_row(r: Row) -> Topic:
+    return Topic(
+        arn=r["arn"],
+        name=r["name"],
+        attributes=json.loads(r["attributes"]),
+        created_at=r["created_at"],
+    )
+
+
+def sub_params(s: Subscription) -> tuple[Any, ...]:
+    return (
+        s.arn,
+        s.topic_arn,
+        s.endpoint_arn,
+        s.protocol,
+        dump_attrs(s.attributes),
+        s.created_at,
+    )
+
+
+def sub_from_row(r: Row) -> Subscription:
+    return Subscription(
+        arn=r["arn"],
+        topic_arn=r["topic_arn"],
+        endpoint_arn=r["endpoint_arn"],
+        protocol=r["protocol"],
+        attributes=json.loads(r["attributes"]),
+        created_at=r["created_at"],
+        seq=r["seq"],
+    )
+
+
+def message_params(m: Message, pending_jobs: int) -> tuple[Any, ...]:
+    return (
+        m.id,
+        m.body,
+        m.structure,
+        m.subject,
+        dump_message_attrs(m.attributes),
+        m.topic_arn,
+        m.target_arn,
+        m.created_at,
+        m.expires_at,
+        pending_jobs,
+    )
+
+
+def message_from_row(r: Row) -> Message:
+    return Message(
+        id=r["id"],
+        body=r["body"],
+        structure=r["structure"],
+        subject=r["subject"],
+        attributes=load_message_attrs(r["attributes"]),
+        topic_arn=r["topic_arn"],
+        target_arn=r["target_arn"],
+        created_at=r["created_at"],
+        expires_at=r["expires_at"],
+    )
+
+
+def job_from_row(r: Row) -> DeliveryJob:
+    return DeliveryJob(
+        id=r["id"],
+        message_id=r["message_id"],
+        kind=r["kind"],
+        endpoint_arn=r["endpoint_arn"],
+        topic_arn=r["topic_arn"],
+        cursor=r["cursor"],
+        range_hi=r["range_hi"],
+        attempts=r["attempts"],
+        next_attempt_at=r["next_attempt_at"],
+        lease_owner=r["lease_owner"],
+        lease_expires_at=r["lease_expires_at"],
+        created_at=r["created_at"],
+        last_error=r["last_error"],
+    )
+
+
+def page_of(rows: Sequence[Row], limit: int, convert: Callable[[Row], T]) -> Page[T]:
+    """A keyset page from up to `limit + 1` rows ordered by `seq`."""
+    chosen = rows[:limit]
+    more = len(rows) > limit and bool(chosen)
+    return Page(
+        items=[convert(r) for r in chosen],
+        next_after=chosen[-1]["seq"] if more else None,
+    )
+
+
+def sorted_jobs(rows: Iterable[Row]) -> list[DeliveryJob]:
+    """Jobs oldest due first (RETURNING gives no order)."""
+    jobs = [job_from_row(r) for r in rows]
+    jobs.sort(key=lambda j: (j.next_attempt_at, j.id))
+    return jobs
+
+
+def chunks(items: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def job_counts_of(total: int, leased: int, due: int) -> dict[str, int]:
+    return {
+        "due": due,
+        "leased": leased,
+        "scheduled": total - due - leased,
+        "total": total,
+    }
+
+
+# -- SQL ----------------------------------------------------------------------
+_APP_COLS = (
+    "arn, name, platform, principal, credential, enabled, attributes, created_at"
+)
+_EP_COLS = "arn, app_arn, token, enabled, custom_user_data, attributes, created_at"
+_SUB_COLS = "arn, topic_arn, endpoint_arn, protocol, attributes, created_at"
+_MSG_COLS = (
+    "id, body, structure, subject, attributes, topic_arn, target_arn, created_at,"
+    " expires_at, pending_jobs"
+)
+_JOB_INSERT = (
+    "INSERT INTO jobs (message_id, kind, endpoint_arn, topic_arn, cursor, range_hi,"
+    " attempts, next_attempt_at, created_at, last_error)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+# Two bounded scans on partial indexes: unleased due jobs, and lapsed leases.
+_CLAIM = """
+UPDATE jobs SET lease_owner = :owner, lease_expires_at = :until
+WHERE id IN (
+    SELECT id FROM (
+        SELECT * FROM (
+            SELECT id, next_attempt_at FROM jobs
+            WHERE lease_owner IS NULL AND next_attempt_at <= :now
+            ORDER BY next_attempt_at, id LIMIT :limit
+        )
+        UNION ALL
+        SELECT * FROM (
+            SELECT id, next_attempt_at FROM jobs
+            WHERE lease_owner IS NOT NULL AND lease_expires_at <= :now
+              AND next_attempt_at <= :now
+            ORDER BY next_attempt_at, id LIMIT :limit
+        )
+    )
+    ORDER BY next_attempt_at, id LIMIT :limit
+)
+RETURNING *
+"""
+_JOB_COUNTS = """
+SELECT count(*) AS total,
+       coalesce(sum(lease_expires_at > :now), 0) AS leased,
+       coalesce(sum(next_attempt_at <= :now
+                    AND (lease_expires_at IS NULL OR lease_expires_at <= :now)), 0)
+           AS due
+FROM jobs
+"""
+
+
+def _marks(n: int) -> str:
+    return ", ".join("?" * n)
+
+
+class SqliteStore:
+    """The Store on one SQLite file. See the module docstring."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    # -- lifecycle -------------------------------------------------------------
+    async def _connect(self) -> aiosqlite.Connection:
+        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        try:
+            conn.row_factory = sqlite3.Row
+            await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            await _enable_wal(conn)
+            await conn.execute("PRAGMA synchronous = NORMAL")
+            await conn.execute("PRAGMA foreign_keys = ON")
+        except BaseException:
+            await conn.close()
+            raise
+        return conn
+
+    async def open(self) -> None:
+        """Connect, switch to WAL and apply pending migrations."""
+        try:
+            self._writer = await self._connect()
+            await migrate_sqlite(self._writer)
+            if self.path == ":memory:" or self.path.startswith("file::memory:"):
+                self._reader = self._writer
+            else:
+                self._reader = await self._connect()
+        except sqlite3.Error as exc:
+            await self.close()
+            raise StoreError(f"cannot open {self.path}: {exc}") from exc
+
+    async def close(self) -> None:
+        reader, writer = self._reader, self._writer
+        self._reader = self._writer = None
+        if reader is not None and reader is not writer:
+            await reader.close()
+        if writer is not None:
+            await writer.close()
+
+    @property
+    def _r(self) -> aiosqlite.Connection:
+        if self._reader is None:
+            raise StoreError("store is not open")
+        return self._reader
+
+    @property
+    def _w(self) -> aiosqlite.Connection:
+        if self._writer is None:
+            raise StoreError("store is not open")
+        return self._writer
+
+    # -- helpers ---------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
+        """A BEGIN IMMEDIATE transaction on the writer; driver errors translated."""
+        async with self._lock:
+            conn = self._w
+            with _translated():
+                await conn.execute("BEGIN IMMEDIATE")
+            try:
+                with _translated():
+                    yield conn
+                    await conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    await conn.execute("ROLLBACK")
+                raise
+
+    async def _write(self, sql: str, params: Any = ()) -> list[sqlite3.Row]:
+        """One autocommit statement on the writer; returns its rows."""
+        async with self._lock:
+            with _translated():
+                return list(await self._w.execute_fetchall(sql, params))
+
+    async def _read(self, sql: str, params: Any = ()) -> list[sqlite3.Row]:
+        with _translated():
+            return list(await self._r.execute_fetchall(sql, params))
+
+    async def _read_one(self, sql: str, params: Any = ()) -> sqlite3.Row | None:
+        rows = await self._read(sql, params)
+        return rows[0] if rows else None
+
+    # -- platform applications -------------------------------------------------
+    async def put_app(self, app: PlatformApplication) -> PlatformApplication:
+        await self._write(
+            f"INSERT INTO apps ({_APP_COLS}) VALUES ({_marks(8)})"
+            " ON CONFLICT (arn) DO UPDATE SET name = excluded.name,"
+            " platform = excluded.platform, principal = excluded.principal,"
+            " credential = excluded.credential, enabled = excluded.enabled,"
+            " attributes = excluded.attributes, created_at = excluded.created_at",
+            app_params(app),
+        )
+        return app
+
+    async def get_app(self, arn: str) -> PlatformApplication | None:
+        row = await self._read_one("SELECT * FROM apps WHERE arn = ?", (arn,))
+        return app_from_row(row) if row else None
+
+    async def list_apps(self, *, after: int, limit: int) -> Page[PlatformApplication]:
+        rows = await self._read(
+            "SELECT * FROM apps WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit + 1)
+        )
+        return page_of(rows, limit, app_from_row)
+
+    async def update_app(self, app: PlatformApplication) -> None:
+        rows = await self._write(
+            "UPDATE apps SET name = ?, platform = ?, principal = ?, credential = ?,"
+            " enabled = ?, attributes = ?, created_at = ? WHERE arn = ? RETURNING seq",
+            (*app_params(app)[1:], app.arn),
+        )
+        if not rows:
+            raise NotFoundError(app.arn)
+
+    async def delete_app(self, arn: str) -> None:
+        async with self._tx() as conn:
+            await conn.execute("DELETE FROM endpoints WHERE app_arn = ?", (arn,))
+            await conn.execute("DELETE FROM apps WHERE arn = ?", (arn,))
+
+    # -- endpoints -------------------------------------------------------------
+    async def insert_endpoint(self, endpoint: Endpoint) -> Endpoint:
+        await self._write(
+            f"INSERT INTO endpoints ({_EP_COLS}) VALUES ({_marks(7)})",
+            endpoint_params(endpoint),
+        )
+        return endpoint
+
+    async def get_endpoint(self, arn: str) -> Endpoint | None:
+        row = await self._read_one("SELECT * FROM endpoints WHERE arn = ?", (arn,))
+        return endpoint_from_row(row) if row else None
+
+    async def get_endpoint_by_token(self, app_arn: str, token: str) -> Endpoint | None:
+        row = await self._read_one(
+            "SELECT * FROM endpoints WHERE app_arn = ? AND token = ?", (app_arn, token)
+        )
+        return endpoint_from_row(row) if row else None
+
+    async def list_endpoints(
+        self, app_arn: str, *, after: int, limit: int
+    ) -> Page[Endpoint]:
+        rows = await self._read(
+            "SELECT * FROM endpoints WHERE app_arn = ? AND seq > ?"
+            " ORDER BY seq LIMIT ?",
+            (app_arn, after, limit + 1),
+        )
+        return page_of(rows, limit, endpoint_from_row)
+
+    async def update_endpoint(self, endpoint: Endpoint) -> None:
+        rows = await self._write(
+            "UPDATE endpoints SET app_arn = ?, token = ?, enabled = ?,"
+            " custom_user_data = ?, attributes = ?, created_at = ?"
+            " WHERE arn = ? RETURNING seq",
+            (*endpoint_params(endpoint)[1:], endpoint.arn),
+        )
+        if not rows:
+            raise NotFoundError(endpoint.arn)
+
+    async def delete_endpoint(self, arn: str) -> bool:
+        rows = await self._write(
+            "DELETE FROM endpoints WHERE arn = ? RETURNING seq", (arn,)
+        )
+        return bool(rows)
+
+    async def get_endpoints(self, arns: Sequence[str]) -> dict[str, Endpoint]:
+        found: dict[str, Endpoint] = {}
+        for part in chunks(list(dict.fromkeys(arns))):
+            rows = await self._read(
+                f"SELECT * FROM endpoints WHERE arn IN ({_marks(len(part))})", part
+            )
+            found.update((r["arn"], endpoint_from_row(r)) for r in rows)
+        return found
+
+    # -- topics ----------------------------------------------------------------
+    async def insert_topic(self, topic: Topic) -> Topic:
+        await self._write(
+            "INSERT INTO topics (arn, name, attributes, created_at)"
+            " VALUES (?, ?, ?, ?)",
+            (topic.arn, topic.name, dump_attrs(topic.attributes), topic.created_at),
+        )
+        return topic
+
+    async def get_topic(self, arn: str) -> Topic | None:
+        row = await self._read_one("SELECT * FROM topics WHERE arn = ?", (arn,))
+        return topic_from_row(row) if row else None
+
+    async def list_topics(self, *, after: int, limit: int) -> Page[Topic]:
+        rows = await self._read(
+            "SELECT * FROM topics WHERE seq > ? ORDER BY seq LIMIT ?",
+            (after, limit + 1),
+        )
+        return page_of(rows, limit, topic_from_row)
+
+    async def update_topic(self, topic: Topic) -> None:
+        rows = await self._write(
+            "UPDATE topics SET name = ?, attributes = ?, created_at = ?"
+            " WHERE arn = ? RETURNING seq",
+            (topic.name, dump_attrs(topic.attributes), topic.created_at, topic.arn),
+        )
+        if not rows:
+            raise NotFoundError(topic.arn)
+
+    async def delete_topic(self, arn: str) -> None:
+        async with self._tx() as conn:
+            await conn.execute("DELETE FROM subscriptions WHERE topic_arn = ?", (arn,))
+            await conn.execute("DELETE FROM topics WHERE arn = ?", (arn,))
+
+    # -- subscriptions ---------------------------------------------------------
+    async def insert_subscription(self, sub: Subscription) -> Subscription:
+        rows = await self._write(
+            f"INSERT INTO subscriptions ({_SUB_COLS}) VALUES ({_marks(6)})"
+            " RETURNING seq",
+            sub_params(sub),
+        )
+        return dataclasses.replace(sub, seq=rows[0]["seq"])
+
+    async def get_subscription(self, arn: str) -> Subscription | None:
+        row = await self._read_one("SELECT * FROM subscriptions WHERE arn = ?", (arn,))
+        return sub_from_row(row) if row else None
+
+    async def find_subscription(
+        self, topic_arn: str, endpoint_arn: str
+    ) -> Subscription | None:
+        row = await self._read_one(
+            "SELECT * FROM subscriptions WHERE topic_arn = ? AND endpoint_arn = ?",
+            (topic_arn, endpoint_arn),
+        )
+        return sub_from_row(row) if row else None
+
+    async def list_subscriptions(
+        self, *, topic_arn: str | None, after: int, limit: int
+    ) -> Page[Subscription]:
+        if topic_arn is None:
+            rows = await self._read(
+                "SELECT * FROM subscriptions WHERE seq > ? ORDER BY seq LIMIT ?",
+                (after, limit + 1),
+            )
+        else:
+            rows = await self._read(
+                "SELECT * FROM subscriptions WHERE topic_arn = ? AND seq > ?"
+                " ORDER BY seq LIMIT ?",
+                (topic_arn, after, limit + 1),
+            )
+        return page_of(rows, limit, sub_from_row)
+
+    async def update_subscription(self, sub: Subscription) -> None:
+        rows = await self._write(
+            "UPDATE subscriptions SET topic_arn = ?, endpoint_arn = ?, protocol = ?,"
+            " attributes = ?, created_at = ? WHERE arn = ? RETURNING seq",
+            (*sub_params(sub)[1:], sub.arn),
+        )
+        if not rows:
+            raise NotFoundError(sub.arn)
+
+    async def delete_subscription(self, arn: str) -> None:
+        await self._write("DELETE FROM subscriptions WHERE arn = ?", (arn,))
+
+    async def subscriptions_range(
+        self, topic_arn: str, *, after_seq: int, upto_seq: int, limit: int
+    ) -> list[Subscription]:
+        rows = await self._read(
+            "SELECT * FROM subscriptions WHERE topic_arn = ? AND seq > ? AND seq <= ?"
+            " ORDER BY seq LIMIT ?",
+            (topic_arn, after_seq, upto_seq, limit),
+        )
+        return [sub_from_row(r) for r in rows]
+
+    # -- tags ------------------------------------------------------------------
+    async def get_tags(self, arn: str) -> dict[str, str]:
+        rows = await self._read("SELECT key, value FROM tags WHERE arn = ?", (arn,))
+        return {r["key"]: r["value"] for r in rows}
+
+    async def set_tags(self, arn: str, tags: Mapping[str, str]) -> None:
+        async with self._tx() as conn:
+            await conn.executemany(
+                "INSERT INTO tags (arn, key, value) VALUES (?, ?, ?)"
+                " ON CONFLICT (arn, key) DO UPDATE SET value = excluded.value",
+                [(arn, k, v) for k, v in tags.items()],
+            )
+
+    async def remove_tags(self, arn: str, keys: Sequence[str]) -> None:
+        async with self._tx() as conn:
+            await conn.executemany(
+                "DELETE FROM tags WHERE arn = ? AND key = ?", [(arn, k) for k in keys]
+            )
+
+    # -- messages and delivery jobs -------------------------------------------
+    async def enqueue(self, message: Message, jobs: Sequence[NewJob]) -> None:
+        async with self._tx() as conn:
+            await conn.execute(
+                f"INSERT INTO messages ({_MSG_COLS}) VALUES ({_marks(10)})",
+                message_params(message, len(jobs)),
+            )
+            await _insert_jobs(conn, message.id, message.created_at, jobs)
+
+    async def add_jobs(self, message_id: str, jobs: Sequence[NewJob]) -> None:
+        async with self._tx() as conn:
+            rows = list(
+                await conn.execute_fetchall(
+                    "UPDATE messages SET pending_jobs = pending_jobs + ?"
+                    " WHERE id = ? RETURNING created_at",
+                    (len(jobs), message_id),
+                )
+            )
+            if not rows:
+                raise NotFoundError(message_id)
+            await _insert_jobs(conn, message_id, rows[0]["created_at"], jobs)
+
+    async def get_message(self, message_id: str) -> Message | None:
+        row = await self._read_one("SELECT * FROM messages WHERE id = ?", (message_id,))
+        return message_from_row(row) if row else None
+
+    async def claim_jobs(
+        self, *, owner: str, limit: int, lease_s: float, now: float
+    ) -> list[DeliveryJob]:
+        if limit <= 0:
+            return []
+        rows = await self._write(
+            _CLAIM, {"owner": owner, "until": now + lease_s, "now": now, "limit": limit}
+        )
+        return sorted_jobs(rows)
+
+    async def extend_leases(
+        self, *, owner: str, job_ids: Sequence[int], until: float
+    ) -> int:
+        count = 0
+        for part in chunks(list(job_ids)):
+            rows = await self._write(
+                "UPDATE jobs SET lease_expires_at = ?"
+                f" WHERE lease_owner = ? AND id IN ({_marks(len(part))}) RETURNING id",
+                (until, owner, *part),
+            )
+            count += len(rows)
+        return count
+
+    async def complete_job(self, job_id: int, *, owner: str) -> bool:
+        # The jobs_done trigger deletes the message with its last job.
+        rows = await self._write(
+            "DELETE FROM jobs WHERE id = ? AND lease_owner = ? RETURNING id",
+            (job_id, owner),
+        )
+        return bool(rows)
+
+    async def retry_job(
+        self,
+        job_id: int,
+        *,
+        owner: str,
+        next_attempt_at: float,
+        last_error: str | None,
+    ) -> bool:
+        rows = await self._write(
+            "UPDATE jobs SET attempts = attempts + 1, next_attempt_at = ?,"
+            " lease_owner = NULL, lease_expires_at = NULL, last_error = ?"
+            " WHERE id = ? AND lease_owner = ? RETURNING id",
+            (next_attempt_at, last_error, job_id, owner),
+        )
+        return bool(rows)
+
+    async def save_progress(self, job_id: int, *, owner: str, cursor: int) -> bool:
+        rows = await self._write(
+            "UPDATE jobs SET cursor = ? WHERE id = ? AND lease_owner = ? RETURNING id",
+            (cursor, job_id, owner),
+        )
+        return bool(rows)
+
+    async def split_topic_job(
+        self, job_id: int, *, owner: str, at_seq: int
+    ) -> DeliveryJob | None:
+        async with self._tx() as conn:
+            rows = list(
+                await conn.execute_fetchall(
+                    "SELECT * FROM jobs WHERE id = ? AND lease_owner = ?",
+                    (job_id, owner),
+                )
+            )
+            if not rows:
+                return None
+            job = job_from_row(rows[0])
+            if job.range_hi is None or at_seq >= job.range_hi:
+                return None
+            new_rows = list(
+                await conn.execute_fetchall(
+                    _JOB_INSERT + " RETURNING *",
+                    (
+                        job.message_id,
+                        "topic",
+                        None,
+                        job.topic_arn,
+                        at_seq,
+                        job.range_hi,
+                        0,
+                        job.next_attempt_at,
+                        job.created_at,
+                        None,
+                    ),
+                )
+            )
+            await conn.execute(
+                "UPDATE jobs SET range_hi = ? WHERE id = ?", (at_seq, job_id)
+            )
+            await conn.execute(
+                "UPDATE messages SET pending_jobs = pending_jobs + 1 WHERE id = ?",
+                (job.message_id,),
+            )
+            return job_from_row(new_rows[0])
+
+    async def release_jobs(self, *, owner: str) -> int:
+        rows = await self._write(
+            "UPDATE jobs SET lease_owner = NULL, lease_expires_at = NULL"
+            " WHERE lease_owner = ? RETURNING id",
+            (owner,),
+        )
+        return len(rows)
+
+    async def next_due_at(self) -> float | None:
+        row = await self._read_one(
+            "SELECT min(next_attempt_at) AS due FROM jobs WHERE lease_owner IS NULL"
+        )
+        return None if row is None else row["due"]
+
+    async def job_counts(self) -> dict[str, int]:
+        row = await self._read_one(_JOB_COUNTS, {"now": time.time()})
+        assert row is not None
+        return job_counts_of(row["total"], row["leased"], row["due"])
+
+
+async def _enable_wal(conn: aiosqlite.Connection) -> None:
+    """
+    Switch to WAL (persistent in the file). The switch needs an exclusive lock and
+    SQLite does not call the busy handler for it, so retry a contended switch.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    delay = 0.005
+    while True:
+        try:
+            rows = await conn.execute_fetchall("PRAGMA journal_mode = WAL")
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        else:
+            mode = next(iter(rows))[0]
+            if mode.lower() == "wal":
+                return
+            if time.monotonic() > deadline:
+                raise StoreError(f"cannot switch SQLite to WAL (mode is {mode})")
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.1)
+
+
+async def _insert_jobs(
+    conn: aiosqlite.Connection,
+    message_id: str,
+    created_at: float,
+    jobs: Sequence[NewJob],
+) -> None:
+    """Insert jobs in the open transaction; topic jobs get range_hi = max seq now."""
+    bounds: dict[str | None, int] = {}
+    for new in jobs:
+        if new.kind == "topic" and new.topic_arn not in bounds:
+            rows = await conn.execute_fetchall(
+                "SELECT coalesce(max(seq), 0) AS hi FROM subscriptions"
+                " WHERE topic_arn = ?",
+                (new.topic_arn,),
+            )
+            bounds[new.topic_arn] = next(iter(rows))["hi"]
+    await conn.executemany(
+        _JOB_INSERT,
+        [
+            (
+                message_id,
+                new.kind,
+                new.endpoint_arn,
+                new.topic_arn,
+                0,
+                bounds[new.topic_arn] if new.kind == "topic" else None,
+                new.attempts,
+                new.next_attempt_at,
+                created_at,
+                new.last_error,
+            )
+            for new in jobs
+        ],
+    )
+
+
+@contextlib.contextmanager
+def _translated() -> Iterator[None]:
+    """Driver errors become StoreError (uniqueness: ConflictError), cause kept."""
+    try:
+        yield
+    except sqlite3.IntegrityError as exc:
+        raise ConflictError(str(exc)) from exc
+    except sqlite3.Error as exc:
+        raise StoreError(str(exc)) from exc

@@ -1,0 +1,785 @@
+"""
+The Store contract: the same tests for every backend (memory, sqlite, postgres).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+
+import aiosqlite
+import asyncpg
+import pytest
+
+from pushgw.errors import ConflictError, NotFoundError
+from pushgw.model import (
+    Endpoint,
+    Message,
+    MessageAttribute,
+    Platform,
+    PlatformApplication,
+    Subscription,
+    Topic,
+)
+from pushgw.store.base import NewJob, Store
+from pushgw.store.migrations import quote_ident
+from pushgw.store.postgres import PostgresStore
+from pushgw.store.sqlite import SqliteStore
+
+APP_ARN = "arn:aws:sns:us-east-1:123456789012:app/GCM/news"
+TOPIC_ARN = "arn:aws:sns:us-east-1:123456789012:news"
+NOW = 1_700_000_000.0
+
+
+def make_app(name: str = "news", **kw: object) -> PlatformApplication:
+    fields: dict[str, object] = {
+        "arn": f"arn:aws:sns:us-east-1:123456789012:app/GCM/{name}",
+        "name": name,
+        "platform": Platform.GCM,
+        "principal": "",
+        "credential": "server-key",
+        "attributes": {"SuccessFeedbackSampleRate": "100"},
+        "created_at": NOW,
+    }
+    fields.update(kw)
+    return PlatformApplication(**fields)  # type: ignore[arg-type]
+
+
+def make_endpoint(n: int, app_arn: str = APP_ARN, **kw: object) -> Endpoint:
+    fields: dict[str, object] = {
+        "arn": f"arn:aws:sns:us-east-1:123456789012:endpoint/GCM/news/{n:04d}",
+        "app_arn": app_arn,
+        "token": f"token-{n}",
+        "custom_user_data": f"user {n}",
+        "attributes": {"ChannelId": str(n)},
+        "created_at": NOW + n,
+    }
+    fields.update(kw)
+    return Endpoint(**fields)  # type: ignore[arg-type]
+
+
+def make_topic(name: str = "news") -> Topic:
+    return Topic(
+        arn=f"arn:aws:sns:us-east-1:123456789012:{name}",
+        name=name,
+        attributes={"DisplayName": name},
+        created_at=NOW,
+    )
+
+
+def make_sub(n: int, topic_arn: str = TOPIC_ARN) -> Subscription:
+    return Subscription(
+        arn=f"{topic_arn}:sub-{n:04d}",
+        topic_arn=topic_arn,
+        endpoint_arn=make_endpoint(n).arn,
+        attributes={"RawMessageDelivery": "false"},
+        created_at=NOW + n,
+    )
+
+
+def make_message(n: int = 1, **kw: object) -> Message:
+    fields: dict[str, object] = {
+        "id": f"00000000-0000-0000-0000-{n:012d}",
+        "body": f"hello {n}",
+        "created_at": NOW,
+    }
+    fields.update(kw)
+    return Message(**fields)  # type: ignore[arg-type]
+
+
+async def enqueue_endpoint_jobs(
+    store: Store, count: int, *, due: float = NOW, first: int = 1
+) -> None:
+    for n in range(first, first + count):
+        await store.enqueue(
+            make_message(n),
+            [
+                NewJob(
+                    "endpoint", endpoint_arn=make_endpoint(n).arn, next_attempt_at=due
+                )
+            ],
+        )
+
+
+async def claim_one(store: Store, owner: str = "w1", now: float = NOW):
+    jobs = await store.claim_jobs(owner=owner, limit=1, lease_s=30, now=now)
+    assert len(jobs) == 1
+    return jobs[0]
+
+
+# -- platform applications ----------------------------------------------------
+async def test_put_app_roundtrip(store: Store) -> None:
+    """A stored app reads back equal, credentials and attributes included."""
+    app = make_app()
+
+    await store.put_app(app)
+
+    assert app == await store.get_app(app.arn)
+    assert None is await store.get_app(app.arn + "-missing")
+
+
+async def test_put_app_replace_keeps_endpoints_and_seq(store: Store) -> None:
+    """Putting an app with an existing ARN replaces its fields, not its endpoints."""
+    first, second = make_app("a"), make_app("b")
+    await store.put_app(first)
+    await store.put_app(second)
+    await store.insert_endpoint(make_endpoint(1, app_arn=first.arn))
+
+    replaced = dataclasses.replace(first, credential="new", enabled=False)
+    await store.put_app(replaced)
+
+    page = await store.list_apps(after=0, limit=10)
+    assert replaced == await store.get_app(first.arn)
+    assert [replaced, second] == page.items
+    assert len((await store.list_endpoints(first.arn, after=0, limit=10)).items) == 1
+
+
+async def test_list_apps_keyset_pages(store: Store) -> None:
+    """Pages hold exactly `limit` apps and next_after is None on the last page."""
+    apps = [make_app(f"app{n}") for n in range(5)]
+    for app in apps:
+        await store.put_app(app)
+
+    first = await store.list_apps(after=0, limit=2)
+    assert first.next_after is not None
+    second = await store.list_apps(after=first.next_after, limit=2)
+    assert second.next_after is not None
+    third = await store.list_apps(after=second.next_after, limit=2)
+
+    assert apps == first.items + second.items + third.items
+    assert len(second.items) == 2
+    assert None is third.next_after
+    exact = await store.list_apps(after=0, limit=5)
+    assert None is exact.next_after
+    assert (await store.list_apps(after=0, limit=0)).items == []
+
+
+async def test_update_app(store: Store) -> None:
+    """update_app replaces the fields; an unknown ARN raises NotFoundError."""
+    app = make_app()
+    await store.put_app(app)
+    changed = dataclasses.replace(app, enabled=False, attributes={"A": "b"})
+
+    await store.update_app(changed)
+
+    assert changed == await store.get_app(app.arn)
+    with pytest.raises(NotFoundError):
+        await store.update_app(make_app("missing"))
+
+
+async def test_delete_app_removes_its_endpoints(store: Store) -> None:
+    """Deleting an app deletes its endpoints and nothing else; again is a no-op."""
+    keep = make_app("keep")
+    await store.put_app(make_app())
+    await store.put_app(keep)
+    await store.insert_endpoint(make_endpoint(1))
+    await store.insert_endpoint(make_endpoint(2, app_arn=keep.arn))
+
+    await store.delete_app(APP_ARN)
+    await store.delete_app(APP_ARN)
+
+    assert None is await store.get_app(APP_ARN)
+    assert None is await store.get_endpoint(make_endpoint(1).arn)
+    assert keep == await store.get_app(keep.arn)
+    assert make_endpoint(2, app_arn=keep.arn) == await store.get_endpoint(
+        make_endpoint(2).arn
+    )
+
+
+# -- endpoints ----------------------------------------------------------------
+async def test_endpoint_roundtrip_and_lookup_by_token(store: Store) -> None:
+    """An endpoint reads back by ARN and by (app, token)."""
+    endpoint = make_endpoint(1, custom_user_data=None, enabled=False)
+
+    await store.insert_endpoint(endpoint)
+
+    assert endpoint == await store.get_endpoint(endpoint.arn)
+    assert endpoint == await store.get_endpoint_by_token(APP_ARN, "token-1")
+    assert None is await store.get_endpoint_by_token(APP_ARN, "token-2")
+    assert None is await store.get_endpoint_by_token("other-app", "token-1")
+
+
+async def test_token_unique_per_app_only(store: Store) -> None:
+    """A token may be registered once per app, but in any number of apps."""
+    await store.insert_endpoint(make_endpoint(1))
+
+    with pytest.raises(ConflictError):
+        await store.insert_endpoint(make_endpoint(2, token="token-1"))
+    other = make_endpoint(3, app_arn="other-app", token="token-1")
+    await store.insert_endpoint(other)
+
+    assert other == await store.get_endpoint(other.arn)
+    assert None is await store.get_endpoint(make_endpoint(2).arn)
+
+
+async def test_update_endpoint(store: Store) -> None:
+    """update_endpoint replaces fields; token clash → Conflict; unknown → NotFound."""
+    await store.insert_endpoint(make_endpoint(1))
+    await store.insert_endpoint(make_endpoint(2))
+    changed = make_endpoint(1, token="new", enabled=False, attributes={})
+
+    await store.update_endpoint(changed)
+
+    assert changed == await store.get_endpoint(changed.arn)
+    with pytest.raises(ConflictError):
+        await store.update_endpoint(make_endpoint(2, token="new"))
+    assert make_endpoint(2) == await store.get_endpoint(make_endpoint(2).arn)
+    with pytest.raises(NotFoundError):
+        await store.update_endpoint(make_endpoint(9))
+
+
+async def test_list_endpoints_pages_per_app(store: Store) -> None:
+    """Endpoints list per app in creation order, in keyset pages."""
+    mine = [make_endpoint(n) for n in range(1, 6)]
+    for n, endpoint in enumerate(mine):
+        await store.insert_endpoint(endpoint)
+        await store.insert_endpoint(make_endpoint(100 + n, app_arn="other"))
+
+    first = await store.list_endpoints(APP_ARN, after=0, limit=3)
+    assert first.next_after is not None
+    rest = await store.list_endpoints(APP_ARN, after=first.next_after, limit=3)
+
+    assert mine[:3] == first.items
+    assert mine[3:] == rest.items
+    assert None is rest.next_after
+
+
+async def test_delete_endpoint_keeps_subscriptions(store: Store) -> None:
+    """Deleting an endpoint returns True once and leaves its subscriptions."""
+    await store.insert_topic(make_topic())
+    await store.insert_endpoint(make_endpoint(1))
+    sub = await store.insert_subscription(make_sub(1))
+
+    assert await store.delete_endpoint(make_endpoint(1).arn)
+    assert not await store.delete_endpoint(make_endpoint(1).arn)
+    assert None is await store.get_endpoint(make_endpoint(1).arn)
+    assert sub == await store.get_subscription(sub.arn)
+
+
+async def test_get_endpoints_skips_missing(store: Store) -> None:
+    """get_endpoints maps the ARNs that exist and leaves out the others."""
+    for n in range(1, 4):
+        await store.insert_endpoint(make_endpoint(n))
+    wanted = [make_endpoint(n).arn for n in (3, 1, 7)]
+
+    found = await store.get_endpoints(wanted)
+
+    assert {e.arn: e for e in (make_endpoint(1), make_endpoint(3))} == found
+    assert await store.get_endpoints([]) == {}
+
+
+# -- topics and subscriptions -------------------------------------------------
+async def test_topic_crud(store: Store) -> None:
+    """Topics insert once, read, list in pages, update and delete idempotently."""
+    topics = [make_topic(f"t{n}") for n in range(3)]
+    for topic in topics:
+        await store.insert_topic(topic)
+    with pytest.raises(ConflictError):
+        await store.insert_topic(topics[0])
+    changed = dataclasses.replace(topics[1], attributes={"DisplayName": "x"})
+    await store.update_topic(changed)
+    page = await store.list_topics(after=0, limit=2)
+    assert page.next_after is not None
+    rest = await store.list_topics(after=page.next_after, limit=2)
+
+    await store.delete_topic(topics[0].arn)
+    await store.delete_topic(topics[0].arn)
+
+    assert [topics[0], changed, topics[2]] == page.items + rest.items
+    assert None is rest.next_after
+    assert None is await store.get_topic(topics[0].arn)
+    assert changed == await store.get_topic(changed.arn)
+    with pytest.raises(NotFoundError):
+        await store.update_topic(make_topic("missing"))
+
+
+async def test_subscription_crud(store: Store) -> None:
+    """Subscriptions get increasing seqs, are unique per topic+endpoint and update."""
+    await store.insert_topic(make_topic())
+    first = await store.insert_subscription(make_sub(1))
+    second = await store.insert_subscription(make_sub(2))
+    with pytest.raises(ConflictError):
+        await store.insert_subscription(
+            dataclasses.replace(make_sub(1), arn=f"{TOPIC_ARN}:dup")
+        )
+    changed = dataclasses.replace(second, attributes={"FilterPolicy": "{}"})
+    await store.update_subscription(changed)
+    await store.delete_subscription(first.arn)
+    await store.delete_subscription(first.arn)
+
+    assert 0 < first.seq < second.seq
+    assert changed == await store.get_subscription(second.arn)
+    assert changed == await store.find_subscription(TOPIC_ARN, make_endpoint(2).arn)
+    assert None is await store.find_subscription(TOPIC_ARN, make_endpoint(1).arn)
+    assert None is await store.get_subscription(first.arn)
+    with pytest.raises(NotFoundError):
+        await store.update_subscription(make_sub(9))
+
+
+async def test_list_subscriptions_all_or_by_topic(store: Store) -> None:
+    """Subscriptions list in seq order, for one topic or all, in keyset pages."""
+    other = make_topic("other")
+    subs = []
+    for n in range(1, 5):
+        subs.append(await store.insert_subscription(make_sub(n)))
+        subs.append(await store.insert_subscription(make_sub(n, other.arn)))
+
+    mine = await store.list_subscriptions(topic_arn=TOPIC_ARN, after=0, limit=3)
+    assert mine.next_after is not None
+    mine_rest = await store.list_subscriptions(
+        topic_arn=TOPIC_ARN, after=mine.next_after, limit=3
+    )
+    everything = await store.list_subscriptions(topic_arn=None, after=0, limit=100)
+
+    assert subs[0::2] == mine.items + mine_rest.items
+    assert None is mine_rest.next_after
+    assert subs == everything.items
+
+
+async def test_delete_topic_removes_subscriptions(store: Store) -> None:
+    """Deleting a topic deletes its subscriptions and no others."""
+    await store.insert_topic(make_topic())
+    mine = await store.insert_subscription(make_sub(1))
+    theirs = await store.insert_subscription(make_sub(1, "other"))
+
+    await store.delete_topic(TOPIC_ARN)
+
+    assert None is await store.get_subscription(mine.arn)
+    assert theirs == await store.get_subscription(theirs.arn)
+
+
+async def test_subscriptions_range_bounds(store: Store) -> None:
+    """subscriptions_range returns after_seq < seq <= upto_seq, in order, limited."""
+    subs = [await store.insert_subscription(make_sub(n)) for n in range(1, 7)]
+    await store.insert_subscription(make_sub(1, "other"))
+
+    middle = await store.subscriptions_range(
+        TOPIC_ARN, after_seq=subs[0].seq, upto_seq=subs[4].seq, limit=100
+    )
+    limited = await store.subscriptions_range(
+        TOPIC_ARN, after_seq=0, upto_seq=subs[-1].seq, limit=2
+    )
+
+    assert subs[1:5] == middle
+    assert subs[:2] == limited
+    assert (
+        await store.subscriptions_range(
+            TOPIC_ARN, after_seq=subs[-1].seq, upto_seq=subs[-1].seq + 100, limit=10
+        )
+        == []
+    )
+
+
+# -- tags -----------------------------------------------------------------------
+async def test_tags(store: Store) -> None:
+    """set_tags adds and overwrites, remove_tags drops keys, per ARN."""
+    await store.set_tags(TOPIC_ARN, {"team": "a", "env": "dev"})
+    await store.set_tags(TOPIC_ARN, {"env": "prod"})
+    await store.set_tags("other", {"team": "b"})
+
+    await store.remove_tags(TOPIC_ARN, ["team", "absent"])
+
+    assert await store.get_tags(TOPIC_ARN) == {"env": "prod"}
+    assert await store.get_tags("other") == {"team": "b"}
+    assert await store.get_tags("nothing") == {}
+
+
+# -- messages and jobs ------------------------------------------------------------
+async def test_enqueue_message_roundtrip(store: Store) -> None:
+    """A message reads back equal, binary attributes and expiry included."""
+    message = make_message(
+        structure="json",
+        subject="Hi",
+        attributes={
+            "bin": MessageAttribute("Binary", binary_value=b"\x00\xffraw"),
+            "str": MessageAttribute("String", string_value="v"),
+            "num": MessageAttribute("Number", string_value="1.5"),
+        },
+        target_arn=make_endpoint(1).arn,
+        expires_at=NOW + 60,
+    )
+
+    await store.enqueue(message, [NewJob("endpoint", endpoint_arn=message.target_arn)])
+
+    assert message == await store.get_message(message.id)
+    assert None is await store.get_message("missing")
+
+
+async def test_enqueue_endpoint_job_fields(store: Store) -> None:
+    """An endpoint job carries its message, target and schedule, and no lease."""
+    await store.enqueue(
+        make_message(), [NewJob("endpoint", endpoint_arn="ep", next_attempt_at=NOW)]
+    )
+
+    job = await claim_one(store)
+
+    assert (
+        job.kind,
+        job.endpoint_arn,
+        job.range_hi,
+        job.attempts,
+        job.cursor,
+    ) == ("endpoint", "ep", None, 0, 0)
+    assert make_message().id == job.message_id
+    assert job.next_attempt_at == NOW
+    assert (job.lease_owner, job.lease_expires_at) == ("w1", NOW + 30)
+
+
+async def test_topic_job_range_is_fixed_at_enqueue(store: Store) -> None:
+    """A topic job covers the subscriptions up to the max seq at enqueue only."""
+    await store.insert_subscription(make_sub(1, "other"))
+    subs = [await store.insert_subscription(make_sub(n)) for n in (1, 2)]
+    await store.enqueue(
+        make_message(topic_arn=TOPIC_ARN), [NewJob("topic", topic_arn=TOPIC_ARN)]
+    )
+    later = await store.insert_subscription(make_sub(3))
+
+    job = await claim_one(store)
+    covered = await store.subscriptions_range(
+        TOPIC_ARN, after_seq=job.cursor, upto_seq=job.range_hi or 0, limit=100
+    )
+
+    assert subs[-1].seq == job.range_hi
+    assert subs == covered
+    assert later.seq > job.range_hi
+
+
+async def test_topic_job_without_subscriptions_has_empty_range(store: Store) -> None:
+    """A topic job on a topic without subscriptions gets range_hi 0."""
+    await store.enqueue(make_message(), [NewJob("topic", topic_arn=TOPIC_ARN)])
+
+    job = await claim_one(store)
+
+    assert job.range_hi == 0
+
+
+async def test_claim_due_only_oldest_first_with_limit(store: Store) -> None:
+    """Claims take due jobs only, oldest due first, at most `limit`."""
+    for n, due in enumerate([NOW - 1, NOW + 100, NOW - 3, NOW, NOW - 2], start=1):
+        await enqueue_endpoint_jobs(store, 1, due=due, first=n)
+
+    first = await store.claim_jobs(owner="w1", limit=3, lease_s=30, now=NOW)
+    second = await store.claim_jobs(owner="w1", limit=3, lease_s=30, now=NOW)
+
+    assert [j.next_attempt_at for j in first] == [NOW - 3, NOW - 2, NOW - 1]
+    assert [j.next_attempt_at for j in second] == [NOW]
+    assert await store.claim_jobs(owner="w1", limit=0, lease_s=30, now=NOW) == []
+
+
+async def test_claim_ties_break_by_id(store: Store) -> None:
+    """Jobs due at the same time are claimed in creation order."""
+    await enqueue_endpoint_jobs(store, 5)
+
+    jobs = await store.claim_jobs(owner="w1", limit=10, lease_s=30, now=NOW)
+
+    assert sorted(j.id for j in jobs) == [j.id for j in jobs]
+    assert [make_endpoint(n).arn for n in range(1, 6)] == [j.endpoint_arn for j in jobs]
+
+
+async def test_live_lease_not_reclaimed_expired_taken_over(store: Store) -> None:
+    """A live lease is not claimed again; an expired one goes to another owner."""
+    await enqueue_endpoint_jobs(store, 1)
+    job = await claim_one(store, "w1")
+
+    assert await store.claim_jobs(owner="w2", limit=5, lease_s=30, now=NOW + 29) == []
+    taken = await claim_one(store, "w2", now=NOW + 30)
+
+    assert job.id == taken.id
+    assert (taken.lease_owner, taken.lease_expires_at) == ("w2", NOW + 60)
+    assert not await store.complete_job(job.id, owner="w1")
+    assert await store.complete_job(job.id, owner="w2")
+
+
+async def test_lease_calls_with_wrong_owner_change_nothing(store: Store) -> None:
+    """complete, retry, save_progress, split and extend by another owner do nothing."""
+    await store.insert_subscription(make_sub(1))
+    await store.insert_subscription(make_sub(2))
+    await store.enqueue(make_message(), [NewJob("topic", topic_arn=TOPIC_ARN)])
+    job = await claim_one(store, "w1")
+
+    assert not await store.complete_job(job.id, owner="w2")
+    assert not await store.retry_job(
+        job.id, owner="w2", next_attempt_at=NOW + 5, last_error="x"
+    )
+    assert not await store.save_progress(job.id, owner="w2", cursor=1)
+    assert None is await store.split_topic_job(job.id, owner="w2", at_seq=1)
+    assert await store.extend_leases(owner="w2", job_ids=[job.id], until=NOW + 99) == 0
+    assert await store.release_jobs(owner="w2") == 0
+
+    assert await store.claim_jobs(owner="w3", limit=5, lease_s=1, now=NOW + 29) == []
+    again = await claim_one(store, "w3", now=NOW + 30)
+    assert dataclasses.replace(job, lease_owner="w3", lease_expires_at=NOW + 60) == (
+        again
+    )
+    assert make_message() == await store.get_message(job.message_id)
+
+
+async def test_retry_counts_attempt_and_reschedules(store: Store) -> None:
+    """retry_job drops the lease, counts an attempt and sets the next due time."""
+    await enqueue_endpoint_jobs(store, 1)
+    job = await claim_one(store)
+
+    assert await store.retry_job(
+        job.id, owner="w1", next_attempt_at=NOW + 10, last_error="503"
+    )
+    assert not await store.retry_job(
+        job.id, owner="w1", next_attempt_at=NOW + 10, last_error="503"
+    )
+    assert await store.claim_jobs(owner="w2", limit=5, lease_s=30, now=NOW + 9) == []
+    again = await claim_one(store, "w2", now=NOW + 10)
+
+    assert (job.id, 1, NOW + 10, "503") == (
+        again.id,
+        again.attempts,
+        again.next_attempt_at,
+        again.last_error,
+    )
+
+
+async def test_complete_deletes_message_with_last_job(store: Store) -> None:
+    """The message stays while any of its jobs is left and goes with the last."""
+    message = make_message()
+    await store.enqueue(
+        message,
+        [NewJob("endpoint", endpoint_arn=f"ep{n}") for n in range(3)],
+    )
+    jobs = await store.claim_jobs(owner="w1", limit=5, lease_s=30, now=NOW)
+
+    assert await store.complete_job(jobs[0].id, owner="w1")
+    assert await store.complete_job(jobs[1].id, owner="w1")
+    assert message == await store.get_message(message.id)
+    assert await store.complete_job(jobs[2].id, owner="w1")
+
+    assert None is await store.get_message(message.id)
+    assert not await store.complete_job(jobs[2].id, owner="w1")
+    assert (await store.job_counts()) == {
+        "due": 0,
+        "leased": 0,
+        "scheduled": 0,
+        "total": 0,
+    }
+
+
+async def test_save_progress_survives_retry(store: Store) -> None:
+    """A topic job's cursor is kept across a retry."""
+    await store.enqueue(make_message(), [NewJob("topic", topic_arn=TOPIC_ARN)])
+    job = await claim_one(store)
+
+    assert await store.save_progress(job.id, owner="w1", cursor=42)
+    await store.retry_job(job.id, owner="w1", next_attempt_at=NOW, last_error=None)
+    again = await claim_one(store, "w2")
+
+    assert again.cursor == 42
+
+
+async def test_split_topic_job(store: Store) -> None:
+    """A split keeps (cursor, at] and a new unleased job takes (at, range_hi]."""
+    subs = [await store.insert_subscription(make_sub(n)) for n in range(1, 5)]
+    message = make_message()
+    await store.enqueue(message, [NewJob("topic", topic_arn=TOPIC_ARN)])
+    job = await claim_one(store)
+    at = subs[1].seq
+
+    new = await store.split_topic_job(job.id, owner="w1", at_seq=at)
+    assert None is await store.split_topic_job(job.id, owner="w1", at_seq=at)
+
+    assert new is not None
+    assert (message.id, "topic", TOPIC_ARN, at, subs[-1].seq, None) == (
+        new.message_id,
+        new.kind,
+        new.topic_arn,
+        new.cursor,
+        new.range_hi,
+        new.lease_owner,
+    )
+    taken = await claim_one(store, "w2")
+    assert new == dataclasses.replace(taken, lease_owner=None, lease_expires_at=None)
+    assert await store.complete_job(job.id, owner="w1")
+    assert message == await store.get_message(message.id)
+    assert await store.complete_job(taken.id, owner="w2")
+    assert None is await store.get_message(message.id)
+
+
+async def test_split_endpoint_job_or_past_range_is_none(store: Store) -> None:
+    """Splitting at or past the range end, or an endpoint job, returns None."""
+    sub = await store.insert_subscription(make_sub(1))
+    await store.enqueue(make_message(1), [NewJob("topic", topic_arn=TOPIC_ARN)])
+    await enqueue_endpoint_jobs(store, 1, first=2)
+    topic_job, endpoint_job = await store.claim_jobs(
+        owner="w1", limit=2, lease_s=30, now=NOW
+    )
+
+    assert None is await store.split_topic_job(topic_job.id, owner="w1", at_seq=sub.seq)
+    assert None is await store.split_topic_job(endpoint_job.id, owner="w1", at_seq=0)
+    assert (await store.job_counts())["total"] == 2
+
+
+async def test_add_jobs_keeps_message_until_done(store: Store) -> None:
+    """add_jobs adds jobs with their attempts and error; the message waits for them."""
+    message = make_message()
+    await store.enqueue(message, [NewJob("endpoint", endpoint_arn="ep1")])
+    first = await claim_one(store)
+    await store.add_jobs(
+        message.id,
+        [
+            NewJob(
+                "endpoint",
+                endpoint_arn="ep2",
+                next_attempt_at=NOW + 5,
+                attempts=2,
+                last_error="429",
+            )
+        ],
+    )
+
+    assert await store.complete_job(first.id, owner="w1")
+    assert message == await store.get_message(message.id)
+    added = await claim_one(store, "w2", now=NOW + 5)
+    assert (
+        added.endpoint_arn,
+        added.attempts,
+        added.last_error,
+        added.next_attempt_at,
+    ) == ("ep2", 2, "429", NOW + 5)
+    assert await store.complete_job(added.id, owner="w2")
+    assert None is await store.get_message(message.id)
+
+
+async def test_extend_leases(store: Store) -> None:
+    """extend_leases pushes only the owner's leases and counts them."""
+    await enqueue_endpoint_jobs(store, 3)
+    mine = await store.claim_jobs(owner="w1", limit=2, lease_s=30, now=NOW)
+    theirs = await claim_one(store, "w2")
+
+    count = await store.extend_leases(
+        owner="w1", job_ids=[j.id for j in mine] + [theirs.id], until=NOW + 100
+    )
+
+    assert count == 2
+    later = await store.claim_jobs(owner="w3", limit=5, lease_s=30, now=NOW + 50)
+    assert [theirs.id] == [j.id for j in later]
+
+
+async def test_release_jobs(store: Store) -> None:
+    """release_jobs frees the owner's leases so another worker can claim now."""
+    await enqueue_endpoint_jobs(store, 3)
+    mine = await store.claim_jobs(owner="w1", limit=2, lease_s=30, now=NOW)
+    await claim_one(store, "w2")
+
+    assert await store.release_jobs(owner="w1") == 2
+    taken = await store.claim_jobs(owner="w3", limit=5, lease_s=30, now=NOW)
+
+    assert [j.id for j in mine] == [j.id for j in taken]
+    assert [j.attempts for j in taken] == [0, 0]
+
+
+async def test_next_due_at(store: Store) -> None:
+    """next_due_at is the earliest unleased due time, None when there is none."""
+    assert None is await store.next_due_at()
+    await enqueue_endpoint_jobs(store, 1, due=NOW + 5)
+    await enqueue_endpoint_jobs(store, 1, due=NOW - 5, first=2)
+    assert await store.next_due_at() == NOW - 5
+
+    await claim_one(store)
+
+    assert await store.next_due_at() == NOW + 5
+
+
+async def test_job_counts(store: Store) -> None:
+    """job_counts splits the backlog into due, leased and scheduled (wall clock)."""
+    now = time.time()
+    await enqueue_endpoint_jobs(store, 3, due=now - 10)
+    await enqueue_endpoint_jobs(store, 2, due=now + 3600, first=10)
+    await store.claim_jobs(owner="w1", limit=1, lease_s=3600, now=now)
+
+    counts = await store.job_counts()
+
+    assert counts == {"due": 2, "leased": 1, "scheduled": 2, "total": 5}
+
+
+# -- SQL backends only --------------------------------------------------------
+async def test_concurrent_claims_never_share_a_job(backend) -> None:
+    """Two store instances on one database claiming at once never take a job twice."""
+    if not backend.is_sql:
+        pytest.skip("needs two store instances on one database")
+    first, second = await backend.new(), await backend.new()
+    await enqueue_endpoint_jobs(first, 500)
+
+    async def drain(store: Store, owner: str) -> list[int]:
+        got: list[int] = []
+        while batch := await store.claim_jobs(
+            owner=owner, limit=7, lease_s=60, now=NOW
+        ):
+            got.extend(j.id for j in batch)
+        return got
+
+    results = await asyncio.gather(
+        drain(first, "a"), drain(first, "b"), drain(second, "c"), drain(second, "d")
+    )
+
+    claimed = [job_id for ids in results for job_id in ids]
+    assert len(claimed) == 500
+    assert len(set(claimed)) == 500
+
+
+async def test_open_twice_is_a_noop(backend) -> None:
+    """Opening a migrated database again applies nothing and keeps the data."""
+    if not backend.is_sql:
+        pytest.skip("the memory store has no schema")
+    first = await backend.new()
+    await first.put_app(make_app())
+
+    second = await backend.new()
+
+    assert make_app() == await second.get_app(APP_ARN)
+    assert await migration_versions(second) == [1]
+
+
+async def migration_versions(store: Store) -> list[int]:
+    """The versions in schema_migrations, read on a connection of its own."""
+    if isinstance(store, SqliteStore):
+        async with aiosqlite.connect(store.path) as conn:
+            rows = await conn.execute_fetchall("SELECT version FROM schema_migrations")
+            return [r[0] for r in rows]
+    assert isinstance(store, PostgresStore)
+    conn = await asyncpg.connect(store.dsn)
+    try:
+        rows = await conn.fetch(
+            f"SELECT version FROM {quote_ident(store.schema)}.schema_migrations"
+        )
+        return [r[0] for r in rows]
+    finally:
+        await conn.close()
+
+
+async def test_concurrent_first_open_migrates_once(backend) -> None:
+    """Several stores opening a fresh database at once all succeed, migrating once."""
+    if not backend.is_sql:
+        pytest.skip("the memory store has no schema")
+
+    stores = await asyncio.gather(*(backend.new() for _ in range(3)))
+
+    assert await migration_versions(stores[0]) == [1]
+
+
+async def test_listen_wakes_on_enqueue_and_retry(backend) -> None:
+    """PostgreSQL listeners are called after enqueue and after a retry."""
+    if backend.kind != "postgres":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL only")
+    store = await backend.new()
+    assert isinstance(store, PostgresStore)
+    woken = asyncio.Event()
+    stop = await store.listen(woken.set)
+    try:
+        await enqueue_endpoint_jobs(store, 1)
+        await asyncio.wait_for(woken.wait(), 2)
+        woken.clear()
+        job = await claim_one(store)
+        await store.retry_job(job.id, owner="w1", next_attempt_at=NOW, last_error=None)
+
+        await asyncio.wait_for(woken.wait(), 2)
+    finally:
+        await stop()
+
+    assert woken.is_set()
