@@ -32,6 +32,7 @@ import h2.exceptions
 import jwt
 from cryptography import x509
 from cryptography.x509.oid import NameOID
+from hpack import NeverIndexedHeaderTuple
 
 from providers.base import (
     Outcome,
@@ -256,9 +257,11 @@ class ApnsProvider(Provider):
         headers = [
             (b":method", b"POST"),
             (b":scheme", b"https"),
-            (b":path", b"/3/device/" + token.encode()),
+            # Unique per request: kept out of the HPACK dynamic table, so that
+            # table holds only the repeated headers and stays quick to search.
+            NeverIndexedHeaderTuple(b":path", b"/3/device/" + token.encode()),
             (b":authority", self._authority),
-            (b"apns-id", str(uuid.uuid4()).encode()),
+            NeverIndexedHeaderTuple(b"apns-id", str(uuid.uuid4()).encode()),
             (b"apns-topic", self._topic(message).encode()),
             (b"apns-push-type", push_type.encode()),
         ]

@@ -44,6 +44,46 @@ MAX_STREAMS_PER_CONNECTION: Final = 1000
 # Stop using a connection well before h2 runs out of odd stream ids (2**31 - 1).
 STREAM_ID_LIMIT: Final = 2**31 - 2**16
 
+
+class FastH2Connection(h2.connection.H2Connection):
+    """
+    `H2Connection` whose open-stream count is amortised O(1).
+
+    h2 counts open streams (and prunes closed ones from `self.streams`) by
+    scanning every stream, on every new stream it sends or receives: O(n) per
+    request, quadratic with hundreds of streams in flight (it was 1/3 of the CPU
+    at 500 concurrent streams). `len(self.streams)` is an upper bound of the
+    open count, so the exact scan only runs when that bound reaches the limit
+    or the table has doubled since the last prune.
+    """
+
+    _prune_at = 128
+
+    @property
+    def open_outbound_streams(self) -> int:
+        bound = len(self.streams)
+        if (
+            bound < self._prune_at
+            and bound < self.remote_settings.max_concurrent_streams
+        ):
+            return bound
+        return self._scan(super().open_outbound_streams)
+
+    @property
+    def open_inbound_streams(self) -> int:
+        bound = len(self.streams)
+        if (
+            bound < self._prune_at
+            and bound < self.local_settings.max_concurrent_streams
+        ):
+            return bound
+        return self._scan(super().open_inbound_streams)
+
+    def _scan(self, count: int) -> int:
+        self._prune_at = 2 * len(self.streams) + 128
+        return count
+
+
 _CONFIG = h2.config.H2Configuration(
     client_side=True,
     header_encoding=None,
@@ -103,7 +143,7 @@ class H2ClientProtocol(asyncio.Protocol):
     def __init__(self, pool: H2Pool) -> None:
         self._pool = pool
         self._loop = asyncio.get_running_loop()
-        self._conn = h2.connection.H2Connection(config=_CONFIG)
+        self._conn = FastH2Connection(config=_CONFIG)
         self._transport: asyncio.Transport | None = None
         self._streams: dict[int, _Stream] = {}
         self._blocked: dict[int, bytes] = {}  # body bytes waiting for window

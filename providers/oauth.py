@@ -58,9 +58,10 @@ class AccessTokenCache:
         return that one instead of fetching again (single flight).
         """
         async with self._lock:
-            if self._token is not None and self._token != stale:
-                if self._clock() < self._renew_at:
-                    return self._token
+            fresh = self._token is not None and self._clock() < self._renew_at
+            if fresh and self._token != stale:
+                assert self._token is not None
+                return self._token
             token, expires_in = await self._fetch()
             self.fetches += 1
             self._token = token

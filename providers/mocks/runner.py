@@ -7,7 +7,8 @@ Control API (127.0.0.1:`mocks.control_port`):
                                    CreatePlatformApplication (body: options,
                                    e.g. {"auth": "certificate"} or {"kind": "api_key"})
     POST /devices/{platform}       step 2: {"token": ..., "attributes": {...}}
-                                   (body: {"state": "valid" | "unregistered" | ...})
+                                   (body: {"state": "valid" | "unregistered" | ...});
+                                   with {"count": N}: {"devices": [...]} (load tests)
     GET  /received?token=...       what that simulated device received
     GET  /stats                    counts per platform and outcome
     POST /faults                   {"platform": "APNS", "rules": [FaultRule, ...]}
@@ -137,13 +138,18 @@ def control_app(fleet: MockFleet) -> web.Application:
 
     async def devices(request: web.Request) -> web.Response:
         data = await body(request)
+        platform = request.match_info["platform"]
+        state = str(data.get("state", "valid"))
+        count = data.get("count")
         try:
-            device = fleet.device(
-                request.match_info["platform"], data.get("state", "valid")
-            )
+            if count is None:
+                return web.json_response(fleet.device(platform, state))
+            if not isinstance(count, int) or not 1 <= count <= 100_000:
+                raise ValueError("count must be an integer from 1 to 100000")
+            devices = [fleet.device(platform, state) for _ in range(count)]
         except ValueError as exc:
             raise web.HTTPBadRequest(text=str(exc)) from None
-        return web.json_response(device)
+        return web.json_response({"devices": devices})
 
     async def received(request: web.Request) -> web.Response:
         token = request.query.get("token", "")

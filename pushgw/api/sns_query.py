@@ -357,6 +357,8 @@ def make_sns_handler(
 
     async def handler(request: web.Request) -> web.Response:
         request_id = str(uuid.uuid4())
+        # Logs of this request carry the RequestId the client sees.
+        structlog.contextvars.bind_contextvars(request_id=request_id)
         try:
             action, result = await _dispatch(
                 request,
@@ -370,11 +372,15 @@ def make_sns_handler(
                 xml.success(action, result, request_id), 200, request_id
             )
         except ApiError as exc:
-            log.info("sns_request_failed", request_id=request_id, code=exc.code)
-            return _error_response(exc, request_id)
+            log.info("sns_request_failed", code=exc.code, status=exc.status)
+            response = _error_response(exc, request_id)
         except Exception:
-            log.exception("sns_request_crashed", request_id=request_id)
-            return _error_response(InternalError(), request_id)
+            log.exception("sns_request_crashed")
+            response = _error_response(InternalError(), request_id)
+        if not request.content.is_eof():
+            # A body we refused to read: close rather than drain it.
+            response.force_close()
+        return response
 
     return handler
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -43,7 +47,10 @@ PUBLISHER = AccessKey(
 )
 KEYS = {k.access_key_id: k for k in (ADMIN, PUBLISHER)}
 ADM_CREDENTIALS = {"PlatformPrincipal": "client-id", "PlatformCredential": "secret"}
-BOTO_CONFIG = Config(retries={"max_attempts": 1}, connect_timeout=5, read_timeout=10)
+AWS_CLI = Path(sys.executable).with_name("aws")
+BOTO_CONFIG = Config(
+    retries={"total_max_attempts": 1}, connect_timeout=5, read_timeout=10
+)
 
 
 @dataclass
@@ -400,3 +407,72 @@ async def test_unexpected_exception_is_an_opaque_internal_error() -> None:
         error["ResponseMetadata"]["HTTPStatusCode"],
     )
     assert "boom" not in error["Error"]["Message"]
+
+
+async def aws_cli(gateway: Gateway, *args: str) -> tuple[int, Any, str]:
+    """Run the AWS CLI against the gateway; return (exit code, JSON output, stderr)."""
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "AWS_ACCESS_KEY_ID": ADMIN.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": ADMIN.secret_access_key,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_MAX_ATTEMPTS": "1",
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(AWS_CLI),
+        "--endpoint-url",
+        gateway.url,
+        "--output",
+        "json",
+        "sns",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, json.loads(out) if out.strip() else None, err.decode()
+
+
+async def test_aws_cli_mobile_flow(gateway: Gateway) -> None:
+    """The AWS CLI creates an application and endpoint, lists it, and gets NotFound."""
+    _, app, _ = await aws_cli(
+        gateway,
+        "create-platform-application",
+        "--name",
+        "cliapp",
+        "--platform",
+        "ADM",
+        "--attributes",
+        "PlatformPrincipal=id,PlatformCredential=secret",
+    )
+    _, endpoint, _ = await aws_cli(
+        gateway,
+        "create-platform-endpoint",
+        "--platform-application-arn",
+        app["PlatformApplicationArn"],
+        "--token",
+        "cli-token",
+    )
+    _, listed, _ = await aws_cli(
+        gateway,
+        "list-endpoints-by-platform-application",
+        "--platform-application-arn",
+        app["PlatformApplicationArn"],
+    )
+    code, _, err = await aws_cli(
+        gateway,
+        "get-endpoint-attributes",
+        "--endpoint-arn",
+        endpoint["EndpointArn"] + "0",
+    )
+
+    assert [endpoint["EndpointArn"]] == [e["EndpointArn"] for e in listed["Endpoints"]]
+    assert 0 != code
+    assert "(NotFound)" in err
+    assert "Endpoint does not exist" in err

@@ -1,0 +1,1 @@
+"""Load scenarios for pushgw (`pushgw bench`)."""

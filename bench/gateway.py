@@ -1,0 +1,285 @@
+"""
+The gateway under test: config, store population, the `pushgw serve` child,
+/proc figures and a SigV4-signing SNS client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+from bench.mockproc import MockProcess
+
+ROOT = Path(__file__).resolve().parents[1]
+ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
+SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+REGION = "us-east-1"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# -- /proc figures ---------------------------------------------------------------
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (seconds)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+# -- config ------------------------------------------------------------------------
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def write_config(
+    directory: Path,
+    *,
+    store_url: str,
+    mocks: MockProcess,
+    ca_file: Path,
+    port: int,
+    delivery: Mapping[str, Any] | None = None,
+) -> Path:
+    u = mocks.urls
+    sections: dict[str, Mapping[str, Any]] = {
+        "server": {"host": "127.0.0.1", "port": port, "graceful_timeout_s": 5.0},
+        "store": {"url": store_url},
+        "delivery": {
+            "poll_interval_s": 0.2,
+            "retry_base_s": 0.5,
+            "retry_max_s": 5.0,
+            **(delivery or {}),
+        },
+        "logging": {"level": "warning", "format": "json"},
+        "providers.apns": {
+            "base_url": u["APNS"],
+            "sandbox_url": u["APNS"],
+            "ca_file": str(ca_file),
+        },
+        "providers.fcm": {"base_url": u["GCM"]},
+        "providers.gcm_legacy": {"base_url": u["GCM"]},
+        "providers.adm": {
+            "base_url": u["ADM"],
+            "token_url": f"{u['ADM']}/auth/O2/token",
+        },
+        "providers.baidu": {"base_url": u["BAIDU"]},
+        "providers.mpns": {"allow_loopback": True},
+        "providers.wns": {
+            "token_url": f"{u['WNS']}/accesstoken.srf",
+            "allow_loopback": True,
+        },
+    }
+    lines: list[str] = []
+    for section, values in sections.items():
+        lines.append(f"[{section}]")
+        lines += [f"{k} = {_toml(v)}" for k, v in values.items()]
+        lines.append("")
+    lines += [
+        "[[auth.sns_keys]]",
+        f'access_key_id = "{ACCESS_KEY}"',
+        f'secret_access_key = "{SECRET_KEY}"',
+        "",
+    ]
+    path = directory / "pushgw.toml"
+    path.write_text("\n".join(lines))
+    return path
+
+
+# -- store population ------------------------------------------------------------
+@dataclass
+class Population:
+    topic_arn: str
+    endpoint_arns: list[str] = field(default_factory=list)
+    tokens: dict[str, list[str]] = field(default_factory=dict)  # platform -> tokens
+
+
+async def populate(
+    store_url: str,
+    plan: Mapping[str, tuple[dict[str, str], Sequence[tuple[str, dict[str, str]]]]],
+    *,
+    say: Callable[[str], None],
+    subscribe: bool = True,
+) -> Population:
+    """
+    One platform application per platform (through the service layer, so the
+    credentials are validated as CreatePlatformApplication does), then its
+    endpoints and topic subscriptions straight into the store.
+    """
+    from pushgw.arn import ArnBuilder
+    from pushgw.model import Endpoint, Platform, Subscription
+    from pushgw.service import Service
+    from pushgw.store.factory import open_store
+
+    store = open_store(store_url)
+    await store.open()
+    try:
+        arns = ArnBuilder(REGION, "123456789012")
+        service = Service(store=store, arns=arns)
+        topic_arn = await service.create_topic(
+            name="bench-fanout", attributes=None, tags=None
+        )
+        pop = Population(topic_arn=topic_arn)
+        total = sum(len(devices) for _, devices in plan.values())
+        done = 0
+        last = time.monotonic()
+        sem = asyncio.Semaphore(64)
+
+        async def one(app_arn: str, app_name: str, platform: Platform, dev: Any) -> str:
+            token, attrs = dev
+            async with sem:
+                endpoint = Endpoint(
+                    arn=arns.endpoint(platform, app_name),
+                    app_arn=app_arn,
+                    token=token,
+                    attributes=dict(attrs),
+                    created_at=time.time(),
+                )
+                await store.insert_endpoint(endpoint)
+                if subscribe:
+                    await store.insert_subscription(
+                        Subscription(
+                            arn=arns.subscription(topic_arn),
+                            topic_arn=topic_arn,
+                            endpoint_arn=endpoint.arn,
+                            created_at=time.time(),
+                        )
+                    )
+                return endpoint.arn
+
+        for platform_name, (creds, devices) in plan.items():
+            platform = Platform(platform_name)
+            app_name = f"bench-{platform_name.lower()}"
+            app_arn = await service.create_platform_application(
+                name=app_name, platform=platform_name, attributes=creds
+            )
+            pop.tokens[platform_name] = [t for t, _ in devices]
+            batch = 2000
+            for i in range(0, len(devices), batch):
+                pop.endpoint_arns += await asyncio.gather(
+                    *(
+                        one(app_arn, app_name, platform, d)
+                        for d in devices[i : i + batch]
+                    )
+                )
+                done += len(devices[i : i + batch])
+                if time.monotonic() - last > 3:
+                    last = time.monotonic()
+                    say(f"  populate: {done}/{total} endpoints")
+        return pop
+    finally:
+        await store.close()
+
+
+# -- the daemon ------------------------------------------------------------------
+class GatewayProcess:
+    """`python -m pushgw serve` (optionally under cProfile)."""
+
+    def __init__(
+        self, config: Path, port: int, log_path: Path, profile: Path | None = None
+    ) -> None:
+        self.url = f"http://127.0.0.1:{port}/"
+        self.log_path = log_path
+        self._log = log_path.open("ab")
+        prefix = [sys.executable]
+        if profile is not None:
+            prefix += ["-m", "cProfile", "-o", str(profile)]
+        self.proc = subprocess.Popen(
+            [*prefix, "-m", "pushgw", "serve", "--config", str(config)],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    async def wait_up(self, limit_s: float = 30.0) -> None:
+        deadline = time.monotonic() + limit_s
+        async with aiohttp.ClientSession() as session:
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"pushgw serve exited: {self.tail()}")
+                try:
+                    async with session.get(self.url + "healthz") as r:
+                        if r.status < 500:
+                            return
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.05)
+        raise RuntimeError(f"pushgw serve not up: {self.tail()}")
+
+    def tail(self) -> str:
+        return self.log_path.read_text(errors="replace")[-3000:]
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+
+# -- the SNS Query API client ----------------------------------------------------
+class SnsClient:
+    """SigV4-signed SNS Query requests (one botocore signer, reused)."""
+
+    def __init__(self, url: str, session: aiohttp.ClientSession) -> None:
+        self.url = url
+        self.session = session
+        self.signer = SigV4Auth(Credentials(ACCESS_KEY, SECRET_KEY), "sns", REGION)
+
+    def signed(self, params: Mapping[str, str]) -> tuple[bytes, dict[str, str]]:
+        body = urlencode({"Version": "2010-03-31", **params}).encode()
+        request = AWSRequest(
+            method="POST",
+            url=self.url,
+            data=body,
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        self.signer.add_auth(request)
+        return body, {k: str(v) for k, v in request.headers.items()}
+
+    async def call(self, params: Mapping[str, str]) -> tuple[int, str]:
+        body, headers = self.signed(params)
+        async with self.session.post(self.url, data=body, headers=headers) as r:
+            return r.status, await r.text()
+
+    async def publish(self, message: str, **target: str) -> tuple[int, str]:
+        params = {"Action": "Publish", "Message": message}
+        params.update(target)
+        return await self.call(params)

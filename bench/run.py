@@ -1,0 +1,617 @@
+"""
+`pushgw bench`: load scenarios against the loopback mocks; prints figures.
+
+    pushgw bench [--scenario fanout-apns|fanout-mixed|publish-api|ceiling|all]
+                 [--endpoints N] [--rate R] [--duration S] [--store sqlite|postgres]
+
+* fanout-apns   one topic publish to N APNs endpoints
+* fanout-mixed  the same across the six platforms (N split evenly)
+* publish-api   single-endpoint SigV4 publishes at R/s for S s, then x1.5 steps
+                of 5 s until p99 > 100 ms or errors: the highest rate sustained
+* ceiling       the ApnsProvider adapter alone (no store, no queue) sending N
+                notifications to the same APNs mock: the gateway/bare ratio
+
+The mocks run in a child process (bench/mockproc.py) and the gateway as a
+`pushgw serve` child on a fresh store, so /proc gives each its own CPU time and
+peak RSS. Everything binds 127.0.0.1. `--profile` runs the gateway under cProfile
+and prints its top functions after each gateway scenario.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import math
+import os
+import pstats
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bench.gateway import (
+    GatewayProcess,
+    SnsClient,
+    cpu_seconds,
+    free_port,
+    peak_rss_mib,
+    populate,
+    write_config,
+)
+from bench.mockproc import PLATFORMS, MockProcess
+
+SCENARIOS = ("fanout-apns", "ceiling", "fanout-mixed", "publish-api")
+P99_LIMIT_S = 0.100
+STEP_S = 5.0
+STEP_FACTOR = 1.5
+MAX_STEPS = 10
+PROGRESS_S = 3.0
+MESSAGE = "hello from pushgw bench"
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+def pct(values: Sequence[float], q: float) -> float:
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    k = max(0, min(len(ordered) - 1, math.ceil(q / 100 * len(ordered)) - 1))
+    return ordered[k]
+
+
+def ms(seconds: float) -> str:
+    return "n/a" if math.isnan(seconds) else f"{seconds * 1000:.1f} ms"
+
+
+@dataclass
+class Result:
+    name: str
+    rows: list[tuple[str, str]] = field(default_factory=list)
+    figures: dict[str, float] = field(default_factory=dict)
+
+    def add(self, label: str, value: str, key: str = "", number: float = 0.0) -> None:
+        self.rows.append((label, value))
+        if key:
+            self.figures[key] = number
+
+    def show(self) -> None:
+        say(f"\n=== {self.name} ===")
+        width = max(len(label) for label, _ in self.rows)
+        for label, value in self.rows:
+            say(f"  {label:<{width}}  {value}")
+
+
+@dataclass
+class Bench:
+    args: argparse.Namespace
+    tmp: Path
+    mocks: MockProcess
+    ca_file: Path
+    apns_creds: dict[str, str] | None = None
+    apns_tokens: list[str] = field(default_factory=list)
+    results: dict[str, Result] = field(default_factory=dict)
+    runs: int = 0
+
+    # -- shared plumbing ---------------------------------------------------------
+    def store_url(self, name: str) -> str:
+        if self.args.store == "postgres":
+            url = os.environ.get("PUSHGW_BENCH_PG", "")
+            if not url:
+                raise SystemExit(
+                    "--store postgres needs PUSHGW_BENCH_PG=postgresql://…"
+                )
+            sep = "&" if "?" in url else "?"
+            return f"{url}{sep}schema=bench_{name.replace('-', '_')}_{os.getpid()}"
+        return f"sqlite:///{self.tmp / (name + '.db')}"
+
+    @contextlib.asynccontextmanager
+    async def gateway(self, name: str, store_url: str) -> AsyncIterator[GatewayProcess]:
+        self.runs += 1
+        port = free_port()
+        directory = self.tmp / f"{name}-{self.runs}"
+        directory.mkdir()
+        config = write_config(
+            directory,
+            store_url=store_url,
+            mocks=self.mocks,
+            ca_file=self.ca_file,
+            port=port,
+        )
+        profile = directory / "gateway.prof" if self.args.profile else None
+        gw = GatewayProcess(config, port, directory / "serve.log", profile)
+        try:
+            await gw.wait_up()
+            yield gw
+        finally:
+            gw.stop()
+            if gw.proc.returncode not in (0, None):
+                say(f"  (gateway exited {gw.proc.returncode}: {gw.tail()[-800:]})")
+            if profile is not None and profile.exists():
+                show_profile(profile, self.args.profile_top)
+
+    def devices(self, platform: str, n: int) -> list[tuple[str, dict[str, str]]]:
+        out: list[tuple[str, dict[str, str]]] = []
+        while len(out) < n:
+            out += self.mocks.call("devices", platform, min(10_000, n - len(out)))
+        return out
+
+    async def wait_deliveries(
+        self, expected: int, t0: float, label: str
+    ) -> tuple[int, float]:
+        """Poll the mocks until `expected` deliveries or progress stalls."""
+        last_print = time.monotonic()
+        last_count, last_change = -1, time.monotonic()
+        limit = max(60.0, expected / 300)
+        count = 0
+        while True:
+            count = await self.mocks.acall("count")
+            now = time.monotonic()
+            if count != last_count:
+                last_count, last_change = count, now
+            if count >= expected:
+                break
+            if now - last_change > 15 or time.time() - t0 > limit:
+                say(f"  {label}: stalled at {count}/{expected}")
+                break
+            if now - last_print >= PROGRESS_S:
+                last_print = now
+                rate = count / max(1e-9, time.time() - t0)
+                say(f"  {label}: {count}/{expected} delivered ({rate:,.0f}/s so far)")
+            await asyncio.sleep(0.1)
+        return count, time.time()
+
+    # -- fan-out -----------------------------------------------------------------
+    async def fanout(self, name: str, platforms: Sequence[str]) -> Result:
+        n = self.args.endpoints
+        per = [
+            n // len(platforms) + (1 if i < n % len(platforms) else 0)
+            for i in range(len(platforms))
+        ]
+        say(f"\n--- {name}: {n} endpoints on {', '.join(platforms)}")
+        t = time.monotonic()
+        plan: dict[str, Any] = {}
+        for platform, count in zip(platforms, per, strict=True):
+            creds = self.mocks.call("credentials", platform)
+            plan[platform] = (creds, self.devices(platform, count))
+            if platform == "APNS" and name == "fanout-apns":
+                self.apns_creds = creds
+                self.apns_tokens = [tok for tok, _ in plan[platform][1]]
+        say(f"  mock devices registered in {time.monotonic() - t:.1f} s")
+        store_url = self.store_url(name)
+        t = time.monotonic()
+        pop = await populate(store_url, plan, say=say)
+        say(
+            f"  store populated in {time.monotonic() - t:.1f} s "
+            f"({len(pop.endpoint_arns)} endpoints + subscriptions)"
+        )
+        self.mocks.call("reset")
+        result = Result(f"{name} ({n} endpoints, store {self.args.store})")
+        async with (
+            self.gateway(name, store_url) as gw,
+            aiohttp.ClientSession() as session,
+        ):
+            client = SnsClient(gw.url, session)
+            cpu0, mock0 = cpu_seconds(gw.pid), cpu_seconds(self.mocks.pid)
+            t0 = time.time()
+            status, text = await client.publish(MESSAGE, TopicArn=pop.topic_arn)
+            api_s = time.time() - t0
+            if status != 200:
+                raise RuntimeError(f"publish failed: {status} {text[:300]}")
+            count, t_end = await self.wait_deliveries(n, t0, name)
+            cpu = cpu_seconds(gw.pid) - cpu0
+            mock_cpu = cpu_seconds(self.mocks.pid) - mock0
+            wall = t_end - t0
+            rss = peak_rss_mib(gw.pid)
+            arrivals = await self.mocks.acall("arrivals")
+            stats = await self.mocks.acall("stats")
+        lat_by: dict[str, list[float]] = {}
+        for mock_name, per_token in arrivals.items():
+            lat_by[mock_name] = [at - t0 for ats in per_token.values() for at in ats]
+        lat = [x for v in lat_by.values() for x in v]
+        span = max(lat) if lat else wall
+        rate = len(lat) / span if span > 0 else 0.0
+        result.add("delivered", f"{len(lat)}/{n} (polled count {count})")
+        result.add(
+            "deliveries/s",
+            f"{rate:,.0f}  (publish -> last delivery {span:.2f} s)",
+            "rate",
+            rate,
+        )
+        us = cpu / max(1, len(lat)) * 1e6
+        result.add(
+            "gateway CPU",
+            f"{us:,.0f} µs/delivery ({cpu:.2f} s CPU over {wall:.2f} s wall, "
+            f"{cpu / max(wall, 1e-9) * 100:.0f}% of one core)",
+            "cpu_us",
+            us,
+        )
+        result.add(
+            "mock CPU",
+            f"{mock_cpu:.2f} s ({mock_cpu / max(wall, 1e-9) * 100:.0f}% of one core)",
+        )
+        result.add("Publish API call", ms(api_s))
+        result.add(
+            "publish->provider",
+            f"p50 {ms(pct(lat, 50))}  p99 {ms(pct(lat, 99))}  max {ms(pct(lat, 100))}",
+            "p99",
+            pct(lat, 99),
+        )
+        if len(platforms) > 1:
+            for mock_name, values in sorted(lat_by.items()):
+                result.add(
+                    f"  {mock_name}",
+                    f"{len(values)} delivered, p50 {ms(pct(values, 50))} "
+                    f"p99 {ms(pct(values, 99))}",
+                )
+        result.add("gateway peak RSS", f"{rss:.0f} MiB (VmHWM)", "rss", rss)
+        errors = {
+            k: {o: c for o, c in v.items() if o != "delivered" and c}
+            for k, v in stats.items()
+        }
+        errors = {k: v for k, v in errors.items() if v}
+        if errors:
+            result.add("mock non-deliveries", str(errors))
+        return result
+
+    # -- ceiling: the adapter alone ----------------------------------------------
+    async def ceiling(self) -> Result:
+        from providers.apns import ApnsProvider
+        from providers.base import RenderedMessage
+        from pushgw.config import DeliveryConfig
+        from pushgw.model import Endpoint, Platform, PlatformApplication
+
+        n = self.args.endpoints
+        if self.apns_creds is None or len(self.apns_tokens) < n:
+            self.apns_creds = self.mocks.call("credentials", "APNS")
+            self.apns_tokens = [tok for tok, _ in self.devices("APNS", n)]
+        creds = dict(self.apns_creds)
+        delivery = DeliveryConfig()
+        concurrency = self.args.ceiling_concurrency or min(
+            delivery.max_in_flight, delivery.per_app_in_flight
+        )
+        say(f"\n--- ceiling: ApnsProvider alone, {n} sends, concurrency {concurrency}")
+        app = PlatformApplication(
+            arn="arn:aws:sns:us-east-1:123456789012:app/APNS/bench-ceiling",
+            name="bench-ceiling",
+            platform=Platform.APNS,
+            principal=creds.pop("PlatformPrincipal"),
+            credential=creds.pop("PlatformCredential"),
+            attributes=creds,
+        )
+        from pushgw.config import config_from_mapping
+
+        cfg = config_from_mapping(
+            {
+                "providers": {
+                    "apns": {
+                        "base_url": self.mocks.urls["APNS"],
+                        "ca_file": str(self.ca_file),
+                    }
+                }
+            }
+        )
+        provider = await ApnsProvider.create(app=app, settings=cfg.provider("apns"))
+        message = RenderedMessage(message_id="ceiling", body=MESSAGE, native=False)
+        endpoints = [
+            Endpoint(arn=f"e{i}", app_arn=app.arn, token=tok)
+            for i, tok in enumerate(self.apns_tokens[:n])
+        ]
+        self.mocks.call("reset")
+        outcomes: dict[str, int] = {}
+        sem = asyncio.Semaphore(concurrency)
+
+        async def one(endpoint: Endpoint) -> None:
+            try:
+                result = await provider.send(endpoint, message)
+                key = result.outcome.value
+            finally:
+                sem.release()
+            outcomes[key] = outcomes.get(key, 0) + 1
+
+        mock0 = cpu_seconds(self.mocks.pid)
+        cpu0 = time.process_time()
+        t0 = time.time()
+        tasks: set[asyncio.Task[None]] = set()
+        last = time.monotonic()
+        for i, endpoint in enumerate(endpoints):
+            await sem.acquire()
+            task = asyncio.create_task(one(endpoint))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            if time.monotonic() - last >= PROGRESS_S:
+                last = time.monotonic()
+                say(f"  ceiling: {i}/{n} sent ({i / (time.time() - t0):,.0f}/s)")
+        await asyncio.gather(*tasks)
+        wall = time.time() - t0
+        cpu = time.process_time() - cpu0
+        mock_cpu = cpu_seconds(self.mocks.pid) - mock0
+        await provider.aclose()
+        arrivals = await self.mocks.acall("arrivals")
+        lat = [at - t0 for ats in arrivals["APNS"].values() for at in ats]
+        span = max(lat) if lat else wall
+        rate = len(lat) / span if span > 0 else 0.0
+        result = Result(f"ceiling (bare ApnsProvider, {n} sends, c={concurrency})")
+        result.add("outcomes", str(outcomes))
+        result.add("deliveries/s", f"{rate:,.0f}  ({span:.2f} s)", "rate", rate)
+        us = cpu / max(1, len(lat)) * 1e6
+        result.add(
+            "client CPU",
+            f"{us:,.0f} µs/delivery ({cpu / max(wall, 1e-9) * 100:.0f}% of one core)",
+            "cpu_us",
+            us,
+        )
+        result.add(
+            "mock CPU",
+            f"{mock_cpu:.2f} s ({mock_cpu / max(wall, 1e-9) * 100:.0f}% of one core)",
+        )
+        result.add(
+            "start->provider",
+            f"p50 {ms(pct(lat, 50))}  p99 {ms(pct(lat, 99))}",
+        )
+        return result
+
+    # -- publish API -------------------------------------------------------------
+    async def publish_api(self) -> Result:
+        say(
+            f"\n--- publish-api: {self.args.rate}/s for {self.args.duration} s, then "
+            f"x{STEP_FACTOR} steps of {STEP_S:.0f} s until p99 > 100 ms or errors"
+        )
+        creds = self.mocks.call("credentials", "APNS")
+        device = self.devices("APNS", 1)
+        store_url = self.store_url("publish-api")
+        pop = await populate(store_url, {"APNS": (creds, device)}, say=say)
+        target = pop.endpoint_arns[0]
+        token = device[0][0]
+        result = Result(f"publish-api (one APNs endpoint, store {self.args.store})")
+        async with self.gateway("publish-api", store_url) as gw:
+            connector = aiohttp.TCPConnector(limit=2000)
+            async with aiohttp.ClientSession(connector=connector) as session:
+                client = SnsClient(gw.url, session)
+                for _ in range(20):  # warm up: connection, app cache, provider
+                    await client.publish("warm-up", TargetArn=target)
+                await asyncio.sleep(0.5)
+                rate = float(self.args.rate)
+                duration = float(self.args.duration)
+                best: float | None = None
+                for step in range(MAX_STEPS):
+                    self.mocks.call("reset")
+                    cpu0 = cpu_seconds(gw.pid)
+                    step_result = await open_loop(client, target, rate, duration)
+                    cpu = cpu_seconds(gw.pid) - cpu0
+                    await asyncio.sleep(1.0)  # let the last deliveries land
+                    arrivals = await self.mocks.acall("arrivals")
+                    got = arrivals["APNS"].get(token, [])
+                    e2e = provider_latency(step_result.sent_at, got)
+                    ok = (
+                        step_result.errors == 0
+                        and step_result.p99 <= P99_LIMIT_S
+                        and step_result.achieved >= 0.95 * rate
+                    )
+                    line = (
+                        f"{rate:,.0f}/s x {duration:.0f} s: sent {step_result.sent}, "
+                        f"errors {step_result.errors}, achieved "
+                        f"{step_result.achieved:,.0f}/s; API p50 "
+                        f"{ms(step_result.p50)} p99 {ms(step_result.p99)}; "
+                        f"publish->provider p50 {ms(pct(e2e, 50))} p99 "
+                        f"{ms(pct(e2e, 99))} ({len(got)} delivered); gateway CPU "
+                        f"{cpu / max(1, step_result.sent) * 1e6:,.0f} µs/publish"
+                        f"{'' if ok else '  <- not sustained'}"
+                    )
+                    say(f"  step {step}: {line}")
+                    result.add(f"{rate:,.0f}/s", line.split(": ", 1)[1])
+                    if step == 0:
+                        result.figures["p99_at_rate"] = step_result.p99
+                        result.figures["e2e_p99_at_rate"] = pct(e2e, 99)
+                    if not ok:
+                        break
+                    best = rate
+                    rate *= STEP_FACTOR
+                    duration = STEP_S
+            rss = peak_rss_mib(gw.pid)
+        result.add(
+            "highest rate sustained",
+            f"{best:,.0f}/s" if best is not None else "none (first step failed)",
+            "best",
+            best or 0.0,
+        )
+        result.add("gateway peak RSS", f"{rss:.0f} MiB (VmHWM)", "rss", rss)
+        return result
+
+
+@dataclass
+class LoopResult:
+    sent: int
+    errors: int
+    achieved: float
+    p50: float
+    p99: float
+    sent_at: dict[str, float]
+
+
+async def open_loop(
+    client: SnsClient, target: str, rate: float, duration: float
+) -> LoopResult:
+    """Publish at `rate`/s for `duration` s on a fixed schedule (open loop)."""
+    total = int(rate * duration)
+    latencies: list[float] = []
+    errors = 0
+    sent_at: dict[str, float] = {}
+    tasks: set[asyncio.Task[None]] = set()
+    last = time.monotonic()
+
+    async def one(i: int, scheduled: float) -> None:
+        nonlocal errors
+        body = f"m{i}-{scheduled:.6f}"
+        sent_at[body] = time.time()
+        try:
+            status, _ = await asyncio.wait_for(
+                client.publish(body, TargetArn=target), 10
+            )
+        except (aiohttp.ClientError, TimeoutError):
+            status = 0
+        # Latency from the scheduled send time: client lag counts (no coordinated
+        # omission).
+        latencies.append(time.monotonic() - scheduled)
+        if status != 200:
+            errors += 1
+
+    start = time.monotonic()
+    for i in range(total):
+        scheduled = start + i / rate
+        delay = scheduled - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        task = asyncio.create_task(one(i, scheduled))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+        if time.monotonic() - last >= PROGRESS_S:
+            last = time.monotonic()
+            say(f"    {i}/{total} publishes sent, {len(tasks)} in flight")
+    if tasks:
+        await asyncio.gather(*tasks)
+    elapsed = time.monotonic() - start
+    sent_done = len(latencies)
+    # Achieved rate: what the client managed to issue on schedule.
+    issued = total / max(elapsed - (max(latencies) if latencies else 0), duration)
+    return LoopResult(
+        sent=sent_done,
+        errors=errors,
+        achieved=min(issued, total / duration),
+        p50=pct(latencies, 50),
+        p99=pct(latencies, 99),
+        sent_at=sent_at,
+    )
+
+
+def provider_latency(sent_at: dict[str, float], arrivals: list[float]) -> list[float]:
+    """Arrival minus send time; the mock keeps arrival order, not bodies here."""
+    sends = sorted(sent_at.values())
+    got = sorted(arrivals)
+    # Deliveries of one endpoint arrive roughly in publish order; pairing the
+    # k-th send with the k-th arrival gives the distribution (not per message).
+    return [a - s for s, a in zip(sends, got, strict=False)]
+
+
+def show_profile(path: Path, top: int) -> None:
+    say(f"\n  cProfile of the gateway ({path}), top {top} by own time:")
+    stats = pstats.Stats(str(path))
+    stats.sort_stats("tottime")
+    width = 0
+    entries = []
+    for func, (_cc, nc, tt, ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+        filename, line, name = func
+        short = filename.split("/site-packages/")[-1].replace(str(Path.cwd()) + "/", "")
+        entries.append((tt, ct, nc, f"{short}:{line}({name})"))
+    entries.sort(reverse=True)
+    width = max((len(e[3]) for e in entries[:top]), default=0)
+    say(f"    {'tottime':>8} {'cumtime':>8} {'calls':>9}  function")
+    for tt, ct, nc, label in entries[:top]:
+        say(f"    {tt:8.2f} {ct:8.2f} {nc:9d}  {label[: max(width, 40)]}")
+
+
+def targets(results: dict[str, Result]) -> list[str]:
+    out = []
+    apns = results.get("fanout-apns")
+    ceiling = results.get("ceiling")
+    if apns is not None:
+        r = apns.figures["rate"]
+        out.append(
+            f"APNs fan-out >= 3,000 deliveries/s: {r:,.0f}/s -> "
+            f"{'MET' if r >= 3000 else 'MISSED'}"
+        )
+    if apns is not None and ceiling is not None and ceiling.figures.get("rate"):
+        ratio = apns.figures["rate"] / ceiling.figures["rate"]
+        out.append(
+            f"fan-out / bare client >= 0.8: {apns.figures['rate']:,.0f} / "
+            f"{ceiling.figures['rate']:,.0f} = {ratio:.2f} -> "
+            f"{'MET' if ratio >= 0.8 else 'MISSED'}"
+        )
+    api = results.get("publish-api")
+    if api is not None and "p99_at_rate" in api.figures:
+        p99 = api.figures["p99_at_rate"]
+        out.append(
+            f"publish-api p99 <= 100 ms at the first rate: API {ms(p99)} "
+            f"(publish->provider {ms(api.figures['e2e_p99_at_rate'])}) -> "
+            f"{'MET' if p99 <= P99_LIMIT_S else 'MISSED'}"
+        )
+    return out
+
+
+def parse(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="pushgw bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--scenario", choices=[*SCENARIOS, "all"], default="all")
+    parser.add_argument("--endpoints", type=int, default=50_000)
+    parser.add_argument("--rate", type=float, default=500.0)
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--store", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument(
+        "--ceiling-concurrency",
+        type=int,
+        default=0,
+        help="bare-client concurrency (default: the gateway's per-app limit)",
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="run the gateway under cProfile"
+    )
+    parser.add_argument("--profile-top", type=int, default=30)
+    args = parser.parse_args(list(argv))
+    if not 1 <= args.endpoints <= 200_000:
+        parser.error("--endpoints: 1..200000")
+    if not 0 < args.rate <= 20_000 or not 0 < args.duration <= 300:
+        parser.error("--rate 0..20000, --duration 0..300")
+    return args
+
+
+async def amain(args: argparse.Namespace) -> int:
+    wanted = SCENARIOS if args.scenario == "all" else (args.scenario,)
+    with tempfile.TemporaryDirectory(prefix="pushgw-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        ca_file = tmp / "mock-ca.pem"
+        mocks = MockProcess(ca_file)
+        bench = Bench(args=args, tmp=tmp, mocks=mocks, ca_file=ca_file)
+        say(
+            f"pushgw bench: {', '.join(wanted)}; {os.cpu_count()} CPUs; "
+            f"mocks pid {mocks.pid}; store {args.store}; tmp {tmp}"
+        )
+        runs: dict[str, Callable[[], Any]] = {
+            "fanout-apns": lambda: bench.fanout("fanout-apns", ["APNS"]),
+            "ceiling": bench.ceiling,
+            "fanout-mixed": lambda: bench.fanout("fanout-mixed", list(PLATFORMS)),
+            "publish-api": bench.publish_api,
+        }
+        code = 0
+        try:
+            for name in wanted:
+                try:
+                    bench.results[name] = await runs[name]()
+                    bench.results[name].show()
+                except Exception as exc:  # report and go on with the others
+                    say(f"\n=== {name}: FAILED: {type(exc).__name__}: {exc}")
+                    code = 1
+        finally:
+            mocks.stop()
+        lines = targets(bench.results)
+        if lines:
+            say("\n=== targets ===")
+            for line in lines:
+                say(f"  {line}")
+        return code
+
+
+def main(argv: list[str]) -> int:
+    # `pushgw bench -- --endpoints N`: the CLI's REMAINDER keeps the "--".
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    args = parse(argv)
+    return asyncio.run(amain(args))

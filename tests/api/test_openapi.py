@@ -1,0 +1,134 @@
+"""The OpenAPI document at /v1/openapi.json describes exactly the /v1 routes."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from pushgw.api.app import make_app
+from pushgw.api.json_api import ROUTES
+from pushgw.api.openapi import openapi_path
+from pushgw.arn import ArnBuilder
+from pushgw.config import config_from_mapping
+from pushgw.service import Service
+from pushgw.store.memory import InMemoryStore
+
+HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+
+
+def build_app() -> web.Application:
+    store = InMemoryStore()
+    service = Service(store=store, arns=ArnBuilder("us-east-1", "123456789012"))
+    return make_app(config=config_from_mapping({}), service=service, store=store)
+
+
+@pytest.fixture(name="served")
+async def _served() -> AsyncIterator[tuple[web.Application, dict[str, Any]]]:
+    app = build_app()
+    async with TestClient(TestServer(app)) as client:
+        response = await client.get("/v1/openapi.json")
+        assert 200 == response.status
+        yield app, await response.json()
+
+
+def router_operations(app: web.Application) -> set[tuple[str, str]]:
+    """(METHOD, path) of every /v1 route but the document itself, `{arn}` style."""
+    out = set()
+    for route in app.router.routes():
+        info = route.resource.get_info() if route.resource else {}
+        path = info.get("formatter") or info.get("path") or ""
+        if not path.startswith("/v1/") or path == "/v1/openapi.json":
+            continue
+        out.add((route.method, path))
+    return out
+
+
+def document_operations(document: dict[str, Any]) -> set[tuple[str, str]]:
+    return {
+        (method.upper(), path)
+        for path, item in document["paths"].items()
+        for method in item
+        if method in HTTP_METHODS
+    }
+
+
+def test_openapi_path_strips_patterns() -> None:
+    """`{arn:regex}` becomes `{arn}`, regexes with classes and quantifiers too."""
+    assert "/v1/topics/{arn}" == openapi_path("/v1/topics/{arn:arn:[^/]+}")
+    assert "/v1/endpoints/{arn}/x" == openapi_path(
+        "/v1/endpoints/{arn:arn:[^/]+/[^/]+/[^/]+/[^/]+}/x"
+    )
+    assert "/v1/topics" == openapi_path("/v1/topics")
+
+
+async def test_document_matches_router(
+    served: tuple[web.Application, dict[str, Any]],
+) -> None:
+    """Every /v1 route is documented with its method, and nothing else is."""
+    app, document = served
+    routed = router_operations(app)
+    assert len(ROUTES) == len(routed)
+    assert routed == document_operations(document)
+    from_table = {(r.method, openapi_path(r.path)) for r in ROUTES}
+    assert from_table == routed
+
+
+async def test_document_is_structurally_openapi_3(
+    served: tuple[web.Application, dict[str, Any]],
+) -> None:
+    """Version, info, unique operationIds, responses and path parameters are sound."""
+    _, document = served
+    assert "3.0.3" == document["openapi"]
+    assert {"title", "version"} <= set(document["info"])
+    assert "bearer" in document["components"]["securitySchemes"]
+    operation_ids = []
+    for path, item in document["paths"].items():
+        assert path.startswith("/v1/")
+        placeholders = set(re.findall(r"\{(\w+)\}", path))
+        for method, operation in item.items():
+            assert method in HTTP_METHODS
+            operation_ids.append(operation["operationId"])
+            responses = operation["responses"]
+            assert responses, (method, path)
+            assert all(re.fullmatch(r"[1-5]\d\d", code) for code in responses)
+            assert all("description" in r for r in responses.values())
+            assert any(code.startswith("2") for code in responses)
+            params = operation.get("parameters", [])
+            in_path = {p["name"] for p in params if p["in"] == "path"}
+            assert placeholders == in_path, (method, path)
+            assert all(p["required"] for p in params if p["in"] == "path")
+            if "requestBody" in operation:
+                schema = operation["requestBody"]["content"]["application/json"][
+                    "schema"
+                ]
+                assert set(schema["required"]) <= set(schema["properties"])
+    assert len(operation_ids) == len(set(operation_ids))
+
+
+async def test_error_schema_ref_resolves(
+    served: tuple[web.Application, dict[str, Any]],
+) -> None:
+    """Every `$ref` in the document points at an existing component."""
+    _, document = served
+    refs: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                refs.append(node["$ref"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(document)
+    assert refs
+    for ref in refs:
+        section, name = ref.removeprefix("#/components/").split("/")
+        assert name in document["components"][section]

@@ -1,0 +1,36 @@
+"""Fixtures that start real `pushgw mock-providers` and `pushgw serve` processes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.harness import Mocks, Server, free_port, mock_ports, write_config
+
+
+@pytest.fixture(name="mocks")
+def _mocks(tmp_path: Path) -> Iterator[Mocks]:
+    ports = mock_ports()
+    config = write_config(
+        tmp_path, store_url="memory:", mock_ports=ports, name="mocks.toml"
+    )
+    mocks = Mocks(tmp_path, ports, config)
+    yield mocks
+    mocks.stop()
+
+
+@pytest.fixture(name="pushgw_server")
+def _pushgw_server(tmp_path: Path, mocks: Mocks) -> Iterator[Server]:
+    """`pushgw serve` on SQLite, every provider pointed at the mocks."""
+    port = free_port()
+    config = write_config(
+        tmp_path,
+        store_url=f"sqlite:///{tmp_path / 'pushgw.db'}",
+        mock_ports=mocks.ports,
+        port=port,
+    )
+    server = Server(tmp_path, config, port)
+    yield server
+    server.stop()

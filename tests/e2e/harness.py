@@ -1,0 +1,257 @@
+"""
+Real processes for end-to-end tests: `pushgw mock-providers` and `pushgw serve`
+started with `sys.executable -m pushgw`, on free loopback ports, each with its own
+config file in a temporary directory.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
+SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+API_KEY = "e2e-json-api-key"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def write_config(
+    directory: Path,
+    *,
+    store_url: str,
+    mock_ports: Mapping[str, int],
+    port: int | None = None,
+    delivery: Mapping[str, Any] | None = None,
+    server: Mapping[str, Any] | None = None,
+    name: str = "pushgw.toml",
+) -> Path:
+    """A config like config/dev.toml, on the given ports and store."""
+    port = port or free_port()
+    sections: dict[str, Mapping[str, Any]] = {
+        "server": {
+            "host": "127.0.0.1",
+            "port": port,
+            "graceful_timeout_s": 5.0,
+            **(server or {}),
+        },
+        "store": {"url": store_url},
+        "delivery": {
+            "poll_interval_s": 0.2,
+            "retry_base_s": 0.2,
+            "retry_max_s": 2.0,
+            **(delivery or {}),
+        },
+        "logging": {"level": "info", "format": "json"},
+        "providers.apns": {
+            "base_url": f"https://127.0.0.1:{mock_ports['apns']}",
+            "sandbox_url": f"https://127.0.0.1:{mock_ports['apns']}",
+            "ca_file": "mock-ca.pem",
+        },
+        "providers.fcm": {"base_url": f"http://127.0.0.1:{mock_ports['fcm']}"},
+        "providers.gcm_legacy": {"base_url": f"http://127.0.0.1:{mock_ports['fcm']}"},
+        "providers.adm": {
+            "base_url": f"http://127.0.0.1:{mock_ports['adm']}",
+            "token_url": f"http://127.0.0.1:{mock_ports['adm']}/auth/O2/token",
+        },
+        "providers.baidu": {"base_url": f"http://127.0.0.1:{mock_ports['baidu']}"},
+        "providers.mpns": {"allow_loopback": True},
+        "providers.wns": {
+            "token_url": f"http://127.0.0.1:{mock_ports['wns']}/accesstoken.srf",
+            "allow_loopback": True,
+        },
+        "mocks": {
+            "control_port": mock_ports["control"],
+            "apns_port": mock_ports["apns"],
+            "fcm_port": mock_ports["fcm"],
+            "adm_port": mock_ports["adm"],
+            "baidu_port": mock_ports["baidu"],
+            "mpns_port": mock_ports["mpns"],
+            "wns_port": mock_ports["wns"],
+            "ca_file": "mock-ca.pem",
+        },
+    }
+    lines = []
+    for section, values in sections.items():
+        lines.append(f"[{section}]")
+        lines += [f"{k} = {_toml_value(v)}" for k, v in values.items()]
+        lines.append("")
+    lines += [
+        "[[auth.sns_keys]]",
+        f'access_key_id = "{ACCESS_KEY}"',
+        f'secret_access_key = "{SECRET_KEY}"',
+        "",
+        "[[auth.sns_keys]]",
+        'access_key_id = "AKIAPUBLISHONLY00001"',
+        'secret_access_key = "publish-only-secret"',
+        'actions = ["Publish", "PublishBatch"]',
+        "",
+        "[[auth.api_keys]]",
+        'name = "e2e"',
+        f'key = "{API_KEY}"',
+        "",
+    ]
+    path = directory / name
+    path.write_text("\n".join(lines))
+    return path
+
+
+def mock_ports() -> dict[str, int]:
+    return {
+        n: free_port()
+        for n in ("control", "apns", "fcm", "adm", "baidu", "mpns", "wns")
+    }
+
+
+class Process:
+    """A `python -m pushgw ...` child whose output goes to a log file."""
+
+    def __init__(self, args: list[str], log_path: Path) -> None:
+        self.log_path = log_path
+        self._log = log_path.open("ab")
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pushgw", *args],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=env,
+        )
+
+    def wait_http(self, url: str, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"process exited: {self.log_path.read_text()[-3000:]}"
+                )
+            try:
+                if httpx.get(url, timeout=1.0).status_code < 500:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"{url} not up: {self.log_path.read_text()[-3000:]}")
+
+    def terminate(self, timeout: float = 20.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
+    def kill9(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+        self._log.close()
+
+    def logs(self) -> str:
+        return self.log_path.read_text()
+
+
+class Mocks:
+    """`pushgw mock-providers` and a client for its control API."""
+
+    def __init__(self, directory: Path, ports: dict[str, int], config: Path) -> None:
+        self.ports = ports
+        self.control = f"http://127.0.0.1:{ports['control']}"
+        self.process = Process(
+            ["mock-providers", "--config", str(config)], directory / "mocks.log"
+        )
+        self.process.wait_http(self.control + "/stats")
+
+    def credentials(self, platform: str, **options: Any) -> dict[str, str]:
+        r = httpx.post(f"{self.control}/credentials/{platform}", json=options)
+        r.raise_for_status()
+        return dict(r.json()["attributes"])
+
+    def device(self, platform: str, state: str = "valid") -> dict[str, Any]:
+        r = httpx.post(f"{self.control}/devices/{platform}", json={"state": state})
+        r.raise_for_status()
+        return dict(r.json())
+
+    def received(self, token: str) -> list[dict[str, Any]]:
+        r = httpx.get(f"{self.control}/received", params={"token": token})
+        r.raise_for_status()
+        return list(r.json()["messages"])
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        return dict(httpx.get(f"{self.control}/stats").json())
+
+    def faults(self, platform: str, rules: list[dict[str, Any]]) -> None:
+        httpx.post(
+            f"{self.control}/faults", json={"platform": platform, "rules": rules}
+        )
+
+    def stop(self) -> None:
+        self.process.terminate()
+
+
+class Server:
+    """`pushgw serve` on a config; `.url` is its base URL."""
+
+    def __init__(
+        self, directory: Path, config: Path, port: int, name: str = "serve"
+    ) -> None:
+        self.config = config
+        self.url = f"http://127.0.0.1:{port}"
+        self.api_key = API_KEY
+        self.access_key = ACCESS_KEY
+        self.secret_key = SECRET_KEY
+        self.process = Process(
+            ["serve", "--config", str(config)], directory / f"{name}.log"
+        )
+        self.process.wait_http(self.url + "/healthz")
+
+    def json(self, method: str, path: str, body: Any = None) -> httpx.Response:
+        return httpx.request(
+            method,
+            self.url + path,
+            json=body,
+            timeout=30.0,
+            headers={"Authorization": f"Bearer {self.api_key}"},
+        )
+
+    def stop(self) -> int:
+        return self.process.terminate()
+
+
+def register_devices(
+    mocks: Mocks, platform: str, count: int, state: str = "valid"
+) -> list[dict[str, Any]]:
+    """`count` simulated devices in one control-API call."""
+    r = httpx.post(
+        f"{mocks.control}/devices/{platform}",
+        json={"state": state, "count": count},
+        timeout=120.0,
+    )
+    r.raise_for_status()
+    return list(r.json()["devices"])
