@@ -261,11 +261,13 @@ async def scenario_hang() -> tuple[str, str]:
 
 async def scenario_pre_settings() -> tuple[str, str]:
     async with rig(token_strict=True) as r:
+        r.mock.settings_delay_s = 0.2
         client = r.aioapns()
         a = await asyncio.gather(*(aio_send(client, r.token, 3) for _ in range(50)))
         refused_a = r.mock.stats["protocol_error"]
         aio_close(client)
     async with rig(token_strict=True) as r:
+        r.mock.settings_delay_s = 0.2
         ours = r.ours(timeout_s=3)
         b = await asyncio.gather(*(our_send(ours, r.token) for _ in range(50)))
         refused_b = r.mock.stats["protocol_error"]
@@ -301,7 +303,7 @@ SCENARIOS: dict[str, Callable[[], Awaitable[tuple[str, str]]]] = {
     "late 200 after caller timeout (20 others in flight)": scenario_late_answer,
     "429 without JSON body": scenario_no_body,
     "server never answers": scenario_hang,
-    "50 concurrent, token-strict server (1 stream pre-SETTINGS)": scenario_pre_settings,
+    "50 concurrent, token-strict server, SETTINGS 0.2 s late": scenario_pre_settings,
     "GOAWAY with 10 streams open": lambda: _fault_burst("goaway"),
     "connection aborted with 10 streams open": lambda: _fault_burst("drop"),
 }
@@ -345,7 +347,7 @@ def _mock_process(pipe: multiprocessing.connection.Connection) -> None:
                 loop.add_reader(pipe.fileno(), stop.set)
                 await stop.wait()
                 pipe.recv()
-                stats = dict(mock.stats)
+                stats: dict[str, float] = dict(mock.stats)
                 stats["cpu_s"] = round(time.process_time(), 2)
                 pipe.send(stats)
 

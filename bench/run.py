@@ -54,6 +54,15 @@ PROGRESS_S = 3.0
 MESSAGE = "hello from pushgw bench"
 
 
+def calibrate() -> tuple[float, float]:
+    """Wall and CPU seconds of a fixed pure-Python loop (5M additions)."""
+    t, c = time.perf_counter(), time.process_time()
+    x = 0
+    for i in range(5_000_000):
+        x += i
+    return time.perf_counter() - t, time.process_time() - c
+
+
 def say(text: str) -> None:
     print(text, flush=True)
 
@@ -257,7 +266,7 @@ class Bench:
         }
         errors = {k: v for k, v in errors.items() if v}
         if errors:
-            result.add("mock non-deliveries", str(errors))
+            result.add("mock counters", str(errors))
         return result
 
     # -- ceiling: the adapter alone ----------------------------------------------
@@ -383,8 +392,10 @@ class Bench:
                 for step in range(MAX_STEPS):
                     self.mocks.call("reset")
                     cpu0 = cpu_seconds(gw.pid)
+                    client0 = time.process_time()
                     step_result = await open_loop(client, target, rate, duration)
                     cpu = cpu_seconds(gw.pid) - cpu0
+                    client_cpu = time.process_time() - client0
                     await asyncio.sleep(1.0)  # let the last deliveries land
                     arrivals = await self.mocks.acall("arrivals")
                     got = arrivals["APNS"].get(token, [])
@@ -401,7 +412,9 @@ class Bench:
                         f"{ms(step_result.p50)} p99 {ms(step_result.p99)}; "
                         f"publish->provider p50 {ms(pct(e2e, 50))} p99 "
                         f"{ms(pct(e2e, 99))} ({len(got)} delivered); gateway CPU "
-                        f"{cpu / max(1, step_result.sent) * 1e6:,.0f} µs/publish"
+                        f"{cpu / max(1, step_result.sent) * 1e6:,.0f} µs/publish, "
+                        f"bench client CPU "
+                        f"{client_cpu / max(1, step_result.sent) * 1e6:,.0f} µs/publish"
                         f"{'' if ok else '  <- not sustained'}"
                     )
                     say(f"  step {step}: {line}")
@@ -583,6 +596,12 @@ async def amain(args: argparse.Namespace) -> int:
         say(
             f"pushgw bench: {', '.join(wanted)}; {os.cpu_count()} CPUs; "
             f"mocks pid {mocks.pid}; store {args.store}; tmp {tmp}"
+        )
+        wall, cpu = calibrate()
+        say(
+            f"calibration: 5M-iteration Python loop took {wall:.2f} s wall for "
+            f"{cpu:.2f} s process CPU (wall/CPU {wall / max(cpu, 1e-9):.1f}; ~1.0 "
+            "on an unshared core: above that, /proc CPU under-counts busy time)"
         )
         runs: dict[str, Callable[[], Any]] = {
             "fanout-apns": lambda: bench.fanout("fanout-apns", ["APNS"]),

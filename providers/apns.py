@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import ssl
 import tempfile
 import threading
@@ -31,6 +32,8 @@ from urllib.parse import urlsplit
 import h2.exceptions
 import jwt
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from hpack import NeverIndexedHeaderTuple
 
@@ -44,6 +47,7 @@ from providers.base import (
     parse_retry_after,
 )
 from providers.h2client import H2Pool, Response
+from pushgw.errors import ProviderSetupError
 from pushgw.model import (
     APPLE_PLATFORMS,
     PAYLOAD_LIMITS,
@@ -97,6 +101,8 @@ STATUSES: Final[dict[int, Outcome]] = {
     504: Outcome.RETRY,
 }
 
+# Apple: "device tokens are of variable length"; even-length hex, generously capped.
+_TOKEN_RE: Final = re.compile(r"(?:[0-9a-fA-F]{2}){1,100}")
 _VOIP_PLATFORMS: Final = frozenset({Platform.APNS_VOIP, Platform.APNS_VOIP_SANDBOX})
 _TRANSPORT_EXTRA: Final = (h2.exceptions.ProtocolError,)
 
@@ -115,7 +121,7 @@ class JwtSigner:
         team_id: str,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._key = key_pem
+        self._key = _load_p8(key_pem)
         self._key_id = key_id
         self._team_id = team_id
         self._clock = clock
@@ -187,7 +193,7 @@ class ApnsProvider(Provider):
         else:
             team = app.attributes.get("ApplePlatformTeamID", "")
             if not (team and bundle and app.principal and app.credential):
-                raise ValueError(
+                raise ProviderSetupError(
                     "APNs token auth needs PlatformPrincipal (key id), "
                     "PlatformCredential (.p8), ApplePlatformTeamID and "
                     "ApplePlatformBundleID"
@@ -196,7 +202,9 @@ class ApnsProvider(Provider):
                 key_pem=app.credential, key_id=app.principal, team_id=team
             )
         if not bundle:
-            raise ValueError("APNs certificate has no subject UID and no bundle id")
+            raise ProviderSetupError(
+                "APNs certificate has no subject UID and no ApplePlatformBundleID"
+            )
         self.topic = bundle
         self.voip = app.platform in _VOIP_PLATFORMS
         self.limit = PAYLOAD_LIMITS[app.platform]
@@ -239,7 +247,10 @@ class ApnsProvider(Provider):
         )
 
     def _build(self, token: str, message: RenderedMessage) -> _Request | SendResult:
-        """The request for one message, or a PERMANENT result without sending."""
+        """The request for one message, or a result without sending."""
+        if not _TOKEN_RE.fullmatch(token):
+            # Never put a malformed token into :path; APNs would say the same.
+            return SendResult(Outcome.INVALID_TOKEN, "BadDeviceToken: not hex")
         if message.native:
             try:
                 payload = json.loads(message.body)
@@ -350,13 +361,26 @@ def _load_certificate(principal: str) -> x509.Certificate | None:
         return None
     try:
         return x509.load_pem_x509_certificate(principal.encode())
-    except ValueError:
-        return None
+    except ValueError as exc:
+        raise ProviderSetupError(f"APNs certificate is not valid PEM: {exc}") from exc
 
 
 def _subject_uid(cert: x509.Certificate) -> str:
     values = cert.subject.get_attributes_for_oid(NameOID.USER_ID)
     return str(values[0].value) if values else ""
+
+
+def _load_p8(pem: str) -> ec.EllipticCurvePrivateKey:
+    """The .p8 signing key; ProviderSetupError unless it is an EC P-256 PEM."""
+    try:
+        key = serialization.load_pem_private_key(pem.encode(), password=None)
+    except (ValueError, TypeError) as exc:
+        raise ProviderSetupError(
+            f"APNs .p8 key is not a PEM private key: {exc}"
+        ) from exc
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
+        raise ProviderSetupError("APNs .p8 key must be an EC P-256 key")
+    return key
 
 
 def _load_client_cert(context: ssl.SSLContext, cert_pem: str, key_pem: str) -> None:
@@ -368,4 +392,7 @@ def _load_client_cert(context: ssl.SSLContext, cert_pem: str, key_pem: str) -> N
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as fh:
                 fh.write(text)
-        context.load_cert_chain(cert_path, key_path)
+        try:
+            context.load_cert_chain(cert_path, key_path)
+        except ssl.SSLError as exc:
+            raise ProviderSetupError(f"APNs certificate/key rejected: {exc}") from exc

@@ -2,9 +2,11 @@
 FCM HTTP v1 adapter: SNS `GCM` applications whose credential is a service account.
 
 One request per message, `POST {base_url}/v1/projects/{project}/messages:send`,
-over one long-lived httpx client per application (`http2=True`: h2 via ALPN on
-https, HTTP/1.1 on cleartext loopback mocks). The OAuth2 access token comes from
-an RS256 JWT-bearer grant (RFC 7523) POSTed to the `token_uri` named in the
+over one long-lived client per application: httpx with `http2=True` for https
+base URLs (h2 via ALPN, as at fcm.googleapis.com), aiohttp for cleartext http://
+ones (the loopback mock), where both would speak HTTP/1.1 and aiohttp's client is
+about ten times faster than httpcore's. The OAuth2 access token comes from an
+RS256 JWT-bearer grant (RFC 7523) POSTed to the `token_uri` named in the
 service-account JSON, cached single-flight in `AccessTokenCache` and refreshed
 once when FCM answers 401.
 
@@ -21,15 +23,18 @@ import json
 import math
 import re
 import time
+import urllib.parse
 from collections.abc import Callable, Mapping
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
+import aiohttp
 import httpx
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 from providers.base import (
+    TRANSPORT_ERRORS,
     Outcome,
     Provider,
     ProviderSettings,
@@ -38,6 +43,7 @@ from providers.base import (
     map_transport_errors,
     parse_retry_after,
 )
+from providers.http import HTTP_TRANSPORT_ERRORS, client_session
 from providers.oauth import AccessTokenCache, TokenFetchError
 from pushgw.errors import ProviderSetupError
 from pushgw.model import Endpoint, Platform, PlatformApplication
@@ -299,21 +305,21 @@ def _error_code(error: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _error_of(response: httpx.Response) -> Mapping[str, Any]:
+def _error_of(response: Answer) -> Mapping[str, Any]:
     """The google.rpc `error` object of an answer; empty if the body is not one."""
     try:
-        error = response.json().get("error")
+        error = json.loads(response.text).get("error")
     except (ValueError, AttributeError):
         return {}
     return error if isinstance(error, Mapping) else {}
 
 
-def classify(response: httpx.Response) -> SendResult:
+def classify(response: Answer) -> SendResult:
     """Map one messages:send answer to a SendResult (see FCM_ERRORS)."""
-    status = response.status_code
+    status = response.status
     if status == 200:
         try:
-            name = str(response.json().get("name", "200"))
+            name = str(json.loads(response.text).get("name", "200"))
         except (ValueError, AttributeError):
             name = "200"
         return SendResult.delivered(name)
@@ -372,6 +378,69 @@ class ServiceAccount:
         return jwt.encode(claims, self.private_key, algorithm="RS256", headers=headers)
 
 
+class Answer(NamedTuple):
+    """An HTTP answer, whichever client fetched it."""
+
+    status: int
+    headers: Mapping[str, str]  # case-insensitive in both clients
+    text: str
+
+
+class _HttpxClient:
+    """httpx with HTTP/2 (ALPN): the client for https://fcm.googleapis.com."""
+
+    def __init__(self, settings: ProviderSettings) -> None:
+        limits = httpx.Limits(
+            max_connections=settings.max_connections,
+            max_keepalive_connections=settings.max_connections,
+        )
+        self._client = httpx.AsyncClient(
+            http2=True,
+            limits=limits,
+            # No pool timeout: the dispatcher caps sends in flight, queued ones wait.
+            timeout=httpx.Timeout(settings.timeout_s, pool=None),
+            verify=settings.ssl_context(),
+            trust_env=False,
+        )
+
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> Answer:
+        try:
+            resp = await self._client.post(url, content=body, headers=headers)
+        except httpx.TransportError as exc:  # OSError for map_transport_errors
+            raise ConnectionError(f"{type(exc).__name__}: {exc}") from exc
+        return Answer(resp.status_code, resp.headers, resp.text)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+class _AiohttpClient:
+    """
+    aiohttp for cleartext http:// base URLs (the loopback mock). HTTP/2 needs TLS
+    (ALPN) there, so both clients would speak HTTP/1.1, and aiohttp's is about ten
+    times faster than httpcore 1.0.9's pool against the mock (about 250 vs 5000
+    sends/s on a 2-core box).
+    """
+
+    def __init__(self, settings: ProviderSettings) -> None:
+        self._settings = settings
+        self._session: aiohttp.ClientSession | None = None
+
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> Answer:
+        if self._session is None:  # created inside the running loop
+            self._session = client_session(self._settings)
+        try:
+            async with self._session.post(url, data=body, headers=headers) as resp:
+                text = (await resp.read()).decode("utf-8", "replace")
+        except HTTP_TRANSPORT_ERRORS as exc:
+            raise ConnectionError(f"{type(exc).__name__}: {exc}") from exc
+        return Answer(resp.status, resp.headers, text)
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
 class FcmProvider(Provider):
     """FCM HTTP v1 for one SNS `GCM` application with a service-account credential."""
 
@@ -399,48 +468,40 @@ class FcmProvider(Provider):
         self._clock = clock
         base = settings.base_url.rstrip("/")
         self._url = f"{base}/v1/projects/{self.account.project_id}/messages:send"
-        limits = httpx.Limits(
-            max_connections=settings.max_connections,
-            max_keepalive_connections=settings.max_connections,
-        )
-        self._client = httpx.AsyncClient(
-            http2=True,
-            limits=limits,
-            # No pool timeout: the dispatcher caps sends in flight, queued ones wait.
-            timeout=httpx.Timeout(settings.timeout_s, pool=None),
-            verify=settings.ssl_context(),
-            trust_env=False,
-        )
+        cleartext = settings.base_url.startswith("http://")
+        self._client = (_AiohttpClient if cleartext else _HttpxClient)(settings)
         self.tokens = AccessTokenCache(self._fetch_token, clock=clock)
 
     async def _fetch_token(self) -> tuple[str, float]:
-        data = {
-            "grant_type": JWT_BEARER,
-            "assertion": self.account.assertion(self._clock()),
-        }
+        form = urllib.parse.urlencode(
+            {
+                "grant_type": JWT_BEARER,
+                "assertion": self.account.assertion(self._clock()),
+            }
+        ).encode()
+        headers = {"content-type": "application/x-www-form-urlencoded"}
         try:
-            resp = await self._client.post(self.account.token_uri, data=data)
-        except httpx.TransportError as exc:
+            resp = await self._client.post(self.account.token_uri, form, headers)
+        except TRANSPORT_ERRORS as exc:
             reason = f"token endpoint: {type(exc).__name__}: {exc}"
             raise TokenFetchError(reason, bad_credentials=False) from exc
-        if resp.status_code != 200:
-            text = plain_text(resp.text)
-            transient = resp.status_code >= 500 or resp.status_code == 429
-            reason = f"token endpoint {resp.status_code}: {text}"
+        if resp.status != 200:
+            transient = resp.status >= 500 or resp.status == 429
+            reason = f"token endpoint {resp.status}: {plain_text(resp.text)}"
             raise TokenFetchError(reason, bad_credentials=not transient)
         try:
-            body = resp.json()
+            body = json.loads(resp.text)
             return str(body["access_token"]), float(body.get("expires_in", 3600))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             reason = "token endpoint: unparseable 200 answer"
             raise TokenFetchError(reason, bad_credentials=False) from exc
 
-    async def _post(self, body: bytes, token: str) -> httpx.Response:
+    async def _post(self, body: bytes, token: str) -> Answer:
         headers = {
             "authorization": f"Bearer {token}",
             "content-type": "application/json; charset=UTF-8",
         }
-        return await self._client.post(self._url, content=body, headers=headers)
+        return await self._client.post(self._url, body, headers)
 
     async def _send_authorized(self, body: bytes) -> SendResult:
         """Send with the cached token; on 401, refresh once and resend once."""
@@ -449,7 +510,7 @@ class FcmProvider(Provider):
             response = await self._post(body, token)
             # A 401 naming an FcmError code (THIRD_PARTY_AUTH_ERROR) is not about
             # our OAuth token; any other 401 is: refresh once, resend once.
-            if response.status_code == 401 and _error_code(_error_of(response)) is None:
+            if response.status == 401 and _error_code(_error_of(response)) is None:
                 token = await self.tokens.refresh(stale=token)
                 response = await self._post(body, token)
         except TokenFetchError as exc:
@@ -463,7 +524,7 @@ class FcmProvider(Provider):
             return request
         body = _compact(request).encode()
         box: list[SendResult] = []
-        async with map_transport_errors(box, extra=(httpx.TransportError,)):
+        async with map_transport_errors(box):
             return await self._send_authorized(body)
         return box[0]
 

@@ -5,6 +5,7 @@ with SNS's own error messages (SNS_API §2, §9).
 
 from __future__ import annotations
 
+import random
 import uuid
 from dataclasses import dataclass
 
@@ -12,6 +13,14 @@ from pushgw.errors import InvalidParameterError
 from pushgw.model import Platform
 
 PARTITION = "aws"
+
+
+def new_id() -> str:
+    """A random UUID4 string for ids that need uniqueness, not secrecy.
+
+    `uuid.uuid4()` reads os.urandom per call, a system call on the publish path.
+    """
+    return str(uuid.UUID(int=random.getrandbits(128), version=4))
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,13 +36,13 @@ class ArnBuilder:
         return f"{self.prefix}app/{platform.value}/{name}"
 
     def endpoint(self, platform: Platform, app_name: str) -> str:
-        return f"{self.prefix}endpoint/{platform.value}/{app_name}/{uuid.uuid4()}"
+        return f"{self.prefix}endpoint/{platform.value}/{app_name}/{new_id()}"
 
     def topic(self, name: str) -> str:
         return f"{self.prefix}{name}"
 
     def subscription(self, topic_arn: str) -> str:
-        return f"{topic_arn}:{uuid.uuid4()}"
+        return f"{topic_arn}:{new_id()}"
 
 
 @dataclass(frozen=True, slots=True)

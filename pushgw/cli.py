@@ -110,11 +110,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     demo.add_argument("--config", "-c", default=DEFAULT_CONFIG)
     demo.set_defaults(func=cmd_demo)
 
-    bench = sub.add_parser("bench", help="load scenarios against the mocks")
-    bench.add_argument("rest", nargs=argparse.REMAINDER)
+    bench = sub.add_parser(
+        "bench",
+        help="load scenarios against the mocks (pushgw bench --help)",
+        add_help=False,
+    )
     bench.set_defaults(func=cmd_bench)
 
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
+    if args.command != "bench" and rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    args.rest = rest
     try:
         code = args.func(args)
     except PushGwError as exc:

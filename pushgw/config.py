@@ -43,6 +43,9 @@ class SnsConfig:
 class StoreConfig:
     # memory: | sqlite:///abs/path.db | sqlite:relative/path.db | postgresql://...
     url: str = "sqlite:state/pushgw.db"
+    # Fernet key file (44 base64 chars): provider credentials are encrypted at
+    # rest with it. "" = stored in clear (development only; a warning is logged).
+    encryption_key_file: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

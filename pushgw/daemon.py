@@ -32,6 +32,7 @@ from pushgw.log import get_logger
 from pushgw.model import Platform, PlatformApplication
 from pushgw.service import Service
 from pushgw.store.base import Store
+from pushgw.store.encrypted import EncryptedStore
 from pushgw.store.factory import open_store
 
 log = get_logger("pushgw.daemon")
@@ -84,6 +85,13 @@ class Gateway:
     ) -> None:
         self.config = config
         self.store: Store = open_store(store_url(config))
+        if config.store.encryption_key_file:
+            key = config.path(config.store.encryption_key_file).read_bytes().strip()
+            self.store = EncryptedStore(self.store, key)
+        else:
+            log.warning(
+                "credentials_stored_in_clear", hint="set store.encryption_key_file"
+            )
         factory = provider_factory or (
             lambda app: create_provider(app, config.provider)
         )

@@ -159,6 +159,7 @@ async def run_demo(config_path: str) -> int:
         if not os.environ.get("PUSHGW_DEMO_LOGS")
         else None,
     )
+    ok = False
     try:
         async with aiohttp.ClientSession() as session:
             await wait_ready(session, base, proc)
@@ -170,6 +171,9 @@ async def run_demo(config_path: str) -> int:
             devices = await five_steps(api, fleet)
             await topic_publish(api, devices)
             ok = await wait_received(fleet, devices)
+    except (RuntimeError, aiohttp.ClientError) as exc:
+        say(f"\nDemo FAILED: {exc}")
+        say("(rerun with PUSHGW_DEMO_LOGS=1 to see the daemon's logs)")
     finally:
         if proc.returncode is None:
             proc.terminate()

@@ -140,6 +140,7 @@ class _ServerConnection(asyncio.Protocol):
         self.jwt_expired = False
         self.strict_pending = mock.token_strict
         self.goaway_sent = False
+        self.held = False
         self.streams_seen = 0
 
     # -- asyncio.Protocol --------------------------------------------------
@@ -156,6 +157,15 @@ class _ServerConnection(asyncio.Protocol):
         self.conn.initiate_connection()
         self.mock.connections.add(self)
         self.mock.stats["connections"] += 1
+        if self.mock.settings_delay_s > 0:
+            # Hold every frame (SETTINGS first) back for a while, so a client
+            # that bursts before SETTINGS meets the initial limit on the wire.
+            self.held = True
+            self._loop.call_later(self.mock.settings_delay_s, self._release)
+        self.flush()
+
+    def _release(self) -> None:
+        self.held = False
         self.flush()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -206,7 +216,6 @@ class _ServerConnection(asyncio.Protocol):
 
     def _respond_raw(self, sid: int, headers: list[tuple[bytes, bytes]]) -> None:
         """HEADERS+END_STREAM on a stream h2 considers closed (late answer)."""
-        self.reset_by_client.discard(sid)
         self.flush()
         frame = hyperframe.frame.HeadersFrame(sid)
         frame.data = self.conn.encoder.encode(headers)
@@ -236,13 +245,15 @@ class _ServerConnection(asyncio.Protocol):
     ) -> None:
         """Answer a stream: 200 headers-only, or headers + one JSON DATA frame."""
         conn = self.conn
+        late = sid in self.reset_by_client
+        self.reset_by_client.discard(sid)
         try:
             if reason is None:
                 headers = [
                     (b":status", str(status).encode()),
                     NeverIndexedHeaderTuple(b"apns-id", apns_id),
                 ]
-                if sid in self.reset_by_client:
+                if late:
                     self._respond_raw(sid, headers)
                     return
                 conn.send_headers(sid, headers, end_stream=True)
@@ -298,6 +309,8 @@ class _ServerConnection(asyncio.Protocol):
         self.flush()
 
     def flush(self) -> None:
+        if self.held:
+            return
         data = self.conn.data_to_send()
         if data and self.transport is not None:
             self.transport.write(data)
@@ -341,6 +354,8 @@ class ApnsMock(MockPlatform):
         # written raw, as if they had crossed the client's RST_STREAM).
         self.error_without_body = False
         self.late_answers = False
+        # Test knob: delay the server's first SETTINGS (and all its frames).
+        self.settings_delay_s = 0.0
         self.scripted: collections.deque[tuple[int, str]] = collections.deque()
         self.connections: set[_ServerConnection] = set()
         self.requests: collections.deque[dict[str, Any]] = collections.deque(  # type: ignore[assignment]

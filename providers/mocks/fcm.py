@@ -13,7 +13,8 @@ PROVIDERS.md §2.4 and §3. One aiohttp app on 127.0.0.1 serves
   `registration_ids`, per-token results and canonical ids. With `retired=True`
   it answers like the shut-down service (`retired_status`, HTML body).
 
-HTTP/1.1 only (aiohttp); the adapter's h2 path is not exercised here.
+HTTP/1.1 only (aiohttp), over TLS when given an `ssl_context` (trustme in
+tests): that exercises the adapter's httpx client, but not its h2 framing.
 
 Faults (`self.faults`, by device-token prefix) map to FCM's wire answers:
 throttle -> 429 QUOTA_EXCEEDED + Retry-After, unavailable -> 503 UNAVAILABLE,
@@ -29,6 +30,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import ssl
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Final
@@ -179,8 +181,9 @@ class FcmMock(AiohttpMock):
         token_expires_in: float = 3600.0,
         retired: bool = False,
         retired_status: int = 404,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        super().__init__(clock=clock)
+        super().__init__(clock=clock, ssl_context=ssl_context)
         self.token_expires_in = token_expires_in
         self.retired = retired
         self.retired_status = retired_status
@@ -200,8 +203,9 @@ class FcmMock(AiohttpMock):
     def issue_credentials(self, **options: Any) -> dict[str, str]:
         """
         Step 1. `kind="service_account"` (default; `project_id=` optional) gives
-        a service-account JSON whose `token_uri` is this mock's /token;
-        `kind="api_key"` gives a legacy server key.
+        a service-account JSON whose `token_uri` is this mock's /token, signed by
+        a fresh RSA key unless `private_key=` (an RSAPrivateKey) is given, which
+        saves tests the key generation; `kind="api_key"` gives a legacy server key.
         """
         kind = options.get("kind", "service_account")
         if kind == "api_key":
@@ -210,9 +214,15 @@ class FcmMock(AiohttpMock):
             return {"PlatformCredential": key, "PlatformPrincipal": ""}
         if kind != "service_account":
             raise ValueError(f"unknown credential kind {kind!r}")
+        if not self.base_url:
+            raise RuntimeError("start() the mock first: token_uri needs its URL")
         self._project_seq += 1
         project = str(options.get("project_id") or f"pushgw-mock-{self._project_seq}")
-        private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        private = options.get("private_key") or rsa.generate_private_key(
+            public_exponent=65537, key_size=2048
+        )
+        if not isinstance(private, rsa.RSAPrivateKey):
+            raise TypeError("private_key must be an RSAPrivateKey")
         email = f"firebase-adminsdk-{secrets.token_hex(3)}@{project}.iam.gserviceaccount.com"
         self.accounts[email] = (project, private.public_key())
         pem = private.private_bytes(

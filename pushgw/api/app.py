@@ -33,8 +33,11 @@ async def request_context(
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=request_id)
     try:
-        return await handler(request)
+        response = await handler(request)
+        response.headers.setdefault("x-request-id", request_id)
+        return response
     except ApiError as exc:
+        log.info("request_failed", path=request.path, code=exc.code)
         return error_response(exc.status, exc.code, exc.message, request_id)
     except web.HTTPException as exc:
         if exc.status < 400:

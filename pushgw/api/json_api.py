@@ -571,7 +571,7 @@ def _make_handler(route: Route, service: Service, keys: Sequence[ApiKey]) -> Any
             if raw.strip():
                 try:
                     parsed = json.loads(raw)
-                except (ValueError, UnicodeDecodeError):
+                except (ValueError, UnicodeDecodeError, RecursionError):
                     raise JsonValidationError("Body is not valid JSON") from None
                 if not isinstance(parsed, dict):
                     raise JsonValidationError("Body must be a JSON object")

@@ -26,7 +26,18 @@ def optional(body: Mapping[str, Any], name: str, kind: type[T]) -> T | None:
         return None
     if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
         raise JsonValidationError(f"{name}: expected {_type_name(kind)}")
+    if isinstance(value, str) and not _is_utf8(value):
+        raise JsonValidationError(f"{name}: expected valid UTF-8 string")
     return value
+
+
+def _is_utf8(text: str) -> bool:
+    """False for strings with lone surrogates (JSON "\\ud800"), which cannot be stored."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def string_map(body: Mapping[str, Any], name: str) -> dict[str, str] | None:
@@ -34,7 +45,7 @@ def string_map(body: Mapping[str, Any], name: str) -> dict[str, str] | None:
     if value is None:
         return None
     for key, item in value.items():
-        if not isinstance(item, str):
+        if not isinstance(item, str) or not _is_utf8(item) or not _is_utf8(key):
             raise JsonValidationError(f"{name}.{key}: expected string")
     return value
 

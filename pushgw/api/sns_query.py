@@ -477,5 +477,6 @@ def _xml_response(body: str, status: int, request_id: str) -> web.Response:
         text=body,
         status=status,
         content_type=xml.CONTENT_TYPE,
-        headers={"x-amzn-RequestId": request_id},
+        # x-request-id too, so the app middleware's header agrees with SNS's id.
+        headers={"x-amzn-RequestId": request_id, "x-request-id": request_id},
     )

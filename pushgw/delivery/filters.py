@@ -55,7 +55,7 @@ def _check_condition(key: str, condition: Any) -> None:
         return
     if op == "exists" and isinstance(arg, bool):
         return
-    if op == "anything-but":
+    if op == "anything-but" and _valid_anything_but(arg):
         return
     if op == "numeric" and isinstance(arg, list) and len(arg) in (2, 4):
         for symbol, number in zip(arg[::2], arg[1::2], strict=True):
@@ -63,6 +63,19 @@ def _check_condition(key: str, condition: Any) -> None:
                 raise ValueError(f"bad numeric condition for {key}")
         return
     raise ValueError(f"unsupported operator {op!r} for {key}")
+
+
+def _valid_anything_but(arg: Any) -> bool:
+    """A value, a non-empty list of values, or {"prefix": "..."}."""
+    if isinstance(arg, dict):
+        return list(arg) == ["prefix"] and isinstance(arg["prefix"], str)
+    if isinstance(arg, list):
+        return bool(arg) and all(_is_scalar(v) for v in arg)
+    return _is_scalar(arg)
+
+
+def _is_scalar(value: Any) -> bool:
+    return isinstance(value, (str, int, float)) and not isinstance(value, bool)
 
 
 def matches(policy: Policy, attributes: Mapping[str, MessageAttribute]) -> bool:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -103,7 +102,7 @@ class PublishMixin(TopicsMixin):
                 " is not valid for this topic type"
             )
         return Message(
-            id=str(uuid.uuid4()),
+            id=arns.new_id(),
             body=req.message,
             structure="json" if structure == "json" else None,
             subject=req.subject,

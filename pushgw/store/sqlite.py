@@ -1,11 +1,13 @@
 """
-SqliteStore: the default, single-process backend (aiosqlite).
+SqliteStore: the default, single-process backend.
 
 WAL with `synchronous=NORMAL`: a crash of the process loses nothing; a power cut
-may lose the last few commits. All writes go through one connection, serialised
-by an asyncio.Lock, in `BEGIN IMMEDIATE` transactions (one autocommit statement
-when a single statement suffices). Reads use a second connection, so they run
-beside writes. A trigger on `jobs` deletes a message with its last job.
+may lose the last few commits. All writes go through one connection on one
+thread (`_GroupWriter`) in `BEGIN IMMEDIATE` transactions; writes that arrive
+together share a transaction (group commit), each under its own savepoint, and
+each caller is answered after COMMIT. Reads use a separate aiosqlite connection
+(`query_only`), so they run beside writes. A trigger on `jobs` deletes a message
+with its last job.
 
 The row conversions at the top are shared with `postgres.py`: both drivers'
 rows are indexable by column name.
@@ -15,13 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
 import contextlib
 import dataclasses
+import functools
 import json
 import sqlite3
 import time
 from collections.abc import (
-    AsyncIterator,
     Callable,
     Iterable,
     Iterator,
@@ -50,6 +53,9 @@ T = TypeVar("T")
 BUSY_TIMEOUT_MS = 10_000
 # Largest `IN (...)` list per statement (SQLite allows 32766 parameters).
 IN_CHUNK = 500
+# Most writes committed together in one transaction (group commit).
+MAX_WRITE_BATCH = 1000
+WriteFn = Callable[[sqlite3.Connection], T]
 
 
 class Row(Protocol):
@@ -307,38 +313,164 @@ def _marks(n: int) -> str:
     return ", ".join("?" * n)
 
 
+class _GroupWriter:
+    """
+    The one write connection, on a thread of its own, with group commit.
+
+    Each write is a function of the connection. Writes that arrive while a batch
+    is committing wait and go together into the next BEGIN IMMEDIATE transaction,
+    each under its own SAVEPOINT so one failing write (say a token clash) is
+    rolled back alone. A caller is answered only after COMMIT, so `enqueue` is
+    durable when it returns. One thread hop and one commit per batch instead of
+    several per write is what lets the dispatcher complete thousands of jobs a
+    second through the one-job-at-a-time Store calls.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._conn: sqlite3.Connection | None = None
+        self._thread = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="pushgw-sqlite-writer"
+        )
+        self._queue: list[tuple[WriteFn[Any], asyncio.Future[Any], bool]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def open(self) -> None:
+        await self._call(self._connect)
+
+    async def close(self) -> None:
+        if self._flusher is not None:
+            await asyncio.shield(self._flusher)
+        if self._conn is not None:
+            await self._call(self._conn.close)
+            self._conn = None
+        self._thread.shutdown(wait=False)
+
+    async def run(self, fn: WriteFn[T], *, one_statement: bool = False) -> T:
+        """
+        Run `fn(conn)` in the next write transaction; its result once committed.
+
+        `one_statement`: fn runs a single statement, which SQLite already undoes
+        alone on error, so it needs no savepoint. A cancelled caller's write may
+        still be committed (its future is just dropped).
+        """
+        if self._conn is None:
+            raise StoreError("store is not open")
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queue.append((fn, future, one_statement))
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush(), name="sqlite-writer")
+        return await future
+
+    async def _call(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, fn)
+
+    def _connect(self) -> None:
+        conn = sqlite3.connect(self._path, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        self._conn = conn
+
+    async def _flush(self) -> None:
+        try:
+            while self._queue:
+                batch = self._queue[:MAX_WRITE_BATCH]
+                del self._queue[:MAX_WRITE_BATCH]
+                try:
+                    outcomes = await self._call(
+                        functools.partial(
+                            self._commit, [(fn, one) for fn, _, one in batch]
+                        )
+                    )
+                except Exception as exc:  # the writer thread itself failed
+                    outcomes = [_Failed(exc)] * len(batch)
+                except BaseException:
+                    # Cancelled (loop shutdown): nobody may wait forever.
+                    lost = StoreError("the SQLite writer was stopped")
+                    for _, future, _ in batch + self._queue:
+                        if not future.done():
+                            future.set_exception(lost)
+                    self._queue.clear()
+                    raise
+                for (_, future, _), outcome in zip(batch, outcomes, strict=True):
+                    if future.done():
+                        continue
+                    if isinstance(outcome, _Failed):
+                        future.set_exception(outcome.error)
+                    else:
+                        future.set_result(outcome)
+        finally:
+            self._flusher = None
+
+    def _commit(self, fns: list[tuple[WriteFn[Any], bool]]) -> list[Any]:
+        """On the writer thread: one transaction, a savepoint per write."""
+        conn = self._conn
+        assert conn is not None
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            return [_Failed(exc)] * len(fns)
+        outcomes: list[Any] = []
+        try:
+            for fn, one_statement in fns:
+                if one_statement:
+                    try:
+                        outcomes.append(fn(conn))
+                    except sqlite3.IntegrityError as exc:
+                        # Other errors may end the transaction: fail the batch.
+                        outcomes.append(_Failed(exc))
+                    continue
+                conn.execute("SAVEPOINT w")
+                try:
+                    outcomes.append(fn(conn))
+                except Exception as exc:
+                    conn.execute("ROLLBACK TO w")
+                    outcomes.append(_Failed(exc))
+                conn.execute("RELEASE w")
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            return [_Failed(exc)] * len(fns)
+        return outcomes
+
+
+class _Failed:
+    """A write's exception, carried back from the writer thread as a value."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
 class SqliteStore:
     """The Store on one SQLite file. See the module docstring."""
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._writer: aiosqlite.Connection | None = None
+        self._writer: _GroupWriter | None = None
         self._reader: aiosqlite.Connection | None = None
-        self._lock = asyncio.Lock()
 
     # -- lifecycle -------------------------------------------------------------
-    async def _connect(self) -> aiosqlite.Connection:
-        conn = await aiosqlite.connect(self.path, isolation_level=None)
-        try:
-            conn.row_factory = sqlite3.Row
-            await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            await _enable_wal(conn)
-            await conn.execute("PRAGMA synchronous = NORMAL")
-            await conn.execute("PRAGMA foreign_keys = ON")
-        except BaseException:
-            await conn.close()
-            raise
-        return conn
-
     async def open(self) -> None:
         """Connect, switch to WAL and apply pending migrations."""
+        if self.path == ":memory:":
+            raise StoreError("SqliteStore needs a file; use the memory: store")
         try:
-            self._writer = await self._connect()
-            await migrate_sqlite(self._writer)
-            if self.path == ":memory:" or self.path.startswith("file::memory:"):
-                self._reader = self._writer
-            else:
-                self._reader = await self._connect()
+            reader = await aiosqlite.connect(self.path, isolation_level=None)
+            self._reader = reader
+            reader.row_factory = sqlite3.Row
+            await reader.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            await reader.execute("PRAGMA synchronous = NORMAL")
+            await _enable_wal(reader)
+            await migrate_sqlite(reader)
+            # Writes go through the writer only; this guards against slips.
+            await reader.execute("PRAGMA query_only = ON")
+            self._writer = _GroupWriter(self.path)
+            await self._writer.open()
         except sqlite3.Error as exc:
             await self.close()
             raise StoreError(f"cannot open {self.path}: {exc}") from exc
@@ -346,10 +478,10 @@ class SqliteStore:
     async def close(self) -> None:
         reader, writer = self._reader, self._writer
         self._reader = self._writer = None
-        if reader is not None and reader is not writer:
-            await reader.close()
         if writer is not None:
             await writer.close()
+        if reader is not None:
+            await reader.close()
 
     @property
     def _r(self) -> aiosqlite.Connection:
@@ -357,34 +489,19 @@ class SqliteStore:
             raise StoreError("store is not open")
         return self._reader
 
-    @property
-    def _w(self) -> aiosqlite.Connection:
+    # -- helpers ---------------------------------------------------------------
+    async def _run(self, fn: WriteFn[T], *, one_statement: bool = False) -> T:
+        """Run `fn(conn)` in a write transaction; driver errors translated."""
         if self._writer is None:
             raise StoreError("store is not open")
-        return self._writer
-
-    # -- helpers ---------------------------------------------------------------
-    @contextlib.asynccontextmanager
-    async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
-        """A BEGIN IMMEDIATE transaction on the writer; driver errors translated."""
-        async with self._lock:
-            conn = self._w
-            with _translated():
-                await conn.execute("BEGIN IMMEDIATE")
-            try:
-                with _translated():
-                    yield conn
-                    await conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    await conn.execute("ROLLBACK")
-                raise
+        with _translated():
+            return await self._writer.run(fn, one_statement=one_statement)
 
     async def _write(self, sql: str, params: Any = ()) -> list[sqlite3.Row]:
-        """One autocommit statement on the writer; returns its rows."""
-        async with self._lock:
-            with _translated():
-                return list(await self._w.execute_fetchall(sql, params))
+        """One write statement; returns its rows (RETURNING)."""
+        return await self._run(
+            lambda conn: conn.execute(sql, params).fetchall(), one_statement=True
+        )
 
     async def _read(self, sql: str, params: Any = ()) -> list[sqlite3.Row]:
         with _translated():
@@ -426,9 +543,11 @@ class SqliteStore:
             raise NotFoundError(app.arn)
 
     async def delete_app(self, arn: str) -> None:
-        async with self._tx() as conn:
-            await conn.execute("DELETE FROM endpoints WHERE app_arn = ?", (arn,))
-            await conn.execute("DELETE FROM apps WHERE arn = ?", (arn,))
+        def delete(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM endpoints WHERE app_arn = ?", (arn,))
+            conn.execute("DELETE FROM apps WHERE arn = ?", (arn,))
+
+        await self._run(delete)
 
     # -- endpoints -------------------------------------------------------------
     async def insert_endpoint(self, endpoint: Endpoint) -> Endpoint:
@@ -513,9 +632,11 @@ class SqliteStore:
             raise NotFoundError(topic.arn)
 
     async def delete_topic(self, arn: str) -> None:
-        async with self._tx() as conn:
-            await conn.execute("DELETE FROM subscriptions WHERE topic_arn = ?", (arn,))
-            await conn.execute("DELETE FROM topics WHERE arn = ?", (arn,))
+        def delete(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM subscriptions WHERE topic_arn = ?", (arn,))
+            conn.execute("DELETE FROM topics WHERE arn = ?", (arn,))
+
+        await self._run(delete)
 
     # -- subscriptions ---------------------------------------------------------
     async def insert_subscription(self, sub: Subscription) -> Subscription:
@@ -583,40 +704,47 @@ class SqliteStore:
         return {r["key"]: r["value"] for r in rows}
 
     async def set_tags(self, arn: str, tags: Mapping[str, str]) -> None:
-        async with self._tx() as conn:
-            await conn.executemany(
+        rows = [(arn, k, v) for k, v in tags.items()]
+        await self._run(
+            lambda conn: conn.executemany(
                 "INSERT INTO tags (arn, key, value) VALUES (?, ?, ?)"
                 " ON CONFLICT (arn, key) DO UPDATE SET value = excluded.value",
-                [(arn, k, v) for k, v in tags.items()],
+                rows,
             )
+        )
 
     async def remove_tags(self, arn: str, keys: Sequence[str]) -> None:
-        async with self._tx() as conn:
-            await conn.executemany(
-                "DELETE FROM tags WHERE arn = ? AND key = ?", [(arn, k) for k in keys]
+        rows = [(arn, k) for k in keys]
+        await self._run(
+            lambda conn: conn.executemany(
+                "DELETE FROM tags WHERE arn = ? AND key = ?", rows
             )
+        )
 
     # -- messages and delivery jobs -------------------------------------------
     async def enqueue(self, message: Message, jobs: Sequence[NewJob]) -> None:
-        async with self._tx() as conn:
-            await conn.execute(
-                f"INSERT INTO messages ({_MSG_COLS}) VALUES ({_marks(10)})",
-                message_params(message, len(jobs)),
+        params = message_params(message, len(jobs))
+
+        def insert(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                f"INSERT INTO messages ({_MSG_COLS}) VALUES ({_marks(10)})", params
             )
-            await _insert_jobs(conn, message.id, message.created_at, jobs)
+            _insert_jobs(conn, message.id, message.created_at, jobs)
+
+        await self._run(insert)
 
     async def add_jobs(self, message_id: str, jobs: Sequence[NewJob]) -> None:
-        async with self._tx() as conn:
-            rows = list(
-                await conn.execute_fetchall(
-                    "UPDATE messages SET pending_jobs = pending_jobs + ?"
-                    " WHERE id = ? RETURNING created_at",
-                    (len(jobs), message_id),
-                )
-            )
-            if not rows:
+        def insert(conn: sqlite3.Connection) -> None:
+            row = conn.execute(
+                "UPDATE messages SET pending_jobs = pending_jobs + ?"
+                " WHERE id = ? RETURNING created_at",
+                (len(jobs), message_id),
+            ).fetchone()
+            if row is None:
                 raise NotFoundError(message_id)
-            await _insert_jobs(conn, message_id, rows[0]["created_at"], jobs)
+            _insert_jobs(conn, message_id, row["created_at"], jobs)
+
+        await self._run(insert)
 
     async def get_message(self, message_id: str) -> Message | None:
         row = await self._read_one("SELECT * FROM messages WHERE id = ?", (message_id,))
@@ -679,43 +807,7 @@ class SqliteStore:
     async def split_topic_job(
         self, job_id: int, *, owner: str, at_seq: int
     ) -> DeliveryJob | None:
-        async with self._tx() as conn:
-            rows = list(
-                await conn.execute_fetchall(
-                    "SELECT * FROM jobs WHERE id = ? AND lease_owner = ?",
-                    (job_id, owner),
-                )
-            )
-            if not rows:
-                return None
-            job = job_from_row(rows[0])
-            if job.range_hi is None or at_seq >= job.range_hi:
-                return None
-            new_rows = list(
-                await conn.execute_fetchall(
-                    _JOB_INSERT + " RETURNING *",
-                    (
-                        job.message_id,
-                        "topic",
-                        None,
-                        job.topic_arn,
-                        at_seq,
-                        job.range_hi,
-                        0,
-                        job.next_attempt_at,
-                        job.created_at,
-                        None,
-                    ),
-                )
-            )
-            await conn.execute(
-                "UPDATE jobs SET range_hi = ? WHERE id = ?", (at_seq, job_id)
-            )
-            await conn.execute(
-                "UPDATE messages SET pending_jobs = pending_jobs + 1 WHERE id = ?",
-                (job.message_id,),
-            )
-            return job_from_row(new_rows[0])
+        return await self._run(lambda conn: _split(conn, job_id, owner, at_seq))
 
     async def release_jobs(self, *, owner: str) -> int:
         rows = await self._write(
@@ -760,8 +852,8 @@ async def _enable_wal(conn: aiosqlite.Connection) -> None:
         delay = min(delay * 2, 0.1)
 
 
-async def _insert_jobs(
-    conn: aiosqlite.Connection,
+def _insert_jobs(
+    conn: sqlite3.Connection,
     message_id: str,
     created_at: float,
     jobs: Sequence[NewJob],
@@ -770,13 +862,11 @@ async def _insert_jobs(
     bounds: dict[str | None, int] = {}
     for new in jobs:
         if new.kind == "topic" and new.topic_arn not in bounds:
-            rows = await conn.execute_fetchall(
-                "SELECT coalesce(max(seq), 0) AS hi FROM subscriptions"
-                " WHERE topic_arn = ?",
+            bounds[new.topic_arn] = conn.execute(
+                "SELECT coalesce(max(seq), 0) FROM subscriptions WHERE topic_arn = ?",
                 (new.topic_arn,),
-            )
-            bounds[new.topic_arn] = next(iter(rows))["hi"]
-    await conn.executemany(
+            ).fetchone()[0]
+    conn.executemany(
         _JOB_INSERT,
         [
             (
@@ -794,6 +884,41 @@ async def _insert_jobs(
             for new in jobs
         ],
     )
+
+
+def _split(
+    conn: sqlite3.Connection, job_id: int, owner: str, at_seq: int
+) -> DeliveryJob | None:
+    """split_topic_job inside the write transaction."""
+    row = conn.execute(
+        "SELECT * FROM jobs WHERE id = ? AND lease_owner = ?", (job_id, owner)
+    ).fetchone()
+    if row is None:
+        return None
+    job = job_from_row(row)
+    if job.range_hi is None or at_seq >= job.range_hi:
+        return None
+    new = conn.execute(
+        _JOB_INSERT + " RETURNING *",
+        (
+            job.message_id,
+            "topic",
+            None,
+            job.topic_arn,
+            at_seq,
+            job.range_hi,
+            0,
+            job.next_attempt_at,
+            job.created_at,
+            None,
+        ),
+    ).fetchone()
+    conn.execute("UPDATE jobs SET range_hi = ? WHERE id = ?", (at_seq, job_id))
+    conn.execute(
+        "UPDATE messages SET pending_jobs = pending_jobs + 1 WHERE id = ?",
+        (job.message_id,),
+    )
+    return job_from_row(new)
 
 
 @contextlib.contextmanager

@@ -758,3 +758,30 @@ async def test_request_id_echoed_on_errors(api: Api) -> None:
     )
     assert 404 == response.status
     assert "req-42" == response.headers["x-request-id"]
+
+
+async def test_deeply_nested_body_is_400(api: Api) -> None:
+    """A body nested past the parser's depth is a 400, not a 500."""
+    status, body = await api.call("POST", "/v1/topics", data=b"[" * 100_000)
+    assert_error(status, body, 400, "ValidationError")
+
+
+@pytest.mark.parametrize(
+    ("path", "raw"),
+    [
+        ("/v1/publish", b'{"topicArn": "%s", "message": "\\ud800"}'),
+        (
+            "/v1/publish",
+            b'{"topicArn": "%s", "message": "m", "messageAttributes":'
+            b' {"a": {"dataType": "String", "stringValue": "\\ud800"}}}',
+        ),
+        ("endpoints", b'{"token": "t-%s", "customUserData": "\\ud800"}'),
+    ],
+)
+async def test_lone_surrogates_are_400(api: Api, path: str, raw: bytes) -> None:
+    """Strings with lone surrogates (not encodable as UTF-8) are refused with a 400."""
+    topic = await api.topic()
+    if path == "endpoints":
+        path = f"/v1/platform-applications/{await api.gcm_app()}/endpoints"
+    status, body = await api.call("POST", path, data=raw % topic.encode())
+    assert 400 == status, body

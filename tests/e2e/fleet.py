@@ -86,7 +86,11 @@ def build_fleet(
     r = server.json(
         "POST",
         "/v1/platform-applications",
-        {"name": "e2e-fleet", "platform": "APNS", "attributes": mocks.credentials("APNS")},
+        {
+            "name": "e2e-fleet",
+            "platform": "APNS",
+            "attributes": mocks.credentials("APNS"),
+        },
     )
     assert r.status_code == 201, r.text
     app_arn = r.json()["platformApplicationArn"]

@@ -15,6 +15,7 @@ from providers.apns import ApnsProvider, JwtSigner
 from providers.base import Outcome, ProviderSettings, RenderedMessage, SendResult
 from providers.mocks.apns import ApnsMock
 from providers.mocks.base import FaultRule
+from pushgw.errors import ProviderSetupError
 from pushgw.model import Endpoint, MessageAttribute, Platform, PlatformApplication
 
 MakeProvider = Callable[..., Awaitable[ApnsProvider]]
@@ -614,6 +615,7 @@ async def test_error_without_body(
 async def test_one_stream_before_settings(make_provider: MakeProvider) -> None:
     """Against a token-strict server (1 stream until a valid JWT) 50 concurrent sends succeed."""
     async with ApnsMock(token_strict=True) as strict:
+        strict.settings_delay_s = 0.2  # SETTINGS arrive well after the handshake
         provider = await make_provider(target=strict, max_connections=2)
         token = strict.register_device()
 
@@ -678,17 +680,106 @@ async def _send_many(provider: ApnsProvider, token: str, count: int, width: int)
     return await asyncio.gather(*(one() for _ in range(count)))
 
 
+async def _bounded_run(mock: ApnsMock, provider: ApnsProvider, count: int) -> None:
+    """`count` sends: 10 hang, 10 answered late, a tenth to an unregistered device."""
+    token, gone = mock.register_device(), mock.register_device(state="unregistered")
+    mock.late_answers = True
+    mock.faults.rules.append(FaultRule("hang", token_prefix=token, count=10))
+    mock.faults.rules.append(
+        FaultRule("latency", token_prefix=token, count=10, latency_s=0.6)
+    )
+
+    outcomes = await _send_many(provider, token, count - count // 10, 300)
+    outcomes += await _send_many(provider, gone, count // 10, 300)
+
+    assert count - count // 10 - 20 == outcomes.count(Outcome.DELIVERED)
+    assert 20 == outcomes.count(Outcome.RETRY)
+    assert count // 10 == outcomes.count(Outcome.INVALID_TOKEN)
+    assert 0 == provider.pool.tracked
+
+
+async def test_maps_bounded_over_1000_sends(
+    mock: ApnsMock, make_provider: MakeProvider
+) -> None:
+    """After 1,000 sends with timeouts and errors no stream or waiter is left behind."""
+    provider = await make_provider(timeout_s=0.5)
+
+    await _bounded_run(mock, provider, 1000)
+
+
+@pytest.mark.slow
 async def test_maps_bounded_over_10000_sends(
     mock: ApnsMock, make_provider: MakeProvider
 ) -> None:
-    """After 10,000 sends (with errors, timeouts and late answers) no stream is left behind."""
+    """After 10,000 sends (timeouts, late answers, errors) the client maps are empty."""
     provider = await make_provider(timeout_s=0.5)
-    token, gone = mock.register_device(), mock.register_device(state="unregistered")
-    mock.faults.rules.append(FaultRule("hang", count=20))
 
-    outcomes = await _send_many(provider, token, 9000, 300)
-    outcomes += await _send_many(provider, gone, 1000, 300)
+    await _bounded_run(mock, provider, 10000)
 
-    assert 8980 == outcomes.count(Outcome.DELIVERED)
-    assert 1000 == outcomes.count(Outcome.INVALID_TOKEN)
-    assert 0 == provider.pool.tracked
+    assert 10 == mock.stats["late_answer"]
+    assert 1 == mock.stats["connections"]
+
+
+@pytest.mark.parametrize(
+    ("principal", "credential", "attributes"),
+    [
+        (
+            "ABCDEFGHIJ",
+            "not a key",
+            {"ApplePlatformTeamID": "T", "ApplePlatformBundleID": "b"},
+        ),
+        ("ABCDEFGHIJ", "", {"ApplePlatformBundleID": "b"}),
+        ("-----BEGIN CERTIFICATE-----\nxx\n-----END CERTIFICATE-----", "k", {}),
+    ],
+)
+def test_bad_credentials_are_setup_errors(
+    principal: str, credential: str, attributes: dict[str, str]
+) -> None:
+    """Unusable credentials fail at construction with ProviderSetupError."""
+    app = PlatformApplication(
+        arn="a",
+        name="n",
+        platform=Platform.APNS,
+        principal=principal,
+        credential=credential,
+        attributes=attributes,
+    )
+
+    with pytest.raises(ProviderSetupError):
+        ApnsProvider(app=app, settings=ProviderSettings(base_url="https://127.0.0.1:9"))
+
+
+async def test_sandbox_platform_uses_sandbox_url(mock: ApnsMock, ca_file: str) -> None:
+    """APNS_SANDBOX apps connect to settings.sandbox_url, not base_url."""
+    attrs = mock.issue_credentials()
+    app = PlatformApplication(
+        arn="a",
+        name="n",
+        platform=Platform.APNS_SANDBOX,
+        principal=attrs.pop("PlatformPrincipal"),
+        credential=attrs.pop("PlatformCredential"),
+        attributes=attrs,
+    )
+    settings = ProviderSettings(
+        base_url="https://127.0.0.1:9", sandbox_url=mock.base_url, ca_file=ca_file
+    )
+    provider = ApnsProvider(app=app, settings=settings)
+    try:
+        result = await provider.send(endpoint(mock.register_device()), message())
+    finally:
+        await provider.aclose()
+
+    assert Outcome.DELIVERED == result.outcome
+
+
+@pytest.mark.parametrize("token", ["", "abc", "zz" * 32, "ab/cd", "ab" * 101])
+async def test_malformed_token_not_sent(
+    mock: ApnsMock, make_provider: MakeProvider, token: str
+) -> None:
+    """A token that is not even-length hex (<= 200 chars) is INVALID_TOKEN, unsent."""
+    provider = await make_provider()
+
+    result = await provider.send(endpoint(token), message())
+
+    assert Outcome.INVALID_TOKEN == result.outcome
+    assert 0 == len(mock.requests)

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import socket
+import ssl
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+import trustme
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from providers.base import Outcome, ProviderSettings, RenderedMessage, SendResult
 from providers.fcm import FcmProvider
@@ -22,6 +26,10 @@ from pushgw.model import Endpoint, MessageAttribute, Platform, PlatformApplicati
 
 APP_ARN = "arn:aws:sns:us-east-1:123456789012:app/GCM/test"
 NOW = 1_800_000_000.0
+# One signing key for the module's service accounts: RSA key generation is slow.
+KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+# Run a test over both clients: http -> aiohttp, https -> httpx (HTTP/2-capable).
+BOTH_CLIENTS = pytest.mark.parametrize("mock", ["http", "https"], indirect=True)
 
 
 class FakeClock:
@@ -60,15 +68,39 @@ def native(payload: dict[str, Any], **kw: Any) -> RenderedMessage:
 
 @contextlib.asynccontextmanager
 async def adapter(
-    mock: FcmMock, credential: str, clock: FakeClock, *, timeout_s: float = 5.0
+    settings: ProviderSettings, credential: str, clock: FakeClock, **changes: Any
 ) -> AsyncIterator[FcmProvider]:
-    """An FcmProvider on `mock` that is closed afterwards."""
-    settings = ProviderSettings(base_url=mock.base_url, timeout_s=timeout_s)
+    """An FcmProvider (settings with `changes`) that is closed afterwards."""
+    settings = dataclasses.replace(settings, **changes)
     provider = FcmProvider(app=make_app(credential), settings=settings, clock=clock)
     try:
         yield provider
     finally:
         await provider.aclose()
+
+
+@dataclasses.dataclass(frozen=True)
+class LoopbackTls:
+    """A trustme CA (as a file for ProviderSettings) and a 127.0.0.1 server context."""
+
+    ca_file: str
+    server: ssl.SSLContext
+
+
+@pytest.fixture(name="tls", scope="module")
+def _tls(tmp_path_factory: pytest.TempPathFactory) -> LoopbackTls:
+    ca = trustme.CA()
+    path = tmp_path_factory.mktemp("ca") / "ca.pem"
+    ca.cert_pem.write_to_path(str(path))
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server)
+    return LoopbackTls(ca_file=str(path), server=server)
+
+
+@pytest.fixture(name="settings")
+def _settings(mock: FcmMock, tls: LoopbackTls) -> ProviderSettings:
+    """Settings that reach `mock`, trusting the test CA (used only over https)."""
+    return ProviderSettings(base_url=mock.base_url, timeout_s=5.0, ca_file=tls.ca_file)
 
 
 @pytest.fixture(name="clock")
@@ -77,21 +109,24 @@ def _clock() -> FakeClock:
 
 
 @pytest.fixture(name="mock")
-async def _mock(clock: FakeClock) -> AsyncIterator[FcmMock]:
-    async with FcmMock(clock=clock) as mock:
+async def _mock(
+    request: pytest.FixtureRequest, clock: FakeClock, tls: LoopbackTls
+) -> AsyncIterator[FcmMock]:
+    """The mock over http (adapter uses aiohttp) or, if asked, https (httpx)."""
+    https = getattr(request, "param", "http") == "https"
+    async with FcmMock(clock=clock, ssl_context=tls.server if https else None) as mock:
         yield mock
 
 
 @pytest.fixture(name="credential")
 def _credential(mock: FcmMock) -> str:
-    return mock.issue_credentials(kind="service_account")["PlatformCredential"]
+    return mock.issue_credentials(private_key=KEY)["PlatformCredential"]
 
 
 @pytest.fixture(name="provider")
 async def _provider(
-    mock: FcmMock, credential: str, clock: FakeClock
+    settings: ProviderSettings, credential: str, clock: FakeClock
 ) -> AsyncIterator[FcmProvider]:
-    settings = ProviderSettings(base_url=mock.base_url, timeout_s=1.0)
     provider = FcmProvider(app=make_app(credential), settings=settings, clock=clock)
     yield provider
     await provider.aclose()
@@ -147,6 +182,7 @@ ERROR_TABLE = [
     [row[1:] for row in ERROR_TABLE],
     ids=[row[0] for row in ERROR_TABLE],
 )
+@BOTH_CLIENTS
 async def test_error_table(
     mock: FcmMock,
     provider: FcmProvider,
@@ -163,33 +199,41 @@ async def test_error_table(
     assert retry_after == result.retry_after
 
 
+@BOTH_CLIENTS
 async def test_plain_text_is_a_data_message(
     mock: FcmMock, provider: FcmProvider
 ) -> None:
-    """Plain text goes out as `data.default` with the cached Bearer token."""
+    """
+    Plain text goes out as `data.default` with the cached Bearer token, by httpx
+    over https and by aiohttp over cleartext.
+    """
     token = mock.register_device()
 
     result = await provider.send(endpoint(token), text("hi there"))
 
     [got] = mock.received_for(token)
+    client = "httpx" if mock.base_url.startswith("https:") else "aiohttp"
 
     assert result.outcome == Outcome.DELIVERED
-    assert {"token": token, "data": {"default": "hi there"}} == got.payload
+    assert got.payload == {"token": token, "data": {"default": "hi there"}}
     assert got.headers["Authorization"].startswith("Bearer ya29.")
+    assert client in got.headers["User-Agent"]
 
 
+@BOTH_CLIENTS
 async def test_hang_times_out_as_retry(
-    mock: FcmMock, credential: str, clock: FakeClock
+    mock: FcmMock, settings: ProviderSettings, credential: str, clock: FakeClock
 ) -> None:
     """A provider that never answers gives RETRY once the timeout runs out."""
     token = _fault("hang")(mock)
 
-    async with adapter(mock, credential, clock, timeout_s=0.3) as provider:
+    async with adapter(settings, credential, clock, timeout_s=0.3) as provider:
         result = await provider.send(endpoint(token), text())
 
     assert result.outcome == Outcome.RETRY
 
 
+@BOTH_CLIENTS
 async def test_concurrent_sends_fetch_one_token(
     mock: FcmMock, provider: FcmProvider
 ) -> None:
@@ -220,6 +264,7 @@ async def test_token_renewed_before_expiry(
     assert mock.stats["error_ACCESS_TOKEN_EXPIRED"] == 0
 
 
+@BOTH_CLIENTS
 async def test_401_forces_one_refresh_for_all_senders(
     mock: FcmMock, provider: FcmProvider
 ) -> None:
@@ -255,14 +300,14 @@ async def test_token_endpoint_errors(
 
 
 async def test_unknown_signing_key_is_bad_credentials(
-    mock: FcmMock, clock: FakeClock
+    mock: FcmMock, settings: ProviderSettings, clock: FakeClock
 ) -> None:
     """An assertion signed by a key the token endpoint does not know is refused."""
-    issued = json.loads(mock.issue_credentials()["PlatformCredential"])
-    other = json.loads(mock.issue_credentials()["PlatformCredential"])
+    issued = json.loads(mock.issue_credentials(private_key=KEY)["PlatformCredential"])
+    other = json.loads(mock.issue_credentials()["PlatformCredential"])  # a fresh key
     forged = json.dumps({**issued, "private_key": other["private_key"]})
 
-    async with adapter(mock, forged, clock) as provider:
+    async with adapter(settings, forged, clock) as provider:
         result = await provider.send(endpoint(mock.register_device()), text())
 
     assert result.outcome == Outcome.BAD_CREDENTIALS
@@ -270,17 +315,18 @@ async def test_unknown_signing_key_is_bad_credentials(
     assert mock.stats["token_rejected"] == 1
 
 
+@BOTH_CLIENTS
 async def test_unreachable_token_endpoint_is_retry(
-    mock: FcmMock, clock: FakeClock
+    mock: FcmMock, settings: ProviderSettings, clock: FakeClock
 ) -> None:
     """A token endpoint that refuses connections gives RETRY, not bad credentials."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # closed again before the send
-    info = json.loads(mock.issue_credentials()["PlatformCredential"])
+    info = json.loads(mock.issue_credentials(private_key=KEY)["PlatformCredential"])
     info["token_uri"] = f"http://127.0.0.1:{port}/token"
 
-    async with adapter(mock, json.dumps(info), clock) as provider:
+    async with adapter(settings, json.dumps(info), clock) as provider:
         result = await provider.send(endpoint(mock.register_device()), text())
 
     assert result.outcome == Outcome.RETRY
@@ -288,13 +334,13 @@ async def test_unreachable_token_endpoint_is_retry(
 
 
 async def test_wrong_project_is_bad_credentials(
-    mock: FcmMock, clock: FakeClock
+    mock: FcmMock, settings: ProviderSettings, clock: FakeClock
 ) -> None:
     """Sending to a project the account has no rights on is a credential problem."""
-    info = json.loads(mock.issue_credentials()["PlatformCredential"])
+    info = json.loads(mock.issue_credentials(private_key=KEY)["PlatformCredential"])
     info["project_id"] = "someone-elses-project"
 
-    async with adapter(mock, json.dumps(info), clock) as provider:
+    async with adapter(settings, json.dumps(info), clock) as provider:
         result = await provider.send(endpoint(mock.register_device()), text())
 
     assert result.outcome == Outcome.BAD_CREDENTIALS

@@ -12,7 +12,7 @@ import aiosqlite
 import asyncpg
 import pytest
 
-from pushgw.errors import ConflictError, NotFoundError
+from pushgw.errors import ConfigError, ConflictError, NotFoundError
 from pushgw.model import (
     Endpoint,
     Message,
@@ -23,6 +23,8 @@ from pushgw.model import (
     Topic,
 )
 from pushgw.store.base import NewJob, Store
+from pushgw.store.factory import open_store
+from pushgw.store.memory import InMemoryStore
 from pushgw.store.migrations import quote_ident
 from pushgw.store.postgres import PostgresStore
 from pushgw.store.sqlite import SqliteStore
@@ -783,3 +785,76 @@ async def test_listen_wakes_on_enqueue_and_retry(backend) -> None:
         await stop()
 
     assert woken.is_set()
+
+
+async def test_concurrent_writes_fail_alone(store: Store) -> None:
+    """Among concurrent inserts, only the one with a token clash fails."""
+    await store.insert_endpoint(make_endpoint(7))
+    endpoints = [make_endpoint(n) for n in range(1, 21) if n != 7]
+    clash = make_endpoint(99, token="token-7")
+
+    results = await asyncio.gather(
+        *(store.insert_endpoint(e) for e in [*endpoints, clash]),
+        return_exceptions=True,
+    )
+
+    assert endpoints == results[:-1]
+    assert isinstance(results[-1], ConflictError)
+    stored = (await store.list_endpoints(APP_ARN, after=0, limit=50)).items
+    assert sorted([*endpoints, make_endpoint(7)], key=lambda e: e.arn) == sorted(
+        stored, key=lambda e: e.arn
+    )
+
+
+async def test_concurrent_completions(store: Store) -> None:
+    """Many completions at once each get their own answer, wrong owners False."""
+    await enqueue_endpoint_jobs(store, 30)
+    jobs = await store.claim_jobs(owner="w1", limit=30, lease_s=30, now=NOW)
+
+    results = await asyncio.gather(
+        *(store.complete_job(j.id, owner="w1") for j in jobs[:20]),
+        *(store.complete_job(j.id, owner="w2") for j in jobs[20:]),
+        store.complete_job(jobs[0].id, owner="w1"),
+    )
+
+    assert [True] * 20 + [False] * 11 == results
+    assert 10 == (await store.job_counts())["total"]
+    assert None is await store.get_message(jobs[0].message_id)
+    assert make_message(30) == await store.get_message(jobs[29].message_id)
+
+
+@pytest.mark.parametrize(
+    ("url", "kind", "where"),
+    [
+        ("memory:", InMemoryStore, None),
+        (
+            "sqlite:///var/lib/pushgw/db.sqlite",
+            SqliteStore,
+            "/var/lib/pushgw/db.sqlite",
+        ),
+        ("sqlite:state/pushgw.db", SqliteStore, "state/pushgw.db"),
+        ("postgresql://u@h:5432/db", PostgresStore, "postgresql://u@h:5432/db"),
+        (
+            "postgres://u@h/db?schema=s1&sslmode=require",
+            PostgresStore,
+            "postgres://u@h/db?sslmode=require",
+        ),
+    ],
+)
+def test_open_store_urls(url: str, kind: type, where: str | None) -> None:
+    """open_store picks the backend and its location from the URL."""
+    store = open_store(url)
+
+    assert isinstance(store, kind)
+    if isinstance(store, SqliteStore):
+        assert where == store.path
+    if isinstance(store, PostgresStore):
+        assert where == store.dsn
+        assert ("s1" if "schema=" in url else "public") == store.schema
+
+
+@pytest.mark.parametrize("url", ["mysql://x", "sqlite:", "sqlite://host/x", "memory:x"])
+def test_open_store_rejects_bad_urls(url: str) -> None:
+    """Unknown schemes and empty or host-style SQLite URLs are config errors."""
+    with pytest.raises(ConfigError):
+        open_store(url)

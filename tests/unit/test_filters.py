@@ -116,11 +116,6 @@ def test_invalid_policies_raise(text: str) -> None:
         parse_filter_policy(text)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="filters.py _check_condition accepts any anything-but argument; matching"
-    " then raises (ValueError for {}, TypeError for a non-string prefix)",
-)
 @pytest.mark.parametrize(
     "condition",
     [{"anything-but": {}}, {"anything-but": {"prefix": 5}}],
