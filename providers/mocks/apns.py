@@ -481,6 +481,13 @@ class ApnsMock(MockPlatform):
         if state == "unregistered":
             self.unregistered_at[token] = int(self.clock() * 1000)
 
+    def reset(self) -> None:
+        """Forget messages, stats, faults, scripted answers and test knobs."""
+        super().reset()
+        self.scripted.clear()
+        self.error_without_body = self.late_answers = False
+        self.settings_delay_s = 0.0
+
     def script(self, status: int, reason: str, *, count: int = 1) -> None:
         """Answer the next `count` requests (any token) with `status`/`reason`."""
         self.scripted.extend([(status, reason)] * count)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import httpx
+import aiohttp
 
 from tests.e2e.harness import Mocks, Server, register_devices
 
@@ -47,9 +47,9 @@ def wait_until(
 
 
 async def _map(
-    client: httpx.AsyncClient,
+    client: aiohttp.ClientSession,
     items: Sequence[T],
-    call: Callable[[httpx.AsyncClient, T], Any],
+    call: Callable[[aiohttp.ClientSession, T], Any],
     concurrency: int,
 ) -> list[Any]:
     """`call(client, item)` for every item, `concurrency` at a time, in order."""
@@ -64,12 +64,16 @@ async def _map(
     return results
 
 
-def _client(base_url: str, headers: dict[str, str] | None = None) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
+def _client(
+    base_url: str, headers: dict[str, str] | None = None
+) -> aiohttp.ClientSession:
+    # aiohttp rather than httpx: the client's own CPU time dominated set-up
+    # (about 2.5 ms a request with httpx.AsyncClient, several times less here).
+    return aiohttp.ClientSession(
         base_url=base_url,
         headers=headers,
-        timeout=60.0,
-        limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
+        timeout=aiohttp.ClientTimeout(total=60.0),
+        connector=aiohttp.TCPConnector(limit=32),
     )
 
 
@@ -102,19 +106,19 @@ def build_fleet(
     for state in bad_states:
         tokens.append(mocks.device("APNS", state)["token"])
 
-    async def create(client: httpx.AsyncClient, token: str) -> str:
-        r = await client.post(
+    async def create(client: aiohttp.ClientSession, token: str) -> str:
+        async with client.post(
             f"/v1/platform-applications/{app_arn}/endpoints", json={"token": token}
-        )
-        assert r.status_code == 201, r.text
-        return str(r.json()["endpointArn"])
+        ) as r:
+            assert r.status == 201, await r.text()
+            return str((await r.json())["endpointArn"])
 
-    async def subscribe(client: httpx.AsyncClient, endpoint_arn: str) -> None:
-        r = await client.post(
+    async def subscribe(client: aiohttp.ClientSession, endpoint_arn: str) -> None:
+        async with client.post(
             f"/v1/topics/{topic_arn}/subscriptions",
             json={"protocol": "application", "endpointArn": endpoint_arn},
-        )
-        assert r.status_code in (200, 201), r.text
+        ) as r:
+            assert r.status in (200, 201), await r.text()
 
     async def setup() -> list[str]:
         headers = {"Authorization": f"Bearer {server.api_key}"}
@@ -130,10 +134,10 @@ def build_fleet(
 def received_counts(mocks: Mocks, tokens: Sequence[str]) -> dict[str, int]:
     """How many messages each device received, asked of the mocks concurrently."""
 
-    async def count(client: httpx.AsyncClient, token: str) -> int:
-        r = await client.get("/received", params={"token": token})
-        r.raise_for_status()
-        return len(r.json()["messages"])
+    async def count(client: aiohttp.ClientSession, token: str) -> int:
+        async with client.get("/received", params={"token": token}) as r:
+            r.raise_for_status()
+            return len((await r.json())["messages"])
 
     async def run() -> list[int]:
         async with _client(mocks.control) as client:
@@ -145,10 +149,10 @@ def received_counts(mocks: Mocks, tokens: Sequence[str]) -> dict[str, int]:
 def endpoint_enabled(server: Server, arns: Sequence[str]) -> dict[str, str]:
     """The `Enabled` attribute of each endpoint, read through the JSON API."""
 
-    async def enabled(client: httpx.AsyncClient, arn: str) -> str:
-        r = await client.get(f"/v1/endpoints/{arn}")
-        assert r.status_code == 200, r.text
-        return str(r.json()["attributes"]["Enabled"])
+    async def enabled(client: aiohttp.ClientSession, arn: str) -> str:
+        async with client.get(f"/v1/endpoints/{arn}") as r:
+            assert r.status == 200, await r.text()
+            return str((await r.json())["attributes"]["Enabled"])
 
     async def run() -> list[str]:
         headers = {"Authorization": f"Bearer {server.api_key}"}
