@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from providers.base import Outcome, SendResult, redact
+from providers.base import Outcome, RenderedMessage, SendResult, redact
 from pushgw.config import DeliveryConfig
 from pushgw.delivery import events
 from pushgw.delivery.filters import matches, parse_filter_policy
@@ -40,6 +40,7 @@ from pushgw.model import (
     DeliveryJob,
     Endpoint,
     Message,
+    Platform,
     PlatformApplication,
     Subscription,
 )
@@ -89,7 +90,9 @@ class Dispatcher:
         self.stats: collections.Counter[str] = collections.Counter()
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
-        self._sends = asyncio.Semaphore(config.max_in_flight)
+        # Sends in flight in this process (topic chunks and endpoint jobs alike).
+        self.sends = asyncio.Semaphore(config.max_in_flight)
+        self._rendered: dict[tuple[str, Platform], RenderedMessage | None] = {}
         self._active: dict[int, DeliveryJob] = {}
         self._load = 0
         self._tasks: set[asyncio.Task[None]] = set()
@@ -107,7 +110,7 @@ class Dispatcher:
 
     @property
     def in_flight(self) -> int:
-        return self.config.max_in_flight - self._sends._value
+        return self.config.max_in_flight - self.sends._value
 
     async def run(self) -> None:
         """Claim and deliver until `stop()`; leases are kept alive meanwhile."""
@@ -218,7 +221,8 @@ class Dispatcher:
             self.stats["skipped_deleted"] += 1
             await self.store.complete_job(job.id, owner=self.owner)
             return
-        decision = await self.deliver(message, endpoint, attempts=job.attempts + 1)
+        async with self.sends:
+            decision = await self.deliver(message, endpoint, attempts=job.attempts + 1)
         if isinstance(decision, RetryAt):
             await self.store.retry_job(
                 job.id,
@@ -296,7 +300,7 @@ class Dispatcher:
                 "application paused or disabled",
                 attempts,
             )
-        rendered = render(message, app.platform)
+        rendered = self._render(message, app.platform)
         if rendered is None:
             return await self._fail(
                 app,
@@ -308,7 +312,7 @@ class Dispatcher:
                 None,
             )
         provider = await self.providers.get(app)
-        async with self._sends, gate.semaphore:
+        async with gate.semaphore:
             try:
                 result = await provider.send(endpoint, rendered)
             except Exception as exc:  # an adapter bug must not lose the message
@@ -512,6 +516,15 @@ class Dispatcher:
         )
 
     # -- caches ----------------------------------------------------------------
+    def _render(self, message: Message, platform: Platform) -> RenderedMessage | None:
+        """Render once per message and platform (a fan-out renders the same thing)."""
+        key = (message.id, platform)
+        if key not in self._rendered:
+            if len(self._rendered) > 1024:
+                self._rendered.clear()
+            self._rendered[key] = render(message, platform)
+        return self._rendered[key]
+
     def _gate(self, app_arn: str) -> AppGate:
         gate = self._gates.get(app_arn)
         if gate is None:
@@ -561,7 +574,6 @@ class _Chunk:
         self.retries: list[NewJob] = []
         self.completions = 0
         self.cursor = job.cursor
-        self.slots = asyncio.Semaphore(dispatcher.config.max_in_flight)
         self.flush_lock = asyncio.Lock()
 
     async def run(self) -> None:
@@ -574,7 +586,7 @@ class _Chunk:
             if endpoint is None or not self._wanted(sub):
                 self._finish(sub.seq)
                 continue
-            await self.slots.acquire()
+            await self.d.sends.acquire()  # released when this send is done
             task = asyncio.create_task(self._one(sub.seq, endpoint))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
@@ -607,7 +619,7 @@ class _Chunk:
                     )
                 )
         finally:
-            self.slots.release()
+            self.d.sends.release()
             self._finish(seq)
 
     def _finish(self, seq: int) -> None:

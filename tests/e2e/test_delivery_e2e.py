@@ -127,14 +127,15 @@ def kill_mid_fanout(
     mocks: Mocks, total: int, stop: Callable[[], None], fraction: float = 0.3
 ) -> int:
     """Call `stop` once `fraction` of the fan-out has been delivered; the count then."""
-    wait_until(
-        lambda: delivered(mocks) >= fraction * total,
+    seen = wait_until(
+        lambda: (n := delivered(mocks)) >= fraction * total and n,
         timeout=120,
         interval=0.01,
         what=f"{fraction:.0%} of {total} deliveries",
     )
     stop()
     at_kill = delivered(mocks)
+    print(f"stop triggered at {seen}, {at_kill} delivered once stopped")
     assert at_kill < total, "the fan-out finished before the daemon was stopped"
     return at_kill
 
