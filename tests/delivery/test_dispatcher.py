@@ -1,0 +1,227 @@
+"""The delivery engine against the in-memory store and the in-process fake provider."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+
+from providers.base import Provider
+from providers.fake import FakeProvider
+from pushgw.arn import ArnBuilder
+from pushgw.config import DeliveryConfig
+from pushgw.delivery.dispatcher import Dispatcher
+from pushgw.delivery.providers import ProviderPool
+from pushgw.model import PlatformApplication
+from pushgw.service import Service
+from pushgw.service.types import MessageAttributeInput, PublishInput
+from pushgw.store.memory import InMemoryStore
+
+
+@dataclass
+class Rig:
+    store: InMemoryStore
+    service: Service
+    dispatcher: Dispatcher
+    app_arn: str
+
+    async def endpoint(self, token: str) -> str:
+        return await self.service.create_platform_endpoint(
+            app_arn=self.app_arn, token=token, custom_user_data=None, attributes=None
+        )
+
+    async def settle(self, limit_s: float = 10.0) -> None:
+        """Wait until no job is left (deliveries, retries and events done)."""
+        async with asyncio.timeout(limit_s):
+            while self.store.jobs:
+                self.dispatcher.wake()
+                await asyncio.sleep(0.01)
+
+
+async def fake_factory(app: PlatformApplication) -> Provider:
+    return FakeProvider(app=app, settings=None)  # type: ignore[arg-type]
+
+
+@pytest.fixture(name="rig")
+async def _rig() -> AsyncIterator[Rig]:
+    FakeProvider.reset()
+    store = InMemoryStore()
+    config = DeliveryConfig(
+        chunk_size=10,
+        retry_base_s=0.01,
+        retry_max_s=0.05,
+        poll_interval_s=0.01,
+        app_backoff_s=0.01,
+        max_in_flight=8,
+    )
+    dispatcher = Dispatcher(
+        store=store, providers=ProviderPool(fake_factory), config=config
+    )
+    service = Service(
+        store=store,
+        arns=ArnBuilder("us-east-1", "123456789012"),
+        on_enqueue=dispatcher.wake,
+    )
+    app_arn = await service.create_platform_application(
+        name="app", platform="GCM", attributes={"PlatformCredential": "AIzaKey"}
+    )
+    task = asyncio.create_task(dispatcher.run())
+    yield Rig(store, service, dispatcher, app_arn)
+    await dispatcher.stop(1.0)
+    await asyncio.wait_for(task, 5)  # run() returns once stopped
+
+
+async def test_direct_publish_is_delivered_once(rig: Rig) -> None:
+    """A publish to an endpoint reaches the provider once and leaves no job behind."""
+    arn = await rig.endpoint("good-1")
+
+    await rig.service.publish(PublishInput(message="hi", target_arn=arn))
+    await rig.settle()
+
+    assert ["good-1"] == [d.token for d in FakeProvider.sent]
+    assert "hi" == FakeProvider.sent[0].message.body
+    assert {} == rig.store.messages
+
+
+async def test_topic_fanout_reaches_every_subscriber_across_chunks(rig: Rig) -> None:
+    """A topic publish to 35 endpoints (chunks of 10) delivers to each exactly once."""
+    topic = await rig.service.create_topic(name="t", attributes=None, tags=None)
+    for i in range(35):
+        arn = await rig.endpoint(f"good-{i}")
+        await rig.service.subscribe(
+            topic_arn=topic, protocol="application", endpoint=arn, attributes=None
+        )
+
+    await rig.service.publish(PublishInput(message="all", topic_arn=topic))
+    await rig.settle()
+
+    tokens = sorted(d.token for d in FakeProvider.sent)
+    assert sorted(f"good-{i}" for i in range(35)) == tokens
+
+
+async def test_invalid_token_disables_only_that_endpoint(rig: Rig) -> None:
+    """An invalid-token answer disables that endpoint; a good one stays enabled."""
+    bad = await rig.endpoint("unregistered-1")
+    good = await rig.endpoint("good-1")
+    topic = await rig.service.create_topic(name="t", attributes=None, tags=None)
+    for arn in (bad, good):
+        await rig.service.subscribe(
+            topic_arn=topic, protocol="application", endpoint=arn, attributes=None
+        )
+
+    await rig.service.publish(PublishInput(message="m", topic_arn=topic))
+    await rig.settle()
+
+    assert "false" == (await rig.service.get_endpoint_attributes(bad))["Enabled"]
+    assert "true" == (await rig.service.get_endpoint_attributes(good))["Enabled"]
+
+
+async def test_canonical_token_replaces_the_stored_token(rig: Rig) -> None:
+    """A canonical-id answer delivers and updates the endpoint's token."""
+    arn = await rig.endpoint("canonical-7")
+
+    await rig.service.publish(PublishInput(message="m", target_arn=arn))
+    await rig.settle()
+
+    assert "renewed-7" == (await rig.service.get_endpoint_attributes(arn))["Token"]
+
+
+async def test_transient_failures_retry_until_ttl_then_expire(rig: Rig) -> None:
+    """A provider that is always down is retried, never disables, and gives up at TTL."""
+    arn = await rig.endpoint("down-1")
+    ttl = {"AWS.SNS.MOBILE.GCM.TTL": MessageAttributeInput("String", "1")}
+
+    await rig.service.publish(
+        PublishInput(message="m", target_arn=arn, message_attributes=ttl)
+    )
+    await rig.settle(limit_s=15)
+
+    assert rig.dispatcher.stats["retry"] >= 2
+    assert 1 == rig.dispatcher.stats["failed_NotificationTTLExpired"]
+    assert "true" == (await rig.service.get_endpoint_attributes(arn))["Enabled"]
+    assert (
+        "true"
+        == (await rig.service.get_platform_application_attributes(rig.app_arn))[
+            "Enabled"
+        ]
+    )
+
+
+async def test_bad_credentials_disable_the_application(rig: Rig) -> None:
+    """A credentials rejection disables the app; later publishes are refused."""
+    arn = await rig.endpoint("badcreds-1")
+    ttl = {"AWS.SNS.MOBILE.GCM.TTL": MessageAttributeInput("String", "1")}
+
+    await rig.service.publish(
+        PublishInput(message="m", target_arn=arn, message_attributes=ttl)
+    )
+    await rig.settle(limit_s=15)
+
+    attrs = await rig.service.get_platform_application_attributes(rig.app_arn)
+    assert "false" == attrs["Enabled"]
+    with pytest.raises(Exception, match="Platform application is disabled"):
+        await rig.service.publish(PublishInput(message="m", target_arn=arn))
+
+
+async def test_permanent_failure_is_not_retried(rig: Rig) -> None:
+    """A permanent answer is recorded once and not retried."""
+    arn = await rig.endpoint("badpayload-1")
+
+    await rig.service.publish(PublishInput(message="m", target_arn=arn))
+    await rig.settle()
+
+    assert 1 == rig.dispatcher.stats["permanent"]
+    assert 0 == rig.dispatcher.stats["retry"]
+
+
+async def test_delivery_failure_event_is_published_to_the_event_topic(rig: Rig) -> None:
+    """EventDeliveryFailure topics get SNS-shaped JSON for an invalid token."""
+    events = await rig.service.create_topic(name="events", attributes=None, tags=None)
+    await rig.service.set_platform_application_attributes(
+        rig.app_arn, {"EventDeliveryFailure": events}
+    )
+    watcher = await rig.endpoint("good-watcher")
+    await rig.service.subscribe(
+        topic_arn=events, protocol="application", endpoint=watcher, attributes=None
+    )
+    bad = await rig.endpoint("unregistered-2")
+
+    await rig.service.publish(PublishInput(message="m", target_arn=bad))
+    await rig.settle()
+
+    event = json.loads(
+        next(d for d in FakeProvider.sent if d.token == "good-watcher").message.body
+    )
+    assert "DeliveryFailure" == event["EventType"]
+    assert "InvalidPlatformToken" == event["FailureType"]
+    assert bad == event["EndpointArn"]
+
+
+async def test_filter_policy_skips_non_matching_subscribers(rig: Rig) -> None:
+    """A subscription whose filter policy does not match gets nothing."""
+    topic = await rig.service.create_topic(name="t", attributes=None, tags=None)
+    eu = await rig.endpoint("good-eu")
+    us = await rig.endpoint("good-us")
+    await rig.service.subscribe(
+        topic_arn=topic,
+        protocol="application",
+        endpoint=eu,
+        attributes={"FilterPolicy": '{"region": ["eu"]}'},
+    )
+    await rig.service.subscribe(
+        topic_arn=topic,
+        protocol="application",
+        endpoint=us,
+        attributes={"FilterPolicy": '{"region": ["us"]}'},
+    )
+    region = {"region": MessageAttributeInput("String", "eu")}
+
+    await rig.service.publish(
+        PublishInput(message="m", topic_arn=topic, message_attributes=region)
+    )
+    await rig.settle()
+
+    assert ["good-eu"] == [d.token for d in FakeProvider.sent]
