@@ -198,7 +198,10 @@ class Store(Protocol):
         """Drop the owner's leases so others may take the jobs now (shutdown)."""
 
     async def next_due_at(self) -> float | None:
-        """Earliest next_attempt_at among unleased jobs, or None when idle."""
+        """
+        When the next job becomes claimable: the earliest next_attempt_at of an
+        unleased job or lease expiry of a leased one; None when there are no jobs.
+        """
 
     async def job_counts(self) -> dict[str, int]:
         """Backlog: {"due": ..., "leased": ..., "scheduled": ..., "total": ...}."""

@@ -48,6 +48,7 @@ class InMemoryStore:
         self.tags: dict[str, dict[str, str]] = {}
         self.messages: dict[str, Message] = {}
         self.jobs: dict[int, DeliveryJob] = {}
+        self.pending: dict[str, int] = {}  # message id -> jobs left
 
     async def open(self) -> None:
         return None
@@ -90,6 +91,8 @@ class InMemoryStore:
         return None
 
     async def insert_endpoint(self, endpoint: Endpoint) -> Endpoint:
+        if endpoint.arn in self.endpoints:
+            raise ConflictError("endpoint exists")
         if self._token_owner(endpoint.app_arn, endpoint.token) is not None:
             raise ConflictError("token already registered")
         self.endpoints[endpoint.arn] = (next(self._seq), endpoint)
@@ -215,7 +218,10 @@ class InMemoryStore:
         await self.add_jobs(message.id, jobs)
 
     async def add_jobs(self, message_id: str, jobs: Sequence[NewJob]) -> None:
-        message = self.messages[message_id]
+        message = self.messages.get(message_id)
+        if message is None:
+            raise NotFoundError(message_id)
+        self.pending[message_id] = self.pending.get(message_id, 0) + len(jobs)
         for new in jobs:
             job_id = next(self._seq)
             self.jobs[job_id] = DeliveryJob(
@@ -279,7 +285,9 @@ class InMemoryStore:
         if job is None:
             return False
         del self.jobs[job_id]
-        if not any(j.message_id == job.message_id for j in self.jobs.values()):
+        left = self.pending[job.message_id] = self.pending.get(job.message_id, 1) - 1
+        if left <= 0:
+            self.pending.pop(job.message_id, None)
             self.messages.pop(job.message_id, None)
         return True
 
@@ -329,6 +337,7 @@ class InMemoryStore:
             created_at=job.created_at,
         )
         self.jobs[new_id] = new
+        self.pending[job.message_id] = self.pending.get(job.message_id, 0) + 1
         self.jobs[job_id] = dataclasses.replace(job, range_hi=at_seq)
         return new
 
@@ -342,7 +351,12 @@ class InMemoryStore:
 
     async def next_due_at(self) -> float | None:
         return min(
-            (j.next_attempt_at for j in self.jobs.values() if j.lease_owner is None),
+            (
+                j.next_attempt_at
+                if j.lease_owner is None or j.lease_expires_at is None
+                else j.lease_expires_at
+                for j in self.jobs.values()
+            ),
             default=None,
         )
 

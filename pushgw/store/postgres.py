@@ -616,7 +616,13 @@ class PostgresStore:
 
     async def next_due_at(self) -> float | None:
         row = await self._fetchrow(
-            "SELECT min(next_attempt_at) AS due FROM jobs WHERE lease_owner IS NULL"
+            # Unleased jobs fall due at next_attempt_at; leased ones become
+            # claimable when their lease expires (a dead worker's jobs).
+            "SELECT min(due) AS due FROM ("
+            " SELECT min(next_attempt_at) AS due FROM jobs WHERE lease_owner IS NULL"
+            " UNION ALL"
+            " SELECT min(lease_expires_at) FROM jobs WHERE lease_owner IS NOT NULL"
+            ") AS soonest"
         )
         return None if row is None else row["due"]
 
