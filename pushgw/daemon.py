@@ -102,7 +102,7 @@ class Gateway:
         self.service = Service(
             store=self.store,
             arns=ArnBuilder(config.sns.region, config.sns.account),
-            on_enqueue=self.dispatcher.wake,
+            on_enqueue=self.dispatcher.accepted,
             channel_check=channel_checker(config),
         )
         self.runner: web.AppRunner | None = None

@@ -108,6 +108,11 @@ class Dispatcher:
     def wake(self) -> None:
         self._wake.set()
 
+    def accepted(self, message: Message) -> None:
+        """A publish was committed here: keep the message at hand, and wake up."""
+        self._remember(message)
+        self._wake.set()
+
     @property
     def in_flight(self) -> int:
         return self.config.max_in_flight - self.sends._value
@@ -549,10 +554,13 @@ class Dispatcher:
         if message is None:
             message = await self.store.get_message(message_id)
             if message is not None:
-                self._messages[message_id] = message
-                while len(self._messages) > 256:
-                    self._messages.popitem(last=False)
+                self._remember(message)
         return message
+
+    def _remember(self, message: Message) -> None:
+        self._messages[message.id] = message
+        while len(self._messages) > 1024:
+            self._messages.popitem(last=False)
 
 
 class _Chunk:

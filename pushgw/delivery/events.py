@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from providers.base import SendResult, redact
+from pushgw.arn import new_id
 from pushgw.log import get_logger
 from pushgw.model import Endpoint, Message, PlatformApplication
 from pushgw.store.base import NewJob, Store
@@ -35,19 +36,19 @@ async def publish_event(
     payload: Mapping[str, Any],
     *,
     now: float,
-) -> bool:
+) -> Message | None:
     """Publish `payload` to the topic in `app.attributes[attribute]`, if set."""
     topic_arn = app.attributes.get(attribute)
     if not topic_arn or await store.get_topic(topic_arn) is None:
-        return False
+        return None
     message = Message(
-        id=str(uuid.uuid4()),
+        id=new_id(),
         body=json.dumps(payload, separators=(",", ":")),
         topic_arn=topic_arn,
         created_at=now,
     )
     await store.enqueue(message, [NewJob(kind="topic", topic_arn=topic_arn)])
-    return True
+    return message
 
 
 def delivery_failure_event(

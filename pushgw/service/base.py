@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from pushgw import arn as arns
+from pushgw.delivery import events
 from pushgw.errors import (
     InvalidParameterError,
     NotFoundApiError,
@@ -34,14 +33,14 @@ class ServiceBase:
         store: Store,
         arns: ArnBuilder,
         clock: Callable[[], float] = time.time,
-        on_enqueue: Callable[[], None] | None = None,
+        on_enqueue: Callable[[Message], None] | None = None,
         channel_check: Callable[[Platform, str], str | None] | None = None,
     ) -> None:
         self.store = store
         self.arns = arns
         self.clock = clock
         # Wakes the local dispatcher after a publish (other nodes poll / LISTEN).
-        self.on_enqueue = on_enqueue or (lambda: None)
+        self.on_enqueue = on_enqueue or (lambda _message: None)
         # WNS/MPNS tokens are URLs: this refuses ones outside the providers'
         # domains (SSRF guard); returns the reason, or None when allowed.
         self.channel_check = channel_check
@@ -96,16 +95,8 @@ class ServiceBase:
         self, app: PlatformApplication, attribute: str, payload: Mapping[str, object]
     ) -> None:
         """Publish an application event to the topic named in `attribute`, if any."""
-        topic_arn = app.attributes.get(attribute)
-        if not topic_arn or await self.store.get_topic(topic_arn) is None:
-            return
-        from pushgw.store.base import NewJob
-
-        message = Message(
-            id=str(uuid.uuid4()),
-            body=json.dumps(payload, separators=(",", ":")),
-            topic_arn=topic_arn,
-            created_at=self.clock(),
+        message = await events.publish_event(
+            self.store, app, attribute, payload, now=self.clock()
         )
-        await self.store.enqueue(message, [NewJob(kind="topic", topic_arn=topic_arn)])
-        self.on_enqueue()
+        if message is not None:
+            self.on_enqueue(message)

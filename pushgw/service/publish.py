@@ -186,7 +186,7 @@ class PublishMixin(TopicsMixin):
         else:
             job = NewJob(kind="endpoint", endpoint_arn=target.arn)
         await self.store.enqueue(message, [job])
-        self.on_enqueue()
+        self.on_enqueue(message)
 
 
 def message_size(body: str, attributes: dict[str, MessageAttribute]) -> int:

@@ -63,7 +63,7 @@ async def _rig() -> AsyncIterator[Rig]:
     service = Service(
         store=store,
         arns=ArnBuilder("us-east-1", "123456789012"),
-        on_enqueue=dispatcher.wake,
+        on_enqueue=dispatcher.accepted,
     )
     app_arn = await service.create_platform_application(
         name="app", platform="GCM", attributes={"PlatformCredential": "AIzaKey"}
