@@ -214,3 +214,5 @@ class DeliveryJob:
     lease_expires_at: float | None = None
     created_at: float = 0.0
     last_error: str | None = None
+    # Topic jobs: subscription seqs above `cursor` already done.
+    done: tuple[int, ...] = ()

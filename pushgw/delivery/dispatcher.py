@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from providers.base import Outcome, RenderedMessage, SendResult, redact
 from pushgw.config import DeliveryConfig
 from pushgw.delivery import events
-from pushgw.delivery.filters import matches, parse_filter_policy
+from pushgw.delivery.filters import Policy, matches, parse_filter_policy
 from pushgw.delivery.providers import AppGate, ProviderPool
 from pushgw.delivery.render import expires_at, render
 from pushgw.delivery.retry import RetryPolicy
@@ -50,6 +50,7 @@ log = get_logger("pushgw.delivery")
 
 APP_CACHE_S = 2.0  # how stale an app's enabled flag may be on this node
 PROGRESS_EVERY = 200  # completions between progress saves inside a chunk
+PROGRESS_INTERVAL_S = 1.0  # and at least this often while a chunk runs
 
 
 @dataclass(frozen=True, slots=True)
@@ -375,6 +376,14 @@ class Dispatcher:
         else:
             gate.failure(now, result.retry_after)
         delay = self.retry.delay(attempts, retry_after=result.retry_after)
+        log.info(
+            "delivery_retry_scheduled",
+            endpoint=endpoint.arn,
+            attempt=attempts,
+            retry_in_s=round(delay, 3),
+            retry_after_s=result.retry_after,
+            reason=result.reason,
+        )
         return await self._later(
             app, endpoint, message, now + delay, deadline, result.reason, attempts
         )
@@ -564,7 +573,15 @@ class Dispatcher:
 
 
 class _Chunk:
-    """One topic chunk in flight: bounded concurrency, recorded progress."""
+    """
+    One topic chunk in flight: bounded concurrency, recorded progress.
+
+    Progress is the contiguous `cursor` plus the seqs finished above it, saved
+    every PROGRESS_EVERY completions and at least every PROGRESS_INTERVAL_S, after
+    the retries split off so far are stored. After a crash only the sends in
+    flight and those finished since the last save are repeated, even when one
+    send is slow.
+    """
 
     def __init__(
         self,
@@ -576,42 +593,56 @@ class _Chunk:
         self.d = dispatcher
         self.job = job
         self.message = message
-        self.subs = subs
-        self.pending_seqs = [s.seq for s in subs]
-        self.done: set[int] = set()
+        self.subs = [s for s in subs if s.seq not in set(job.done)]
+        self.pending_seqs = collections.deque(s.seq for s in subs)
+        self.done: set[int] = set(job.done)
         self.retries: list[NewJob] = []
         self.completions = 0
         self.cursor = job.cursor
+        self.saved: tuple[int, frozenset[int]] = (job.cursor, frozenset(job.done))
         self.flush_lock = asyncio.Lock()
+        self.policies: dict[str, Policy | None] = {}
 
     async def run(self) -> None:
         endpoints = await self.d.store.get_endpoints(
             [s.endpoint_arn for s in self.subs]
         )
         tasks: set[asyncio.Task[None]] = set()
-        for sub in self.subs:
-            endpoint = endpoints.get(sub.endpoint_arn)
-            if endpoint is None or not self._wanted(sub):
-                self._finish(sub.seq)
-                continue
-            await self.d.sends.acquire()  # released when this send is done
-            task = asyncio.create_task(self._one(sub.seq, endpoint))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-            if self.completions >= PROGRESS_EVERY:
-                await self._flush()
-        if tasks:
-            await asyncio.gather(*tasks)
+        ticker = asyncio.create_task(self._tick(), name=f"progress-{self.job.id}")
+        try:
+            for sub in self.subs:
+                endpoint = endpoints.get(sub.endpoint_arn)
+                if endpoint is None or not self._wanted(sub):
+                    self._finish(sub.seq)
+                    continue
+                await self.d.sends.acquire()  # released when this send is done
+                task = asyncio.create_task(self._one(sub.seq, endpoint))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+                if self.completions >= PROGRESS_EVERY:
+                    await self._flush()
+            if tasks:
+                await asyncio.gather(*tasks)
+        finally:
+            ticker.cancel()
         await self._flush()
 
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(PROGRESS_INTERVAL_S)
+            await self._flush()
+
     def _wanted(self, sub: Subscription) -> bool:
-        policy = sub.attributes.get("FilterPolicy")
-        if not policy:
+        text = sub.attributes.get("FilterPolicy")
+        if not text:
             return True
-        try:
-            return matches(parse_filter_policy(policy), self.message.attributes)
-        except ValueError:
-            return False
+        if text not in self.policies:
+            try:
+                self.policies[text] = parse_filter_policy(text)
+            except ValueError:
+                self.policies[text] = None  # refused at Subscribe; match nothing
+        policy = self.policies[text]
+        return policy is not None and matches(policy, self.message.attributes)
 
     async def _one(self, seq: int, endpoint: Endpoint) -> None:
         try:
@@ -635,18 +666,21 @@ class _Chunk:
         self.completions += 1
 
     async def _flush(self) -> None:
-        """Store split-off retries, then advance the cursor over finished seqs."""
+        """Store split-off retries, then record the finished seqs."""
         async with self.flush_lock:
             self.completions = 0
             if self.retries:
                 batch, self.retries = self.retries, []
                 await self.d.store.add_jobs(self.message.id, batch)
-            advanced = self.cursor
             while self.pending_seqs and self.pending_seqs[0] in self.done:
-                advanced = self.pending_seqs.pop(0)
-                self.done.discard(advanced)
-            if advanced != self.cursor:
-                self.cursor = advanced
+                self.cursor = self.pending_seqs.popleft()
+                self.done.discard(self.cursor)
+            state = (self.cursor, frozenset(self.done))
+            if state != self.saved:
                 await self.d.store.save_progress(
-                    self.job.id, owner=self.d.owner, cursor=advanced
+                    self.job.id,
+                    owner=self.d.owner,
+                    cursor=self.cursor,
+                    done=sorted(state[1]),
                 )
+                self.saved = state

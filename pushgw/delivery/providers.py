@@ -79,6 +79,7 @@ class AppGate:
     threshold: int = 5
     semaphore: asyncio.Semaphore = field(init=False)
     failures: int = 0
+    pauses: int = 0  # pauses in a row; each one twice as long
     paused_until: float = 0.0
 
     def __post_init__(self) -> None:
@@ -86,12 +87,19 @@ class AppGate:
 
     def success(self) -> None:
         self.failures = 0
+        self.pauses = 0
 
     def failure(self, now: float, retry_after: float | None) -> None:
+        """Count a transient failure; pause the app after `threshold` in a row.
+
+        Answers to sends already in flight when a pause starts do not lengthen
+        it: only a failure after the pause ended (a probe) doubles the next one.
+        """
         self.failures += 1
-        if self.failures >= self.threshold:
-            steps = self.failures - self.threshold
-            pause = min(self.max_pause_s, self.pause_s * 2**steps)
-            if retry_after is not None:
-                pause = max(pause, retry_after)
-            self.paused_until = max(self.paused_until, now + pause)
+        if self.failures < self.threshold or now < self.paused_until:
+            return
+        pause = min(self.max_pause_s, self.pause_s * 2**self.pauses)
+        if retry_after is not None:
+            pause = max(pause, retry_after)
+        self.pauses += 1
+        self.paused_until = now + pause

@@ -182,8 +182,13 @@ class Store(Protocol):
     ) -> bool:
         """Release the lease, count an attempt and schedule the next one."""
 
-    async def save_progress(self, job_id: int, *, owner: str, cursor: int) -> bool:
-        """Record that a topic job is done up to subscription `seq` = cursor."""
+    async def save_progress(
+        self, job_id: int, *, owner: str, cursor: int, done: Sequence[int] = ()
+    ) -> bool:
+        """
+        Record that a topic job is done up to subscription `seq` = cursor, plus the
+        seqs in `done` above it (finished while an earlier send was in flight).
+        """
 
     async def split_topic_job(
         self, job_id: int, *, owner: str, at_seq: int

@@ -312,11 +312,15 @@ class InMemoryStore:
         )
         return True
 
-    async def save_progress(self, job_id: int, *, owner: str, cursor: int) -> bool:
+    async def save_progress(
+        self, job_id: int, *, owner: str, cursor: int, done: Sequence[int] = ()
+    ) -> bool:
         job = self._owned(job_id, owner)
         if job is None:
             return False
-        self.jobs[job_id] = dataclasses.replace(job, cursor=cursor)
+        self.jobs[job_id] = dataclasses.replace(
+            job, cursor=cursor, done=tuple(sorted(done))
+        )
         return True
 
     async def split_topic_job(

@@ -41,6 +41,7 @@ from pushgw.store.sqlite import (
     dump_attrs,
     endpoint_from_row,
     endpoint_params,
+    format_done,
     job_counts_of,
     job_from_row,
     message_from_row,
@@ -557,13 +558,16 @@ class PostgresStore:
         )
         return bool(rows)
 
-    async def save_progress(self, job_id: int, *, owner: str, cursor: int) -> bool:
+    async def save_progress(
+        self, job_id: int, *, owner: str, cursor: int, done: Sequence[int] = ()
+    ) -> bool:
         row = await self._fetchrow(
-            "UPDATE jobs SET cursor = $3 WHERE id = $1 AND lease_owner = $2"
-            " RETURNING id",
+            "UPDATE jobs SET cursor = $3, done_seqs = $4"
+            " WHERE id = $1 AND lease_owner = $2 RETURNING id",
             job_id,
             owner,
             cursor,
+            format_done(done),
         )
         return row is not None
 

@@ -213,6 +213,14 @@ def message_from_row(r: Row) -> Message:
     )
 
 
+def parse_done(text: str | None) -> tuple[int, ...]:
+    return tuple(int(x) for x in text.split(",")) if text else ()
+
+
+def format_done(done: Sequence[int]) -> str:
+    return ",".join(str(seq) for seq in sorted(done))
+
+
 def job_from_row(r: Row) -> DeliveryJob:
     return DeliveryJob(
         id=r["id"],
@@ -228,6 +236,7 @@ def job_from_row(r: Row) -> DeliveryJob:
         lease_expires_at=r["lease_expires_at"],
         created_at=r["created_at"],
         last_error=r["last_error"],
+        done=parse_done(r["done_seqs"]),
     )
 
 
@@ -797,10 +806,13 @@ class SqliteStore:
         )
         return bool(rows)
 
-    async def save_progress(self, job_id: int, *, owner: str, cursor: int) -> bool:
+    async def save_progress(
+        self, job_id: int, *, owner: str, cursor: int, done: Sequence[int] = ()
+    ) -> bool:
         rows = await self._write(
-            "UPDATE jobs SET cursor = ? WHERE id = ? AND lease_owner = ? RETURNING id",
-            (cursor, job_id, owner),
+            "UPDATE jobs SET cursor = ?, done_seqs = ?"
+            " WHERE id = ? AND lease_owner = ? RETURNING id",
+            (cursor, format_done(done), job_id, owner),
         )
         return bool(rows)
 

@@ -25,13 +25,17 @@ from pushgw.model import (
 from pushgw.store.base import NewJob, Store
 from pushgw.store.factory import open_store
 from pushgw.store.memory import InMemoryStore
-from pushgw.store.migrations import quote_ident
+from pushgw.store.migrations import load_migrations, quote_ident
 from pushgw.store.postgres import PostgresStore
 from pushgw.store.sqlite import SqliteStore
 
 APP_ARN = "arn:aws:sns:us-east-1:123456789012:app/GCM/news"
 TOPIC_ARN = "arn:aws:sns:us-east-1:123456789012:news"
 NOW = 1_700_000_000.0
+
+
+# Every migration file, in order (the same versions exist for both dialects).
+ALL_VERSIONS = [m.version for m in load_migrations("sqlite")]
 
 
 def make_app(name: str = "news", **kw: object) -> PlatformApplication:
@@ -735,7 +739,7 @@ async def test_open_twice_is_a_noop(backend) -> None:
     second = await backend.new()
 
     assert make_app() == await second.get_app(APP_ARN)
-    assert await migration_versions(second) == [1]
+    assert await migration_versions(second) == ALL_VERSIONS
 
 
 async def migration_versions(store: Store) -> list[int]:
@@ -762,7 +766,7 @@ async def test_concurrent_first_open_migrates_once(backend) -> None:
 
     stores = await asyncio.gather(*(backend.new() for _ in range(3)))
 
-    assert await migration_versions(stores[0]) == [1]
+    assert await migration_versions(stores[0]) == ALL_VERSIONS
 
 
 async def test_listen_wakes_on_enqueue_and_retry(backend) -> None:
@@ -858,3 +862,17 @@ def test_open_store_rejects_bad_urls(url: str) -> None:
     """Unknown schemes and empty or host-style SQLite URLs are config errors."""
     with pytest.raises(ConfigError):
         open_store(url)
+
+
+async def test_save_progress_keeps_done_seqs_above_the_cursor(store: Store) -> None:
+    """A topic job's progress records the cursor and the finished seqs above it."""
+    await store.enqueue(
+        make_message(topic_arn=TOPIC_ARN), [NewJob("topic", topic_arn=TOPIC_ARN)]
+    )
+    job = await claim_one(store)
+
+    assert await store.save_progress(job.id, owner="w1", cursor=3, done=[9, 5])
+    await store.release_jobs(owner="w1")
+    again = await claim_one(store)
+
+    assert (3, (5, 9)) == (again.cursor, again.done)
