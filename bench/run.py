@@ -107,6 +107,21 @@ class Bench:
     apns_tokens: list[str] = field(default_factory=list)
     results: dict[str, Result] = field(default_factory=dict)
     runs: int = 0
+    pg_schemas: list[str] = field(default_factory=list)
+
+    async def drop_pg_schemas(self) -> None:
+        """Leave the PostgreSQL database as we found it."""
+        if not self.pg_schemas:
+            return
+        import asyncpg
+
+        dsn = os.environ["PUSHGW_BENCH_PG"].split("?")[0]
+        conn = await asyncpg.connect(dsn)
+        try:
+            for schema in self.pg_schemas:
+                await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        finally:
+            await conn.close()
 
     # -- shared plumbing ---------------------------------------------------------
     def store_url(self, name: str) -> str:
@@ -116,8 +131,10 @@ class Bench:
                 raise SystemExit(
                     "--store postgres needs PUSHGW_BENCH_PG=postgresql://…"
                 )
+            schema = f"bench_{name.replace('-', '_')}_{os.getpid()}"
+            self.pg_schemas.append(schema)
             sep = "&" if "?" in url else "?"
-            return f"{url}{sep}schema=bench_{name.replace('-', '_')}_{os.getpid()}"
+            return f"{url}{sep}schema={schema}"
         return f"sqlite:///{self.tmp / (name + '.db')}"
 
     @contextlib.asynccontextmanager
@@ -620,6 +637,7 @@ async def amain(args: argparse.Namespace) -> int:
                     code = 1
         finally:
             mocks.stop()
+            await bench.drop_pg_schemas()
         lines = targets(bench.results)
         if lines:
             say("\n=== targets ===")
@@ -629,7 +647,7 @@ async def amain(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str]) -> int:
-    # `pushgw bench -- --endpoints N`: the CLI's REMAINDER keeps the "--".
+    # `pushgw bench -- --endpoints N` also works (a leading "--" is dropped).
     if argv and argv[0] == "--":
         argv = argv[1:]
     args = parse(argv)
