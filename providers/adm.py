@@ -19,19 +19,16 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote, urlencode
 
-import aiohttp
-
 from providers.base import (
     TRANSPORT_ERRORS,
     Outcome,
-    Provider,
     ProviderSettings,
     RenderedMessage,
     SendResult,
     map_transport_errors,
     parse_retry_after,
 )
-from providers.http import HTTP_TRANSPORT_ERRORS, client_session, read_json
+from providers.http import HTTP_TRANSPORT_ERRORS, HttpProvider, read_json
 from providers.oauth import AccessTokenCache, TokenFetchError
 from pushgw.model import Endpoint, Platform, PlatformApplication
 
@@ -128,7 +125,7 @@ def build_body(message: RenderedMessage, *, now: float) -> dict[str, Any] | Send
     return body
 
 
-class AdmProvider(Provider):
+class AdmProvider(HttpProvider):
     """One ADM security profile (client id + secret) and its token cache."""
 
     platforms = frozenset({Platform.ADM})
@@ -137,18 +134,7 @@ class AdmProvider(Provider):
         super().__init__(app=app, settings=settings)
         self.clock: Callable[[], float] = time.time  # wall clock for TTLs
         self.tokens = AccessTokenCache(self._fetch_token)
-        self._session: aiohttp.ClientSession | None = None
         self._base = settings.base_url.rstrip("/")
-
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = client_session(self.settings)
-        return self._session
-
-    async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
 
     async def _fetch_token(self) -> tuple[str, float]:
         form = {
@@ -163,7 +149,7 @@ class AdmProvider(Provider):
         }
         url = self.settings.token_url or DEFAULT_TOKEN_URL
         try:
-            async with self._http().post(
+            async with self.session.post(
                 url, data=urlencode(form), headers=headers
             ) as resp:
                 status, body = resp.status, await read_json(resp)
@@ -214,7 +200,7 @@ class AdmProvider(Provider):
         url = f"{self._base}/messaging/registrations/{quote(registration_id, safe='')}"
         url += "/messages"
         headers = {**SEND_HEADERS, "Authorization": f"Bearer {token}"}
-        async with self._http().post(url, data=payload, headers=headers) as resp:
+        async with self.session.post(url, data=payload, headers=headers) as resp:
             return resp.status, await read_json(resp), resp.headers
 
 

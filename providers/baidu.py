@@ -17,17 +17,14 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote_plus, urlencode
 
-import aiohttp
-
 from providers.base import (
     Outcome,
-    Provider,
     ProviderSettings,
     RenderedMessage,
     SendResult,
     map_transport_errors,
 )
-from providers.http import HTTP_TRANSPORT_ERRORS, client_session, read_json
+from providers.http import HTTP_TRANSPORT_ERRORS, HttpProvider, read_json
 from pushgw.model import Endpoint, Platform, PlatformApplication
 
 SEND_PATH = "/rest/3.0/push/single_device"
@@ -124,7 +121,7 @@ def build_params(
     return params
 
 
-class BaiduProvider(Provider):
+class BaiduProvider(HttpProvider):
     """One Baidu Push application (API key + secret key)."""
 
     platforms = frozenset({Platform.BAIDU})
@@ -133,17 +130,6 @@ class BaiduProvider(Provider):
         super().__init__(app=app, settings=settings)
         self.clock: Callable[[], float] = time.time  # signs `timestamp`
         self.url = settings.base_url.rstrip("/") + SEND_PATH
-        self._session: aiohttp.ClientSession | None = None
-
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = client_session(self.settings)
-        return self._session
-
-    async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
 
     async def send(self, endpoint: Endpoint, message: RenderedMessage) -> SendResult:
         channel_id = endpoint.attributes.get("ChannelId") or endpoint.token
@@ -180,7 +166,7 @@ class BaiduProvider(Provider):
             "User-Agent": USER_AGENT,
         }
         body = urlencode(self.signed(params))
-        async with self._http().post(self.url, data=body, headers=headers) as resp:
+        async with self.session.post(self.url, data=body, headers=headers) as resp:
             return resp.status, await read_json(resp)
 
 

@@ -25,7 +25,6 @@ import aiohttp
 
 from providers.base import (
     Outcome,
-    Provider,
     ProviderSettings,
     RenderedMessage,
     SendResult,
@@ -33,7 +32,7 @@ from providers.base import (
     parse_retry_after,
 )
 from providers.fcm import MAX_PAYLOAD_BYTES, payload_bytes, plain_text, remaining_ttl
-from providers.http import HTTP_TRANSPORT_ERRORS, client_session, read_json, read_text
+from providers.http import HTTP_TRANSPORT_ERRORS, HttpProvider, read_json, read_text
 from pushgw.model import Endpoint, Platform, PlatformApplication
 
 SHUTDOWN_NOTE: Final = (
@@ -148,7 +147,7 @@ async def classify(resp: aiohttp.ClientResponse) -> SendResult:
     )
 
 
-class GcmLegacyProvider(Provider):
+class GcmLegacyProvider(HttpProvider):
     """Legacy `/fcm/send` for one SNS `GCM` application with a server API key."""
 
     platforms = frozenset({Platform.GCM})
@@ -173,13 +172,6 @@ class GcmLegacyProvider(Provider):
             "Content-Type": "application/json",
         }
         self._clock = clock
-        self._session: aiohttp.ClientSession | None = None
-
-    def _client(self) -> aiohttp.ClientSession:
-        # Created on first use, inside the running loop (aiohttp binds to it).
-        if self._session is None:
-            self._session = client_session(self.settings)
-        return self._session
 
     async def send(self, endpoint: Endpoint, message: RenderedMessage) -> SendResult:
         body = build_body(endpoint.token, message, now=self._clock())
@@ -187,12 +179,7 @@ class GcmLegacyProvider(Provider):
             return body
         data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
         box: list[SendResult] = []
-        post = self._client().post(self._url, data=data, headers=self._headers)
+        post = self.session.post(self._url, data=data, headers=self._headers)
         async with map_transport_errors(box, extra=HTTP_TRANSPORT_ERRORS), post as resp:
             return await classify(resp)
         return box[0]
-
-    async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None

@@ -11,11 +11,13 @@ the provider sent. Transport exceptions go through `map_transport_errors` with
 from __future__ import annotations
 
 import json
+import ssl
 from typing import Any
 
 import aiohttp
 
-from providers.base import ProviderSettings
+from providers.base import Provider, ProviderSettings
+from pushgw.model import PlatformApplication
 
 # aiohttp's exceptions that mean "the exchange failed; try again later". Its
 # ClientResponseError family is not here: we never call raise_for_status().
@@ -26,7 +28,9 @@ HTTP_TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-def client_session(settings: ProviderSettings) -> aiohttp.ClientSession:
+def client_session(
+    settings: ProviderSettings, *, ssl_context: ssl.SSLContext | None = None
+) -> aiohttp.ClientSession:
     """
     A keep-alive session for one adapter instance. Call inside the running loop.
 
@@ -40,7 +44,8 @@ def client_session(settings: ProviderSettings) -> aiohttp.ClientSession:
     """
     connector = aiohttp.TCPConnector(
         limit=settings.max_connections,
-        ssl=settings.ssl_context(),  # only consulted for https:// URLs
+        # Only consulted for https:// URLs; MPNS passes one with a client cert.
+        ssl=ssl_context or settings.ssl_context(),
         enable_cleanup_closed=False,
     )
     return aiohttp.ClientSession(
@@ -71,3 +76,27 @@ async def read_text(resp: aiohttp.ClientResponse, *, limit: int = 512) -> str:
     """The first `limit` characters of the body, for reasons and logs."""
     raw = await resp.read()
     return raw[:limit].decode("utf-8", "replace")
+
+
+class HttpProvider(Provider):
+    """
+    An adapter speaking HTTP/1.1 through one keep-alive aiohttp session, made on
+    first use (inside the running loop) and closed by `aclose`.
+    """
+
+    def __init__(self, *, app: PlatformApplication, settings: ProviderSettings) -> None:
+        super().__init__(app=app, settings=settings)
+        self._session: aiohttp.ClientSession | None = None
+        # A TLS context with a client certificate (MPNS authenticated service).
+        self.client_ssl: ssl.SSLContext | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = client_session(self.settings, ssl_context=self.client_ssl)
+        return self._session
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

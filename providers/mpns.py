@@ -31,14 +31,13 @@ import aiohttp
 
 from providers.base import (
     Outcome,
-    Provider,
     ProviderSettings,
     RenderedMessage,
     SendResult,
     map_transport_errors,
 )
 from providers.channel_guard import check_mpns_channel
-from providers.http import HTTP_TRANSPORT_ERRORS, client_session
+from providers.http import HTTP_TRANSPORT_ERRORS, HttpProvider
 from pushgw.errors import ProviderSetupError
 from pushgw.model import Endpoint, Platform, PlatformApplication
 
@@ -199,14 +198,10 @@ def client_ssl_context(
     return ctx
 
 
-class MpnsProvider(Provider):
+class MpnsProvider(HttpProvider):
     """Sends to MPNS channel URIs for one platform application (retired service)."""
 
     platforms = frozenset({Platform.MPNS})
-
-    def __init__(self, *, app: PlatformApplication, settings: ProviderSettings) -> None:
-        super().__init__(app=app, settings=settings)
-        self._session: aiohttp.ClientSession | None = None
 
     @classmethod
     async def create(
@@ -214,22 +209,9 @@ class MpnsProvider(Provider):
     ) -> Self:
         self = cls(app=app, settings=settings)
         if has_client_certificate(app):
-            ctx = await asyncio.to_thread(client_ssl_context, settings, app)
-            self._session = _session_with_ssl(settings, ctx)
-        else:
-            self._session = client_session(settings)
+            # Loading a certificate reads files: off the event loop.
+            self.client_ssl = await asyncio.to_thread(client_ssl_context, settings, app)
         return self
-
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None:  # built lazily when not made through create()
-            self._session = client_session(self.settings)
-        return self._session
-
-    async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
 
     async def send(self, endpoint: Endpoint, message: RenderedMessage) -> SendResult:
         refused = check_mpns_channel(
@@ -252,17 +234,3 @@ class MpnsProvider(Provider):
         ) as resp:
             await resp.read()  # drain, so the connection goes back to the pool
             return classify(resp)
-
-
-def _session_with_ssl(
-    settings: ProviderSettings, ctx: ssl.SSLContext
-) -> aiohttp.ClientSession:
-    """`providers.http.client_session`, but with a client-certificate SSL context."""
-    connector = aiohttp.TCPConnector(limit=settings.max_connections, ssl=ctx)
-    return aiohttp.ClientSession(
-        connector=connector,
-        timeout=aiohttp.ClientTimeout(total=settings.timeout_s),
-        auto_decompress=False,
-        raise_for_status=False,
-        trust_env=False,
-    )

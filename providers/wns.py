@@ -18,13 +18,11 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
-from typing import Self
 
 import aiohttp
 
 from providers.base import (
     Outcome,
-    Provider,
     ProviderSettings,
     RenderedMessage,
     SendResult,
@@ -32,7 +30,7 @@ from providers.base import (
     parse_retry_after,
 )
 from providers.channel_guard import check_wns_channel
-from providers.http import HTTP_TRANSPORT_ERRORS, client_session, read_json
+from providers.http import HTTP_TRANSPORT_ERRORS, HttpProvider, read_json
 from providers.oauth import AccessTokenCache, TokenFetchError
 from pushgw.model import Endpoint, Platform, PlatformApplication
 
@@ -206,34 +204,14 @@ def _fallback(status: int) -> Outcome:
     return Outcome.RETRY if status >= 500 or status == 429 else Outcome.PERMANENT
 
 
-class WnsProvider(Provider):
+class WnsProvider(HttpProvider):
     """Sends to WNS channel URIs for one platform application."""
 
     platforms = frozenset({Platform.WNS})
 
     def __init__(self, *, app: PlatformApplication, settings: ProviderSettings) -> None:
         super().__init__(app=app, settings=settings)
-        self._session: aiohttp.ClientSession | None = None
         self.tokens = AccessTokenCache(self._fetch_token)
-
-    @classmethod
-    async def create(
-        cls, *, app: PlatformApplication, settings: ProviderSettings
-    ) -> Self:
-        self = cls(app=app, settings=settings)
-        self._session = client_session(settings)
-        return self
-
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None:  # built lazily when not made through create()
-            self._session = client_session(self.settings)
-        return self._session
-
-    async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
 
     async def send(self, endpoint: Endpoint, message: RenderedMessage) -> SendResult:
         refused = check_wns_channel(
