@@ -28,7 +28,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     config = _load(args.config)
     log.configure(level=config.logging.level, fmt=config.logging.format)
-    asyncio.run(serve(config))
+    asyncio.run(serve(config, config_path=args.config))
     return 0
 
 

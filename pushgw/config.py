@@ -29,8 +29,6 @@ class ServerConfig:
     port: int = 8080
     max_body_bytes: int = 1_048_576  # hard limit on request bodies
     graceful_timeout_s: float = 10.0  # SIGTERM: let in-flight sends finish this long
-    # Serve the LocalStack-style retrospection route (test mode only).
-    retrospection: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

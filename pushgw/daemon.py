@@ -23,11 +23,13 @@ from aiohttp import web
 from providers.base import Provider
 from providers.channel_guard import check_mpns_channel, check_wns_channel
 from providers.registry import create_provider
+from pushgw import log as log_setup
 from pushgw.api.app import make_app
 from pushgw.arn import ArnBuilder
-from pushgw.config import Config
+from pushgw.config import Config, load_config
 from pushgw.delivery.dispatcher import Dispatcher
 from pushgw.delivery.providers import ProviderPool
+from pushgw.errors import ConfigError
 from pushgw.log import get_logger
 from pushgw.model import Platform, PlatformApplication
 from pushgw.service import Service
@@ -105,6 +107,9 @@ class Gateway:
             on_enqueue=self.dispatcher.accepted,
             channel_check=channel_checker(config),
         )
+        # Kept here and changed in place on reload: the API reads them per request.
+        self.sns_keys = config.sns_access_keys()
+        self.api_keys = config.api_keys()
         self.runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._unlisten: Callable[[], Awaitable[None]] | None = None
@@ -124,6 +129,8 @@ class Gateway:
             service=self.service,
             store=self.store,
             metrics=self.metrics,
+            sns_keys=self.sns_keys,
+            api_keys=self.api_keys,
         )
         self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self.runner.setup()
@@ -141,6 +148,16 @@ class Gateway:
             store=self.config.store.url.split("@")[-1],
             owner=self.dispatcher.owner,
         )
+
+    def reload(self, config: Config) -> None:
+        """SIGHUP: take new access keys, API keys and log level; the rest needs a
+        restart (listen address, store, delivery limits, provider URLs)."""
+        sns_keys, api_keys = config.sns_access_keys(), config.api_keys()
+        self.sns_keys.clear()
+        self.sns_keys.update(sns_keys)
+        self.api_keys[:] = api_keys
+        log_setup.configure(level=config.logging.level, fmt=config.logging.format)
+        log.info("config_reloaded", sns_keys=len(sns_keys), api_keys=len(api_keys))
 
     async def stop(self) -> None:
         if self.runner is not None:
@@ -183,8 +200,13 @@ async def serve(
     *,
     shutdown_trigger: Callable[[], Awaitable[object]] | None = None,
     provider_factory: ProviderFactory | None = None,
+    config_path: str | None = None,
 ) -> None:
-    """Run the daemon until SIGTERM/SIGINT or `shutdown_trigger` completes."""
+    """Run the daemon until SIGTERM/SIGINT or `shutdown_trigger` completes.
+
+    SIGHUP re-reads `config_path` and applies what can change live (keys, log
+    level); an invalid file is logged and the running config kept.
+    """
     gateway = Gateway(config, provider_factory=provider_factory)
     await gateway.start()
     sd_notify("READY=1")
@@ -195,6 +217,8 @@ async def serve(
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, stop.set)
+            if config_path is not None:
+                loop.add_signal_handler(signal.SIGHUP, _reload, gateway, config_path)
             await stop.wait()
         else:
             await shutdown_trigger()
@@ -203,6 +227,13 @@ async def serve(
         if watchdog is not None:
             watchdog.cancel()
         await gateway.stop()
+
+
+def _reload(gateway: Gateway, path: str) -> None:
+    try:
+        gateway.reload(load_config(path))
+    except ConfigError as exc:
+        log.error("config_reload_failed", error=str(exc))
 
 
 def _start_watchdog() -> asyncio.Task[None] | None:

@@ -11,7 +11,7 @@ from aiohttp import web
 from pushgw.api.json_api import add_json_routes, error_response
 from pushgw.api.openapi import openapi_document
 from pushgw.api.sns_query import make_sns_handler
-from pushgw.config import Config
+from pushgw.config import AccessKey, ApiKey, Config
 from pushgw.errors import ApiError
 from pushgw.log import get_logger
 from pushgw.service import Service
@@ -61,19 +61,27 @@ def make_app(
     store: Store,
     ready: Readiness | None = None,
     metrics: Metrics | None = None,
+    sns_keys: dict[str, AccessKey] | None = None,
+    api_keys: list[ApiKey] | None = None,
 ) -> web.Application:
+    """
+    Build the application. `sns_keys` and `api_keys` are read on every request,
+    so a caller that keeps them can change them in place (SIGHUP reload).
+    """
     app = web.Application(
         middlewares=[request_context], client_max_size=config.server.max_body_bytes
     )
     sns = make_sns_handler(
         service=service,
-        keys=config.sns_access_keys(),
+        keys=config.sns_access_keys() if sns_keys is None else sns_keys,
         region=config.sns.region,
         max_body_bytes=config.server.max_body_bytes,
     )
     app.router.add_route("POST", "/", sns)
     app.router.add_route("GET", "/", sns)
-    add_json_routes(app, service=service, keys=config.api_keys())
+    add_json_routes(
+        app, service=service, keys=config.api_keys() if api_keys is None else api_keys
+    )
     document = openapi_document()
 
     async def openapi(_: web.Request) -> web.Response:

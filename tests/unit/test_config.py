@@ -47,8 +47,8 @@ def test_unknown_key_names_dotted_path(raw: dict[str, Any], message: str) -> Non
         ({"server": {"port": 80.5}}, "server.port: expected int, got float"),
         ({"server": {"port": True}}, "server.port: expected int, got bool"),
         (
-            {"server": {"retrospection": 1}},
-            "server.retrospection: expected bool, got int",
+            {"delivery": {"enabled": 1}},
+            "delivery.enabled: expected bool, got int",
         ),
         (
             {"delivery": {"lease_s": False}},
