@@ -503,16 +503,10 @@ class Dispatcher:
     async def _endpoint_updated(
         self, app: PlatformApplication, endpoint: Endpoint
     ) -> None:
-        payload = {
-            "EventType": "EndpointUpdated",
-            "EndpointArn": endpoint.arn,
-            "Resource": app.arn,
-            "Service": "SNS",
-            "Time": events.iso(self.clock()),
-            "Attributes": endpoint.public_attributes() | {"Token": "REDACTED"},
-        }
+        now = self.clock()
+        payload = events.endpoint_event(app, endpoint, "EventEndpointUpdated", now=now)
         if await events.publish_event(
-            self.store, app, "EventEndpointUpdated", payload, now=self.clock()
+            self.store, app, "EventEndpointUpdated", payload, now=now
         ):
             self.wake()
 

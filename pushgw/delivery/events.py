@@ -51,6 +51,24 @@ async def publish_event(
     return message
 
 
+def endpoint_event(
+    app: PlatformApplication, endpoint: Endpoint, attribute: str, *, now: float
+) -> dict[str, Any]:
+    """The JSON of EventEndpointCreated/Updated/Deleted (token not included:
+    events travel to devices like any topic message)."""
+    payload: dict[str, Any] = {
+        "EventType": attribute.removeprefix("Event"),
+        "EndpointArn": endpoint.arn,
+        "Resource": app.arn,
+        "Service": "SNS",
+        "Time": iso(now),
+        "Type": "Notification",
+    }
+    if attribute != "EventEndpointDeleted":
+        payload["Attributes"] = endpoint.public_attributes() | {"Token": "REDACTED"}
+    return payload
+
+
 def delivery_failure_event(
     app: PlatformApplication,
     endpoint_arn: str,

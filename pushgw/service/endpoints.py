@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping
 
 from pushgw import arn as arns
+from pushgw.delivery import events
 from pushgw.errors import (
     ConflictError,
     InvalidParameterError,
@@ -174,26 +175,8 @@ class EndpointsMixin(ServiceBase):
     async def _endpoint_event(
         self, app: PlatformApplication, attribute: str, endpoint: Endpoint
     ) -> None:
-        payload: dict[str, object] = {
-            "EventType": attribute.removeprefix("Event"),
-            "EndpointArn": endpoint.arn,
-            "Resource": app.arn,
-            "Service": "SNS",
-            "Time": _iso(self.clock()),
-            "Type": "Notification",
-        }
-        if attribute != "EventEndpointDeleted":
-            payload["Attributes"] = endpoint.public_attributes() | {"Token": "REDACTED"}
+        payload = events.endpoint_event(app, endpoint, attribute, now=self.clock())
         await self.emit_app_event(app, attribute, payload)
-
-
-def _iso(ts: float) -> str:
-    import datetime as dt
-
-    return (
-        dt.datetime.fromtimestamp(ts, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
-        + "Z"
-    )
 
 
 def _check_names(platform: Platform, supplied: Mapping[str, str]) -> None:

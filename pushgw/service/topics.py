@@ -8,7 +8,12 @@ import re
 from collections.abc import Mapping, Sequence
 
 from pushgw import arn as arns
-from pushgw.errors import ApiError, InvalidParameterError, NotFoundApiError
+from pushgw.errors import (
+    ApiError,
+    ConflictError,
+    InvalidParameterError,
+    NotFoundApiError,
+)
 from pushgw.model import Subscription, Topic
 from pushgw.service.base import PAGE_SIZE, ServiceBase
 from pushgw.service.types import Listing
@@ -184,7 +189,7 @@ class TopicsMixin(ServiceBase):
             )
             try:
                 return (await self.store.insert_subscription(sub)).arn
-            except Exception:
+            except ConflictError:  # subscribed meanwhile by another request
                 existing = await self.store.find_subscription(topic.arn, target)
                 if existing is None:
                     raise

@@ -225,3 +225,39 @@ async def test_filter_policy_skips_non_matching_subscribers(rig: Rig) -> None:
     await rig.settle()
 
     assert ["good-eu"] == [d.token for d in FakeProvider.sent]
+
+
+async def test_endpoint_lifecycle_events_reach_the_event_topics(rig: Rig) -> None:
+    """Created, updated and deleted endpoints are announced on their event topics."""
+    events = await rig.service.create_topic(
+        name="lifecycle", attributes=None, tags=None
+    )
+    watcher = await rig.endpoint("good-watcher")
+    await rig.service.subscribe(
+        topic_arn=events, protocol="application", endpoint=watcher, attributes=None
+    )
+    await rig.service.set_platform_application_attributes(
+        rig.app_arn,
+        {
+            "EventEndpointCreated": events,
+            "EventEndpointUpdated": events,
+            "EventEndpointDeleted": events,
+        },
+    )
+
+    arn = await rig.endpoint("good-new")
+    await rig.service.set_endpoint_attributes(arn, {"Enabled": "false"})
+    await rig.service.delete_endpoint(arn)
+    await rig.settle()
+
+    got = [
+        json.loads(d.message.body)
+        for d in FakeProvider.sent
+        if d.token == "good-watcher"
+    ]
+    assert ["EndpointCreated", "EndpointUpdated", "EndpointDeleted"] == sorted(
+        (e["EventType"] for e in got),
+        key=["EndpointCreated", "EndpointUpdated", "EndpointDeleted"].index,
+    )
+    assert {arn} == {e["EndpointArn"] for e in got}
+    assert all("good-new" not in json.dumps(e) for e in got)  # token never sent
