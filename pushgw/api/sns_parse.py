@@ -231,6 +231,9 @@ class Params:
         node = self._tree.get(name)
         if node is None or isinstance(node, dict):
             return node
+        if node == "":
+            # botocore serialises an empty list as `Name=` (no members).
+            return {}
         raise malformed(f"{self._name(name)} must not be a single value.")
 
     def _entries(self, name: str, tag: str) -> list[tuple[int, Params]] | None:
@@ -247,6 +250,8 @@ class Params:
 
 def _indexed(node: dict[str, object], tag: str, path: str) -> list[tuple[int, object]]:
     """The `tag.N` children of a list or map node, ordered by N."""
+    if not node:
+        return []
     if set(node) != {tag}:
         raise malformed(f"{path} must be given as {path}.{tag}.N.")
     items = node[tag]
