@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import pytest
 
@@ -14,16 +13,9 @@ from providers.base import Outcome, ProviderSettings, RenderedMessage, SendResul
 from providers.mocks.adm import AdmMock
 from providers.mocks.base import FaultRule
 from pushgw.model import Endpoint, MessageAttribute, Platform, PlatformApplication
+from tests.providers.clock import ManualClock as Clock
 
 APP_ARN = "arn:aws:sns:us-east-1:123456789012:app/ADM/test"
-
-
-@dataclass
-class Clock:
-    now: float = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture(name="clock")

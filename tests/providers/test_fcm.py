@@ -23,6 +23,7 @@ from providers.mocks.base import FaultRule
 from providers.mocks.fcm import FcmMock
 from pushgw.errors import ProviderSetupError
 from pushgw.model import Endpoint, MessageAttribute, Platform, PlatformApplication
+from tests.providers.clock import ManualClock as FakeClock
 
 APP_ARN = "arn:aws:sns:us-east-1:123456789012:app/GCM/test"
 NOW = 1_800_000_000.0
@@ -30,16 +31,6 @@ NOW = 1_800_000_000.0
 KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 # Run a test over both clients: http -> aiohttp, https -> httpx (HTTP/2-capable).
 BOTH_CLIENTS = pytest.mark.parametrize("mock", ["http", "https"], indirect=True)
-
-
-class FakeClock:
-    """A wall clock the test moves by hand (shared by adapter and mock)."""
-
-    def __init__(self, now: float = NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def make_app(credential: str) -> PlatformApplication:
@@ -105,7 +96,7 @@ def _settings(mock: FcmMock, tls: LoopbackTls) -> ProviderSettings:
 
 @pytest.fixture(name="clock")
 def _clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(NOW)
 
 
 @pytest.fixture(name="mock")

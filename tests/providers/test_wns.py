@@ -16,18 +16,9 @@ from providers.mocks.base import FaultRule
 from providers.mocks.wns import WnsMock
 from providers.wns import WnsProvider, toast_xml
 from pushgw.model import Endpoint, MessageAttribute, Platform, PlatformApplication
+from tests.providers.clock import ManualClock as FakeClock
 
 APP_ARN = "arn:aws:sns:us-east-1:123456789012:app/WNS/test"
-
-
-class FakeClock:
-    """The mock's wall clock, moved by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def make_app(credentials: dict[str, str]) -> PlatformApplication:
@@ -67,7 +58,7 @@ def message(
 
 @pytest.fixture(name="clock")
 def _clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(1_800_000_000.0)
 
 
 @pytest.fixture(name="mock")
