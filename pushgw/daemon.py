@@ -129,6 +129,7 @@ class Gateway:
             service=self.service,
             store=self.store,
             metrics=self.metrics,
+            ready=self.ready,
             sns_keys=self.sns_keys,
             api_keys=self.api_keys,
         )
@@ -175,6 +176,19 @@ class Gateway:
         await self.providers.aclose()
         await self.store.close()
         log.info("pushgw_stopped", stats=dict(self.dispatcher.stats))
+
+    async def ready(self) -> bool:
+        """Ready when the store answers (and the dispatcher, if enabled, runs)."""
+        if self.config.delivery.enabled and not any(
+            t.get_name() == "dispatcher" and not t.done() for t in self._tasks
+        ):
+            return False
+        try:
+            await asyncio.wait_for(self.store.next_due_at(), timeout=2.0)
+        except Exception:
+            log.warning("store_not_ready", exc_info=True)
+            return False
+        return True
 
     async def metrics(self) -> str:
         """Prometheus text: outcome counters and the backlog."""
