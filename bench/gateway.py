@@ -24,6 +24,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from bench.mockproc import MockProcess
+from providers.mocks.config import provider_tables, to_toml
 
 ROOT = Path(__file__).resolve().parents[1]
 ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
@@ -53,14 +54,6 @@ def peak_rss_mib(pid: int) -> float:
 
 
 # -- config ------------------------------------------------------------------------
-def _toml(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 def write_config(
     directory: Path,
     *,
@@ -81,37 +74,16 @@ def write_config(
             **(delivery or {}),
         },
         "logging": {"level": "warning", "format": "json"},
-        "providers.apns": {
-            "base_url": u["APNS"],
-            "sandbox_url": u["APNS"],
-            "ca_file": str(ca_file),
-        },
-        "providers.fcm": {"base_url": u["GCM"]},
-        "providers.gcm_legacy": {"base_url": u["GCM"]},
-        "providers.adm": {
-            "base_url": u["ADM"],
-            "token_url": f"{u['ADM']}/auth/O2/token",
-        },
-        "providers.baidu": {"base_url": u["BAIDU"]},
-        "providers.mpns": {"allow_loopback": True},
-        "providers.wns": {
-            "token_url": f"{u['WNS']}/accesstoken.srf",
-            "allow_loopback": True,
-        },
+        **provider_tables(u, ca_file=str(ca_file)),
     }
-    lines: list[str] = []
-    for section, values in sections.items():
-        lines.append(f"[{section}]")
-        lines += [f"{k} = {_toml(v)}" for k, v in values.items()]
-        lines.append("")
-    lines += [
-        "[[auth.sns_keys]]",
-        f'access_key_id = "{ACCESS_KEY}"',
-        f'secret_access_key = "{SECRET_KEY}"',
-        "",
+    keys = [
+        (
+            "auth.sns_keys",
+            {"access_key_id": ACCESS_KEY, "secret_access_key": SECRET_KEY},
+        )
     ]
     path = directory / "pushgw.toml"
-    path.write_text("\n".join(lines))
+    path.write_text(to_toml(sections, keys))
     return path
 
 

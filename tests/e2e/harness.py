@@ -18,6 +18,8 @@ from typing import Any
 
 import httpx
 
+from providers.mocks.config import mock_urls, provider_tables, to_toml
+
 ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 API_KEY = "e2e-json-api-key"
@@ -28,16 +30,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def write_config(
@@ -67,23 +59,7 @@ def write_config(
             **(delivery or {}),
         },
         "logging": {"level": "info", "format": "json"},
-        "providers.apns": {
-            "base_url": f"https://127.0.0.1:{mock_ports['apns']}",
-            "sandbox_url": f"https://127.0.0.1:{mock_ports['apns']}",
-            "ca_file": "mock-ca.pem",
-        },
-        "providers.fcm": {"base_url": f"http://127.0.0.1:{mock_ports['fcm']}"},
-        "providers.gcm_legacy": {"base_url": f"http://127.0.0.1:{mock_ports['fcm']}"},
-        "providers.adm": {
-            "base_url": f"http://127.0.0.1:{mock_ports['adm']}",
-            "token_url": f"http://127.0.0.1:{mock_ports['adm']}/auth/O2/token",
-        },
-        "providers.baidu": {"base_url": f"http://127.0.0.1:{mock_ports['baidu']}"},
-        "providers.mpns": {"allow_loopback": True},
-        "providers.wns": {
-            "token_url": f"http://127.0.0.1:{mock_ports['wns']}/accesstoken.srf",
-            "allow_loopback": True,
-        },
+        **provider_tables(mock_urls(mock_ports), ca_file="mock-ca.pem"),
         "mocks": {
             "control_port": mock_ports["control"],
             "apns_port": mock_ports["apns"],
@@ -95,28 +71,23 @@ def write_config(
             "ca_file": "mock-ca.pem",
         },
     }
-    lines = []
-    for section, values in sections.items():
-        lines.append(f"[{section}]")
-        lines += [f"{k} = {_toml_value(v)}" for k, v in values.items()]
-        lines.append("")
-    lines += [
-        "[[auth.sns_keys]]",
-        f'access_key_id = "{ACCESS_KEY}"',
-        f'secret_access_key = "{SECRET_KEY}"',
-        "",
-        "[[auth.sns_keys]]",
-        'access_key_id = "AKIAPUBLISHONLY00001"',
-        'secret_access_key = "publish-only-secret"',
-        'actions = ["Publish", "PublishBatch"]',
-        "",
-        "[[auth.api_keys]]",
-        'name = "e2e"',
-        f'key = "{API_KEY}"',
-        "",
+    keys = [
+        (
+            "auth.sns_keys",
+            {"access_key_id": ACCESS_KEY, "secret_access_key": SECRET_KEY},
+        ),
+        (
+            "auth.sns_keys",
+            {
+                "access_key_id": "AKIAPUBLISHONLY00001",
+                "secret_access_key": "publish-only-secret",
+                "actions": ["Publish", "PublishBatch"],
+            },
+        ),
+        ("auth.api_keys", {"name": "e2e", "key": API_KEY}),
     ]
     path = directory / name
-    path.write_text("\n".join(lines))
+    path.write_text(to_toml(sections, keys))
     return path
 
 
