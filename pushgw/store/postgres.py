@@ -35,7 +35,7 @@ from pushgw.model import (
 )
 from pushgw.store.base import NewJob, Page
 from pushgw.store.migrations import migrate_postgres
-from pushgw.store.sqlite import (
+from pushgw.store.rows import (
     app_from_row,
     app_params,
     dump_attrs,

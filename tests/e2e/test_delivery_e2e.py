@@ -19,7 +19,7 @@ import asyncpg
 import httpx
 import pytest
 
-from pushgw.delivery.dispatcher import PROGRESS_EVERY
+from pushgw.delivery.chunk import PROGRESS_EVERY
 from pushgw.store.migrations import quote_ident
 from tests.e2e.fleet import (
     Fleet,

@@ -1,0 +1,133 @@
+"""A topic fan-out chunk in flight, with its progress recorded."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from pushgw.delivery.decision import RetryAt
+from pushgw.delivery.filters import Policy, matches, parse_filter_policy
+from pushgw.model import DeliveryJob, Endpoint, Message, Subscription
+from pushgw.store.base import NewJob
+
+if TYPE_CHECKING:
+    from pushgw.delivery.dispatcher import Dispatcher
+
+PROGRESS_EVERY = 200  # completions between progress saves inside a chunk
+PROGRESS_INTERVAL_S = 1.0  # and at least this often while a chunk runs
+
+
+class TopicChunk:
+    """
+    One topic chunk in flight: bounded concurrency, recorded progress.
+
+    Progress is the contiguous `cursor` plus the seqs finished above it, saved
+    every PROGRESS_EVERY completions and at least every PROGRESS_INTERVAL_S, after
+    the retries split off so far are stored. After a crash only the sends in
+    flight and those finished since the last save are repeated, even when one
+    send is slow.
+    """
+
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        job: DeliveryJob,
+        message: Message,
+        subs: Sequence[Subscription],
+    ) -> None:
+        self.d = dispatcher
+        self.job = job
+        self.message = message
+        self.subs = [s for s in subs if s.seq not in set(job.done)]
+        self.pending_seqs = collections.deque(s.seq for s in subs)
+        self.done: set[int] = set(job.done)
+        self.retries: list[NewJob] = []
+        self.completions = 0
+        self.cursor = job.cursor
+        self.saved: tuple[int, frozenset[int]] = (job.cursor, frozenset(job.done))
+        self.flush_lock = asyncio.Lock()
+        self.policies: dict[str, Policy | None] = {}
+
+    async def run(self) -> None:
+        endpoints = await self.d.store.get_endpoints(
+            [s.endpoint_arn for s in self.subs]
+        )
+        tasks: set[asyncio.Task[None]] = set()
+        ticker = asyncio.create_task(self._tick(), name=f"progress-{self.job.id}")
+        try:
+            for sub in self.subs:
+                endpoint = endpoints.get(sub.endpoint_arn)
+                if endpoint is None or not self._wanted(sub):
+                    self._finish(sub.seq)
+                    continue
+                await self.d.sends.acquire()  # released when this send is done
+                task = asyncio.create_task(self._one(sub.seq, endpoint))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+                if self.completions >= PROGRESS_EVERY:
+                    await self._flush()
+            if tasks:
+                await asyncio.gather(*tasks)
+        finally:
+            ticker.cancel()
+        await self._flush()
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(PROGRESS_INTERVAL_S)
+            await self._flush()
+
+    def _wanted(self, sub: Subscription) -> bool:
+        text = sub.attributes.get("FilterPolicy")
+        if not text:
+            return True
+        if text not in self.policies:
+            try:
+                self.policies[text] = parse_filter_policy(text)
+            except ValueError:
+                self.policies[text] = None  # refused at Subscribe; match nothing
+        policy = self.policies[text]
+        return policy is not None and matches(policy, self.message.attributes)
+
+    async def _one(self, seq: int, endpoint: Endpoint) -> None:
+        try:
+            decision = await self.d.deliver(self.message, endpoint, attempts=1)
+            if isinstance(decision, RetryAt):
+                self.retries.append(
+                    NewJob(
+                        kind="endpoint",
+                        endpoint_arn=endpoint.arn,
+                        next_attempt_at=decision.at,
+                        attempts=1,
+                        last_error=decision.error,
+                    )
+                )
+        finally:
+            self.d.sends.release()
+            self._finish(seq)
+
+    def _finish(self, seq: int) -> None:
+        self.done.add(seq)
+        self.completions += 1
+
+    async def _flush(self) -> None:
+        """Store split-off retries, then record the finished seqs."""
+        async with self.flush_lock:
+            self.completions = 0
+            if self.retries:
+                batch, self.retries = self.retries, []
+                await self.d.store.add_jobs(self.message.id, batch)
+            while self.pending_seqs and self.pending_seqs[0] in self.done:
+                self.cursor = self.pending_seqs.popleft()
+                self.done.discard(self.cursor)
+            state = (self.cursor, frozenset(self.done))
+            if state != self.saved:
+                await self.d.store.save_progress(
+                    self.job.id,
+                    owner=self.d.owner,
+                    cursor=self.cursor,
+                    done=sorted(state[1]),
+                )
+                self.saved = state
