@@ -67,7 +67,3 @@ class AccessTokenCache:
             self._token = token
             self._renew_at = self._clock() + max(1.0, expires_in) * self._refresh_ratio
             return token
-
-    def invalidate(self) -> None:
-        self._token = None
-        self._renew_at = 0.0

@@ -96,15 +96,3 @@ def parse_endpoint(value: str, *, param: str = "EndpointArn") -> ParsedArn:
 def is_endpoint_arn(value: str) -> bool:
     parts = value.split(":")
     return len(parts) >= 6 and parts[5].startswith("endpoint/")
-
-
-def platform_of(endpoint_or_app_arn: str) -> Platform | None:
-    """The platform segment of an `app/...` or `endpoint/...` ARN, if valid."""
-    resource = ":".join(endpoint_or_app_arn.split(":")[5:])
-    pieces = resource.split("/")
-    if len(pieces) < 3:
-        return None
-    try:
-        return Platform(pieces[1])
-    except ValueError:
-        return None

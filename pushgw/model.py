@@ -37,10 +37,6 @@ class Platform(enum.StrEnum):
     def is_sandbox(self) -> bool:
         return self.value.endswith("_SANDBOX")
 
-    @property
-    def is_voip(self) -> bool:
-        return self in (Platform.APNS_VOIP, Platform.APNS_VOIP_SANDBOX)
-
 
 APPLE_PLATFORMS = frozenset(
     {

@@ -37,18 +37,6 @@ SIGNATURE_MISMATCH = (
     " service documentation for details."
 )
 
-# Query parameters that belong to the presigned form, never to the operation.
-QUERY_AUTH_PARAMS = frozenset(
-    {
-        "X-Amz-Algorithm",
-        "X-Amz-Credential",
-        "X-Amz-Date",
-        "X-Amz-Expires",
-        "X-Amz-SignedHeaders",
-        "X-Amz-Signature",
-        "X-Amz-Security-Token",
-    }
-)
 _QUERY_REQUIRED = (
     "X-Amz-Algorithm",
     "X-Amz-Credential",

@@ -24,6 +24,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from providers.base import Outcome, RenderedMessage, SendResult, redact
 from pushgw.config import DeliveryConfig
@@ -52,6 +53,17 @@ APP_CACHE_S = 2.0  # how stale an app's enabled flag may be on this node
 
 def default_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Attempt:
+    """One delivery attempt of a message to an endpoint, and its deadline."""
+
+    app: PlatformApplication
+    endpoint: Endpoint
+    message: Message
+    attempts: int
+    deadline: float  # TTL end: give up rather than retry past it
 
 
 class Dispatcher:
@@ -256,48 +268,23 @@ class Dispatcher:
             self.stats["skipped_no_app"] += 1
             return DONE
         deadline = expires_at(message, app.platform, self.config.default_ttl_s)
+        attempt = _Attempt(app, endpoint, message, attempts, deadline)
         if now >= deadline:
             return await self._fail(
-                app,
-                endpoint,
-                message,
-                "NotificationTTLExpired",
-                "message TTL expired before delivery",
-                attempts,
-                None,
+                attempt, "NotificationTTLExpired", "message TTL expired before delivery"
             )
         if not endpoint.enabled:
-            return await self._fail(
-                app,
-                endpoint,
-                message,
-                "EndpointDisabled",
-                "Endpoint is disabled",
-                attempts,
-                None,
-            )
+            return await self._fail(attempt, "EndpointDisabled", "Endpoint is disabled")
         gate = self._gate(app.arn)
         if not app.enabled or gate.paused_until > now:
             wait_until = max(gate.paused_until, now + self.retry.delay(attempts))
             return await self._later(
-                app,
-                endpoint,
-                message,
-                wait_until,
-                deadline,
-                "application paused or disabled",
-                attempts,
+                attempt, wait_until, "application paused or disabled"
             )
         rendered = self._render(message, app.platform)
         if rendered is None:
             return await self._fail(
-                app,
-                endpoint,
-                message,
-                "DeliveryFailedPerm",
-                f"no payload for {app.platform.value}",
-                attempts,
-                None,
+                attempt, "DeliveryFailedPerm", f"no payload for {app.platform.value}"
             )
         provider = await self.providers.get(app)
         async with gate.semaphore:
@@ -311,17 +298,10 @@ class Dispatcher:
                     Outcome.RETRY, f"adapter error: {type(exc).__name__}"
                 )
         self.stats[result.outcome.value] += 1
-        return await self._act(app, endpoint, message, result, attempts, deadline)
+        return await self._act(attempt, result)
 
-    async def _act(
-        self,
-        app: PlatformApplication,
-        endpoint: Endpoint,
-        message: Message,
-        result: SendResult,
-        attempts: int,
-        deadline: float,
-    ) -> Decision:
+    async def _act(self, attempt: _Attempt, result: SendResult) -> Decision:
+        app, endpoint = attempt.app, attempt.endpoint
         gate = self._gate(app.arn)
         now = self.clock()
         outcome = result.outcome
@@ -329,122 +309,85 @@ class Dispatcher:
             gate.success()
             if outcome is Outcome.CANONICAL_TOKEN and result.new_token:
                 await self._replace_token(app, endpoint, result.new_token)
-            self._log_success(app, endpoint, message, result, attempts)
+            self._log_success(attempt, result)
             return DONE
         if outcome is Outcome.INVALID_TOKEN:
             gate.success()  # the provider is up; this token is gone
             await self._disable_endpoint(app, endpoint)
             return await self._fail(
-                app,
-                endpoint,
-                message,
-                "InvalidPlatformToken",
-                result.reason,
-                attempts,
-                result,
+                attempt, "InvalidPlatformToken", result.reason, result
             )
         if outcome is Outcome.PERMANENT:
             return await self._fail(
-                app,
-                endpoint,
-                message,
-                "DeliveryFailedPerm",
-                result.reason,
-                attempts,
-                result,
+                attempt, "DeliveryFailedPerm", result.reason, result
             )
         if outcome is Outcome.BAD_CREDENTIALS:
             await self._disable_app(app, result.reason)
         else:
             gate.failure(now, result.retry_after)
-        delay = self.retry.delay(attempts, retry_after=result.retry_after)
+        delay = self.retry.delay(attempt.attempts, retry_after=result.retry_after)
         log.info(
             "delivery_retry_scheduled",
             endpoint=endpoint.arn,
-            attempt=attempts,
+            attempt=attempt.attempts,
             retry_in_s=round(delay, 3),
             retry_after_s=result.retry_after,
             reason=result.reason,
         )
-        return await self._later(
-            app, endpoint, message, now + delay, deadline, result.reason, attempts
-        )
+        return await self._later(attempt, now + delay, result.reason)
 
-    async def _later(
-        self,
-        app: PlatformApplication,
-        endpoint: Endpoint,
-        message: Message,
-        at: float,
-        deadline: float,
-        reason: str,
-        attempts: int,
-    ) -> Decision:
-        if at >= deadline:
+    async def _later(self, attempt: _Attempt, at: float, reason: str) -> Decision:
+        if at >= attempt.deadline:
             return await self._fail(
-                app,
-                endpoint,
-                message,
+                attempt,
                 "NotificationTTLExpired",
                 f"TTL expired while retrying: {reason}",
-                attempts,
-                None,
             )
         self.stats["retries_scheduled"] += 1
         return RetryAt(at + random.uniform(0, 0.05), reason)
 
     async def _fail(
         self,
-        app: PlatformApplication,
-        endpoint: Endpoint,
-        message: Message,
+        attempt: _Attempt,
         failure_type: str,
         failure_message: str,
-        attempts: int,
-        result: SendResult | None,
+        result: SendResult | None = None,
     ) -> Decision:
         now = self.clock()
         self.stats[f"failed_{failure_type}"] += 1
         events.log_delivery_status(
             success=False,
-            message=message,
-            endpoint=endpoint,
+            message=attempt.message,
+            endpoint=attempt.endpoint,
             result=result,
-            attempts=attempts,
+            attempts=attempt.attempts,
             now=now,
             reason=failure_message,
         )
         payload = events.delivery_failure_event(
-            app,
-            endpoint.arn,
-            message,
+            attempt.app,
+            attempt.endpoint.arn,
+            attempt.message,
             failure_type=failure_type,
             failure_message=failure_message,
-            attempts=attempts,
+            attempts=attempt.attempts,
             now=now,
         )
         if await events.publish_event(
-            self.store, app, "EventDeliveryFailure", payload, now=now
+            self.store, attempt.app, "EventDeliveryFailure", payload, now=now
         ):
             self.wake()
         return DONE
 
-    def _log_success(
-        self,
-        app: PlatformApplication,
-        endpoint: Endpoint,
-        message: Message,
-        result: SendResult,
-        attempts: int,
-    ) -> None:
-        rate = app.attributes.get("SuccessFeedbackSampleRate")
+    def _log_success(self, attempt: _Attempt, result: SendResult) -> None:
+        rate = attempt.app.attributes.get("SuccessFeedbackSampleRate")
         if rate and random.uniform(0, 100) < int(rate):
             events.log_delivery_status(
                 success=True,
-                message=message,
-                endpoint=endpoint,
+                message=attempt.message,
+                endpoint=attempt.endpoint,
                 result=result,
-                attempts=attempts,
+                attempts=attempt.attempts,
                 now=self.clock(),
             )
 

@@ -26,6 +26,17 @@ T = TypeVar("T")
 # Largest `IN (...)` list per statement (SQLite allows 32766 parameters).
 IN_CHUNK = 500
 
+# When the next job becomes claimable (the same SQL on both backends): unleased
+# jobs fall due at next_attempt_at; leased ones when their lease expires (a dead
+# worker's jobs).
+NEXT_DUE_AT = (
+    "SELECT min(due) AS due FROM ("
+    " SELECT min(next_attempt_at) AS due FROM jobs WHERE lease_owner IS NULL"
+    " UNION ALL"
+    " SELECT min(lease_expires_at) FROM jobs WHERE lease_owner IS NOT NULL"
+    ") AS soonest"
+)
+
 
 class Row(Protocol):
     def __getitem__(self, key: str) -> Any: ...

@@ -43,6 +43,7 @@ from pushgw.model import (
 from pushgw.store.base import NewJob, Page
 from pushgw.store.migrations import migrate_sqlite
 from pushgw.store.rows import (
+    NEXT_DUE_AT,
     app_from_row,
     app_params,
     chunks,
@@ -627,15 +628,7 @@ class SqliteStore:
         return len(rows)
 
     async def next_due_at(self) -> float | None:
-        row = await self._read_one(
-            # Unleased jobs fall due at next_attempt_at; leased ones become
-            # claimable when their lease expires (a dead worker's jobs).
-            "SELECT min(due) AS due FROM ("
-            " SELECT min(next_attempt_at) AS due FROM jobs WHERE lease_owner IS NULL"
-            " UNION ALL"
-            " SELECT min(lease_expires_at) FROM jobs WHERE lease_owner IS NOT NULL"
-            ") AS soonest"
-        )
+        row = await self._read_one(NEXT_DUE_AT)
         return None if row is None else row["due"]
 
     async def job_counts(self) -> dict[str, int]:
