@@ -38,6 +38,8 @@ class FakeProvider(Provider):
     delivered = asyncio.Event()
 
     async def send(self, endpoint: Endpoint, message: RenderedMessage) -> SendResult:
+        if endpoint.token.startswith("crash-"):  # a bug in adapter code
+            raise RuntimeError("adapter bug while building the request")
         for prefix, result in BEHAVIOURS.items():
             if endpoint.token.startswith(prefix):
                 return result

@@ -32,6 +32,11 @@ class ArnBuilder:
     def prefix(self) -> str:
         return f"arn:{PARTITION}:sns:{self.region}:{self.account}:"
 
+    @property
+    def root(self) -> str:
+        """The IAM principal of the gateway's account (its root user)."""
+        return f"arn:{PARTITION}:iam::{self.account}:root"
+
     def app(self, platform: Platform, name: str) -> str:
         return f"{self.prefix}app/{platform.value}/{name}"
 

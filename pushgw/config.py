@@ -44,6 +44,9 @@ class StoreConfig:
     # Fernet key file (44 base64 chars): provider credentials are encrypted at
     # rest with it. "" = stored in clear (development only; a warning is logged).
     encryption_key_file: str = ""
+    # Deadline of one store operation (PostgreSQL statements and connects): a
+    # stalled database becomes an error the daemon retries, never a hang.
+    timeout_s: float = 10.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -99,6 +102,10 @@ class DeliveryConfig:
     retry_max_s: float = 300.0
     default_ttl_s: float = 2_419_200.0  # SNS default: 4 weeks
     app_backoff_s: float = 5.0  # pause an app whose provider is failing
+    # This node's stable identity in job leases. A restarted daemon takes its own
+    # previous leases back at once (other nodes wait for them to expire), so it
+    # must be unique per daemon sharing a store. "" = host name + config path.
+    node_id: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -177,6 +184,8 @@ class Config:
     mocks: MocksConfig = field(default_factory=MocksConfig)
     # Directory relative paths in this file are resolved against.
     base_dir: str = "."
+    # The file this config was read from ("" when built in code).
+    source: str = ""
 
     def provider(self, name: str) -> ProviderSettings:
         entry = self.providers.get(name, DEFAULT_PROVIDERS[name])
@@ -233,7 +242,8 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError(f"cannot read {path}: {exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
-    return config_from_mapping(raw, base_dir=str(path.parent.resolve()))
+    config = config_from_mapping(raw, base_dir=str(path.parent.resolve()))
+    return dataclasses.replace(config, source=str(path.resolve()))
 
 
 def config_from_mapping(raw: Mapping[str, Any], *, base_dir: str = ".") -> Config:
@@ -276,7 +286,7 @@ def _build(cls: type[T], data: Mapping[str, Any], prefix: str) -> T:
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
-        if key not in names or key == "base_dir":
+        if key not in names or key in ("base_dir", "source"):
             raise ConfigError(f"{prefix}{key}: unknown key")
         kwargs[key] = _convert(hints[key], value, f"{prefix}{key}")
     return cls(**kwargs)

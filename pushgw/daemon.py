@@ -1,11 +1,21 @@
 """
 `serve(config)`: the pushgw daemon.
 
-Start-up order: open the store (fail fast, migrations applied), create the
-provider pool, start the dispatcher, bind HTTP, then tell systemd READY=1.
+Start-up order: open the store (fail fast, migrations applied), bind HTTP,
+start the dispatcher, then tell systemd READY=1. A start that fails (the port
+is taken, the store cannot be opened) undoes what it did and raises
+StartupError: `pushgw serve` prints one line and exits non-zero.
 Shutdown (SIGTERM/SIGINT, or the test's `shutdown_trigger`): STOPPING=1, stop
 accepting requests, let in-flight sends finish up to `graceful_timeout_s`, leave
 the rest queued (their leases are released for the next start or another node).
+
+Side tasks (the claim loop, the lease heartbeat, PostgreSQL LISTEN, the systemd
+watchdog) run under one Supervisor: a failing task is logged and started again
+with back-off for as long as the fault lasts. `/readyz` tells the truth: the
+store answers a read and a write, the dispatcher runs, and no side task has
+been failing for longer than TASK_FAILING_GRACE_S; the reasons are in the body.
+The watchdog is pinged only while the claim loop is alive (beating, or being
+retried), so systemd restarts a wedged daemon, not one riding out an outage.
 """
 
 from __future__ import annotations
@@ -15,8 +25,8 @@ import contextlib
 import os
 import signal
 import socket
+import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from aiohttp import web
 
@@ -27,19 +37,30 @@ from pushgw import log as log_setup
 from pushgw.api.app import make_app
 from pushgw.arn import ArnBuilder
 from pushgw.config import Config, load_config
-from pushgw.delivery.dispatcher import Dispatcher
+from pushgw.delivery.dispatcher import CLAIM_TASK, Dispatcher, default_node_id
 from pushgw.delivery.providers import ProviderPool
-from pushgw.errors import ConfigError
+from pushgw.errors import ConfigError, PushGwError, StoreError
 from pushgw.log import get_logger
 from pushgw.model import Platform, PlatformApplication
 from pushgw.service import Service
 from pushgw.store.base import Store
 from pushgw.store.encrypted import EncryptedStore
 from pushgw.store.factory import open_store
+from pushgw.supervisor import Pulse, Supervisor
 
 log = get_logger("pushgw.daemon")
 
 ProviderFactory = Callable[[PlatformApplication], Awaitable[Provider]]
+
+TASK_FAILING_GRACE_S = 2.0  # a side task failing this long makes /readyz 503
+PROBE_TIMEOUT_S = 2.0  # the store's read + write probe must answer within this
+PROBE_CACHE_S = 1.0  # /readyz and /metrics share one probe per this interval
+LISTEN_TASK = "store-listen"
+WATCHDOG_TASK = "watchdog"
+
+
+class StartupError(PushGwError):
+    """The daemon could not start."""
 
 
 def sd_notify(state: str) -> None:
@@ -86,7 +107,9 @@ class Gateway:
         self, config: Config, *, provider_factory: ProviderFactory | None = None
     ) -> None:
         self.config = config
-        self.store: Store = open_store(store_url(config))
+        self.store: Store = open_store(
+            store_url(config), timeout_s=config.store.timeout_s
+        )
         if config.store.encryption_key_file:
             key = config.path(config.store.encryption_key_file).read_bytes().strip()
             self.store = EncryptedStore(self.store, key)
@@ -99,8 +122,12 @@ class Gateway:
         )
         self.providers = ProviderPool(factory)
         self.dispatcher = Dispatcher(
-            store=self.store, providers=self.providers, config=config.delivery
+            store=self.store,
+            providers=self.providers,
+            config=config.delivery,
+            node=config.delivery.node_id or default_node_id(config.source),
         )
+        self.supervisor = Supervisor()
         self.service = Service(
             store=self.store,
             arns=ArnBuilder(config.sns.region, config.sns.account),
@@ -111,25 +138,51 @@ class Gateway:
         self.sns_keys = config.sns_access_keys()
         self.api_keys = config.api_keys()
         self.runner: web.AppRunner | None = None
-        self._tasks: list[asyncio.Task[Any]] = []
-        self._unlisten: Callable[[], Awaitable[None]] | None = None
         self.port = 0
+        self._store_open = False
+        self._probed: tuple[float, str | None] | None = None  # (when, failure)
+        self._probe_lock = asyncio.Lock()
 
     async def start(self) -> None:
-        await self.store.open()
+        """Open the store, bind, start delivery; on failure undo and raise."""
+        try:
+            await self.store.open()
+            self._store_open = True
+            await self._bind()
+        except (OSError, StoreError) as exc:
+            await self.stop()
+            raise StartupError(_startup_failure(self.config, exc)) from exc
+        except BaseException:
+            await self.stop()
+            raise
         if self.config.delivery.enabled:
-            self._tasks.append(
-                asyncio.create_task(self.dispatcher.run(), name="dispatcher")
-            )
-            listen = getattr(self.store, "listen", None)
+            self.dispatcher.supervise(self.supervisor)
+            listen = getattr(self.store, "listen_forever", None)
             if listen is not None:
-                self._unlisten = await listen(self.dispatcher.wake)
+
+                async def listen_task(pulse: Pulse) -> None:
+                    def woken() -> None:
+                        pulse.beat()
+                        self.dispatcher.wake()
+
+                    await listen(woken)
+
+                self.supervisor.start(LISTEN_TASK, listen_task)
+        log.info(
+            "pushgw_started",
+            host=self.config.server.host,
+            port=self.port,
+            store=self.config.store.url.split("@")[-1],
+            owner=self.dispatcher.owner,
+        )
+
+    async def _bind(self) -> None:
         app = make_app(
             config=self.config,
             service=self.service,
             store=self.store,
             metrics=self.metrics,
-            ready=self.ready,
+            ready=self.readiness,
             sns_keys=self.sns_keys,
             api_keys=self.api_keys,
         )
@@ -142,13 +195,23 @@ class Gateway:
         server = site._server  # aiohttp exposes no public bound-port API
         if server is not None and server.sockets:  # type: ignore[attr-defined]
             self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-        log.info(
-            "pushgw_started",
-            host=self.config.server.host,
-            port=self.port,
-            store=self.config.store.url.split("@")[-1],
-            owner=self.dispatcher.owner,
-        )
+
+    def start_watchdog(self, interval_s: float) -> None:
+        """Ping systemd every `interval_s` while delivery is alive."""
+        stale_s = interval_s * 2  # half of WatchdogSec: two missed pings
+
+        async def ping(pulse: Pulse) -> None:
+            while True:
+                if not self.config.delivery.enabled or self.supervisor.alive(
+                    CLAIM_TASK, within=stale_s
+                ):
+                    sd_notify("WATCHDOG=1")
+                    pulse.beat()
+                else:
+                    log.error("watchdog_withheld", reason="the claim loop is wedged")
+                await asyncio.sleep(interval_s)
+
+        self.supervisor.start(WATCHDOG_TASK, ping)
 
     def reload(self, config: Config) -> None:
         """SIGHUP: take new access keys, API keys and log level; the rest needs a
@@ -161,52 +224,96 @@ class Gateway:
         log.info("config_reloaded", sns_keys=len(sns_keys), api_keys=len(api_keys))
 
     async def stop(self) -> None:
+        """Stop everything that was started; safe after a partial start."""
         if self.runner is not None:
             await self.runner.shutdown()  # stop accepting; finish open requests
-        await self.dispatcher.stop(self.config.server.graceful_timeout_s)
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        if self._unlisten is not None:
-            await self._unlisten()
+        if self._store_open:
+            await self.dispatcher.stop(self.config.server.graceful_timeout_s)
+        await self.supervisor.stop()
         if self.runner is not None:
             await self.runner.cleanup()
+            self.runner = None
         await self.providers.aclose()
-        await self.store.close()
-        log.info("pushgw_stopped", stats=dict(self.dispatcher.stats))
+        await self.store.close()  # also when open() failed half-way
+        if self._store_open:
+            log.info("pushgw_stopped", stats=dict(self.dispatcher.stats))
+        self._store_open = False
 
-    async def ready(self) -> bool:
-        """Ready when the store answers (and the dispatcher, if enabled, runs)."""
-        if self.config.delivery.enabled and not any(
-            t.get_name() == "dispatcher" and not t.done() for t in self._tasks
-        ):
-            return False
+    async def readiness(self) -> list[str]:
+        """Why the daemon is not ready; empty when it is."""
+        reasons = []
+        if self.config.delivery.enabled and not self.supervisor.running(CLAIM_TASK):
+            reasons.append("dispatcher: not running")
+        now = time.monotonic()
+        for task in self.supervisor.failing(longer_than=TASK_FAILING_GRACE_S):
+            since = now - (task.failing_since or now)
+            reasons.append(f"{task.name}: failing for {since:.1f} s: {task.last_error}")
+        failure = await self.store_failure()
+        if failure is not None:
+            reasons.append(f"store: {failure}")
+        return reasons
+
+    async def store_failure(self) -> str | None:
+        """None if the store answers a read and takes a write (cached briefly)."""
+        async with self._probe_lock:
+            now = time.monotonic()
+            if self._probed is None or now - self._probed[0] >= PROBE_CACHE_S:
+                self._probed = (now, await self._probe())
+            return self._probed[1]
+
+    async def _probe(self) -> str | None:
+        async def read_and_write() -> None:
+            await self.store.next_due_at()
+            await self.store.probe(node=self.dispatcher.node, now=time.time())
+
         try:
-            await asyncio.wait_for(self.store.next_due_at(), timeout=2.0)
-        except Exception:
-            log.warning("store_not_ready", exc_info=True)
-            return False
-        return True
+            await asyncio.wait_for(read_and_write(), PROBE_TIMEOUT_S)
+        except TimeoutError:
+            return f"no answer within {PROBE_TIMEOUT_S:g} s"
+        except StoreError as exc:
+            log.warning("store_not_ready", error=str(exc))
+            return str(exc) or type(exc).__name__
+        return None
 
     async def metrics(self) -> str:
-        """Prometheus text: outcome counters and the backlog."""
+        """Prometheus text: outcome counters, the backlog, task and store health."""
         lines = [
             "# TYPE pushgw_deliveries_total counter",
             *(
                 f'pushgw_deliveries_total{{outcome="{name}"}} {count}'
                 for name, count in sorted(self.dispatcher.stats.items())
             ),
-            "# TYPE pushgw_jobs gauge",
-            *(
-                f'pushgw_jobs{{state="{state}"}} {count}'
-                for state, count in (await self.store.job_counts()).items()
-            ),
             "# TYPE pushgw_sends_in_flight gauge",
             f"pushgw_sends_in_flight {self.dispatcher.in_flight}",
+            "# TYPE pushgw_store_up gauge",
+            f"pushgw_store_up {int(await self.store_failure() is None)}",
+            "# TYPE pushgw_task_failing gauge",
+            *(
+                f'pushgw_task_failing{{task="{h.name}"}} {int(h.failing_since is not None)}'
+                for h in self.supervisor.health.values()
+            ),
+            "# TYPE pushgw_task_failures_total counter",
+            *(
+                f'pushgw_task_failures_total{{task="{h.name}"}} {h.failures}'
+                for h in self.supervisor.health.values()
+            ),
         ]
+        try:
+            counts = await asyncio.wait_for(self.store.job_counts(), PROBE_TIMEOUT_S)
+        except (TimeoutError, StoreError):
+            counts = {}  # the backlog is unknown while the store is down
+        if counts:
+            lines.append("# TYPE pushgw_jobs gauge")
+            lines.extend(f'pushgw_jobs{{state="{k}"}} {v}' for k, v in counts.items())
         return "\n".join(lines) + "\n"
+
+
+def _startup_failure(config: Config, exc: BaseException) -> str:
+    """The one line `pushgw serve` prints when it cannot start."""
+    if isinstance(exc, OSError):
+        where = f"{config.server.host}:{config.server.port}"
+        return f"cannot listen on {where}: {exc.strerror or exc}"
+    return f"cannot open the store: {exc}"
 
 
 async def serve(
@@ -224,7 +331,9 @@ async def serve(
     gateway = Gateway(config, provider_factory=provider_factory)
     await gateway.start()
     sd_notify("READY=1")
-    watchdog = _start_watchdog()
+    usec = os.environ.get("WATCHDOG_USEC", "")
+    if usec.isdigit():
+        gateway.start_watchdog(int(usec) / 1_000_000 / 2)
     try:
         if shutdown_trigger is None:
             stop = asyncio.Event()
@@ -238,8 +347,6 @@ async def serve(
             await shutdown_trigger()
     finally:
         sd_notify("STOPPING=1")
-        if watchdog is not None:
-            watchdog.cancel()
         await gateway.stop()
 
 
@@ -248,17 +355,3 @@ def _reload(gateway: Gateway, path: str) -> None:
         gateway.reload(load_config(path))
     except ConfigError as exc:
         log.error("config_reload_failed", error=str(exc))
-
-
-def _start_watchdog() -> asyncio.Task[None] | None:
-    usec = os.environ.get("WATCHDOG_USEC")
-    if not usec or not usec.isdigit():
-        return None
-    interval = int(usec) / 1_000_000 / 2
-
-    async def ping() -> None:
-        while True:
-            sd_notify("WATCHDOG=1")
-            await asyncio.sleep(interval)
-
-    return asyncio.create_task(ping(), name="watchdog")

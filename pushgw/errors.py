@@ -8,7 +8,8 @@ PushGwError
 ├── ConfigError              startup only; the CLI prints it and exits 2
 ├── StoreError               driver error kept in __cause__
 │   ├── NotFoundError        a row the caller named does not exist
-│   └── ConflictError        a uniqueness rule was broken (e.g. token per app)
+│   ├── ConflictError        a uniqueness rule was broken (e.g. token per app)
+│   └── StoreUnavailableError  transient: connection lost, disk full, locked, timeout
 ├── ApiError                 an SNS error returned to the client (code, status, message)
 │   ├── InvalidParameterError        400 InvalidParameter
 │   ├── ParameterValueInvalidError   400 ParameterValueInvalid
@@ -18,7 +19,8 @@ PushGwError
 │   ├── PlatformAppDisabledError     400 PlatformApplicationDisabled
 │   ├── AuthorizationError           403 AuthorizationError
 │   ├── BatchError                   400 batch-request errors (code varies)
-│   └── InternalError                500 InternalError
+│   ├── InternalError                500 InternalError
+│   └── ServiceUnavailableError      503 ServiceUnavailable (the store is down)
 └── ProviderSetupError       bad provider credentials or settings
 """
 
@@ -50,6 +52,10 @@ class NotFoundError(StoreError):
 
 class ConflictError(StoreError):
     """The row conflicts with an existing one."""
+
+
+class StoreUnavailableError(StoreError):
+    """The store is unavailable; the operation may succeed if tried again."""
 
 
 class ProviderSetupError(PushGwError):
@@ -133,6 +139,15 @@ class InternalError(ApiError):
 
     code = "InternalError"
     status = 500
+
+
+class ServiceUnavailableError(ApiError):
+    """Service is unavailable. Try again later."""
+
+    # AWS's generic throttling-free 503 (SDKs retry it with back-off); the answer
+    # while the store is down, so a client never reads a stack trace or a 500.
+    code = "ServiceUnavailable"
+    status = 503
 
 
 class InvalidActionError(ApiError):

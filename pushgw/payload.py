@@ -6,17 +6,17 @@ Shared by Publish validation and the delivery engine, so both decide the same wa
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from pushgw import safejson
 from pushgw.model import Message, Platform
 
 
 def parse_structure(body: str) -> dict[str, Any] | None:
     """The JSON object of a `MessageStructure=json` body, or None if it is not one."""
     try:
-        data = json.loads(body)
-    except ValueError:
+        data = safejson.loads(body)
+    except safejson.JsonInputError:  # malformed or too deep: SNS's "failed to parse"
         return None
     return data if isinstance(data, dict) else None
 

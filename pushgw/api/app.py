@@ -12,14 +12,15 @@ from pushgw.api.json_api import add_json_routes, error_response
 from pushgw.api.openapi import openapi_document
 from pushgw.api.sns_query import make_sns_handler
 from pushgw.config import AccessKey, ApiKey, Config
-from pushgw.errors import ApiError
+from pushgw.errors import ApiError, ServiceUnavailableError, StoreUnavailableError
 from pushgw.log import get_logger
 from pushgw.service import Service
 from pushgw.store.base import Store
 
 log = get_logger("pushgw.api")
 
-Readiness = Callable[[], Awaitable[bool]]
+# Why the daemon is not ready (empty when it is).
+Readiness = Callable[[], Awaitable[list[str]]]
 Metrics = Callable[[], Awaitable[str]]
 
 
@@ -39,6 +40,13 @@ async def request_context(
     except ApiError as exc:
         log.info("request_failed", path=request.path, code=exc.code)
         return error_response(exc.status, exc.code, exc.message, request_id)
+    except StoreUnavailableError as exc:
+        # A state, not a bug: a 503 clients retry, and no traceback in the log.
+        log.warning("request_store_unavailable", path=request.path, error=str(exc))
+        unavailable = ServiceUnavailableError()
+        return error_response(
+            unavailable.status, unavailable.code, unavailable.message, request_id
+        )
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -91,10 +99,12 @@ def make_app(
         return web.json_response({"status": "ok"})
 
     async def readyz(_: web.Request) -> web.Response:
-        ok = await ready() if ready else True
-        return web.json_response(
-            {"status": "ready" if ok else "not ready"}, status=200 if ok else 503
-        )
+        reasons = await ready() if ready else []
+        if reasons:
+            return web.json_response(
+                {"status": "not ready", "reasons": reasons}, status=503
+            )
+        return web.json_response({"status": "ready"})
 
     async def prometheus(_: web.Request) -> web.Response:
         text = await metrics() if metrics else ""

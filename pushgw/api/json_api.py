@@ -9,13 +9,13 @@ document, so they cannot drift apart.
 from __future__ import annotations
 
 import hmac
-import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
+from pushgw import safejson
 from pushgw.api.json_body import (
     JsonValidationError,
     message_attributes,
@@ -570,8 +570,8 @@ def _make_handler(route: Route, service: Service, keys: Sequence[ApiKey]) -> Any
             raw = await request.read()
             if raw.strip():
                 try:
-                    parsed = json.loads(raw)
-                except (ValueError, UnicodeDecodeError, RecursionError):
+                    parsed = safejson.loads(raw)
+                except safejson.JsonInputError:
                     raise JsonValidationError("Body is not valid JSON") from None
                 if not isinstance(parsed, dict):
                     raise JsonValidationError("Body must be a JSON object")

@@ -59,21 +59,29 @@ def message_attributes(
     for key, item in value.items():
         if not isinstance(item, dict):
             raise JsonValidationError(f"{name}.{key}: expected object")
-        binary = optional(item, "binaryValue", str)
-        decoded = None
-        if binary is not None:
-            try:
-                decoded = base64.b64decode(binary, validate=True)
-            except binascii.Error:
-                raise JsonValidationError(
-                    f"{name}.{key}.binaryValue: expected base64"
-                ) from None
+        binary = _base64(
+            optional(item, "binaryValue", str), f"{name}.{key}.binaryValue"
+        )
         out[key] = MessageAttributeInput(
             data_type=optional(item, "dataType", str),
             string_value=optional(item, "stringValue", str),
-            binary_value=decoded,
+            binary_value=binary,
         )
     return out
+
+
+def _base64(value: str | None, field: str) -> bytes | None:
+    """
+    Strict base64, decoded exactly as the SNS Query API does (`sns_parse`), so both
+    APIs accept the same values. `b64decode` raises a plain ValueError, not
+    binascii.Error, for non-ASCII text, hence the explicit ASCII step.
+    """
+    if value is None:
+        return None
+    try:
+        return base64.b64decode(value.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError):
+        raise JsonValidationError(f"{field}: expected base64") from None
 
 
 def _type_name(kind: type) -> str:

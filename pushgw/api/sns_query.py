@@ -33,9 +33,12 @@ from pushgw.errors import (
     AuthorizationError,
     InternalError,
     InvalidActionError,
+    ServiceUnavailableError,
+    StoreUnavailableError,
 )
 from pushgw.model import Endpoint, PlatformApplication, Subscription, Topic
 from pushgw.service import Service
+from pushgw.service.base import ForeignAccountError
 from pushgw.service.types import BatchEntry, BatchResult, Listing, PublishInput
 
 T = TypeVar("T")
@@ -374,6 +377,10 @@ def make_sns_handler(
         except ApiError as exc:
             log.info("sns_request_failed", code=exc.code, status=exc.status)
             response = _error_response(exc, request_id)
+        except StoreUnavailableError as exc:
+            # A state, not a bug: a 503 the SDKs retry, and no traceback.
+            log.warning("sns_request_store_unavailable", error=str(exc))
+            response = _error_response(ServiceUnavailableError(), request_id)
         except Exception:
             log.exception("sns_request_crashed")
             response = _error_response(InternalError(), request_id)
@@ -417,11 +424,20 @@ async def _dispatch(
     if key.actions is not None and name not in key.actions:
         resource = next(filter(None, map(params.string, action.resource)), "*")
         raise AuthorizationError(
-            f"User: arn:aws:iam::{service.account}:user/{key.access_key_id} is not"
-            f" authorized to perform: SNS:{name} on resource: {resource}"
+            f"User: {_principal(service, key)} is not authorized to perform:"
+            f" SNS:{name} on resource: {resource}"
         )
-    value = await action.call(service, params)
+    try:
+        value = await action.call(service, params)
+    except ForeignAccountError as exc:
+        # The service cannot know the caller; here we do, and AWS names it.
+        raise exc.by(_principal(service, key)) from None
     return name, action.render(value, service)
+
+
+def _principal(service: Service, key: AccessKey) -> str:
+    """The IAM user AWS would name for this access key."""
+    return f"arn:aws:iam::{service.account}:user/{key.access_key_id}"
 
 
 def _raw_bytes(raw_query: str) -> bytes:

@@ -7,13 +7,17 @@ import collections
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from pushgw.delivery.decision import RetryAt
+from pushgw.delivery.decision import STORE_RETRY_S, RetryAt
 from pushgw.delivery.filters import Policy, matches, parse_filter_policy
+from pushgw.errors import StoreUnavailableError
+from pushgw.log import get_logger
 from pushgw.model import DeliveryJob, Endpoint, Message, Subscription
 from pushgw.store.base import NewJob
 
 if TYPE_CHECKING:
     from pushgw.delivery.dispatcher import Dispatcher
+
+log = get_logger("pushgw.delivery")
 
 PROGRESS_EVERY = 200  # completions between progress saves inside a chunk
 PROGRESS_INTERVAL_S = 1.0  # and at least this often while a chunk runs
@@ -28,6 +32,11 @@ class TopicChunk:
     the retries split off so far are stored. After a crash only the sends in
     flight and those finished since the last save are repeated, even when one
     send is slow.
+
+    While the store is unavailable the sends go on; a save that fails is kept
+    for the next one, and the last save before the chunk completes is retried
+    until it lands. A send the store interrupted (its app could not be read)
+    becomes an endpoint job of its own, like a provider retry.
     """
 
     def __init__(
@@ -67,17 +76,24 @@ class TopicChunk:
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
                 if self.completions >= PROGRESS_EVERY:
-                    await self._flush()
+                    await self._try_flush()
             if tasks:
                 await asyncio.gather(*tasks)
         finally:
             ticker.cancel()
-        await self._flush()
+        await self.d.persist("chunk_progress", self._flush)
 
     async def _tick(self) -> None:
         while True:
             await asyncio.sleep(PROGRESS_INTERVAL_S)
+            await self._try_flush()
+
+    async def _try_flush(self) -> None:
+        """A progress save in passing: if the store is down, the next one will do."""
+        try:
             await self._flush()
+        except StoreUnavailableError as exc:
+            log.warning("chunk_progress_deferred", job_id=self.job.id, error=str(exc))
 
     def _wanted(self, sub: Subscription) -> bool:
         text = sub.attributes.get("FilterPolicy")
@@ -92,21 +108,28 @@ class TopicChunk:
         return policy is not None and matches(policy, self.message.attributes)
 
     async def _one(self, seq: int, endpoint: Endpoint) -> None:
+        attempts = 1
         try:
             decision = await self.d.deliver(self.message, endpoint, attempts=1)
-            if isinstance(decision, RetryAt):
-                self.retries.append(
-                    NewJob(
-                        kind="endpoint",
-                        endpoint_arn=endpoint.arn,
-                        next_attempt_at=decision.at,
-                        attempts=1,
-                        last_error=decision.error,
-                    )
-                )
+        except StoreUnavailableError as exc:  # before the send: nothing went out
+            attempts = 0
+            decision = RetryAt(self.d.clock() + STORE_RETRY_S, f"store: {exc}")
+        except Exception:  # a bug: this endpoint is tried again as a job of its own
+            log.exception("fanout_send_failed", job_id=self.job.id, seq=seq)
+            decision = RetryAt(self.d.clock() + STORE_RETRY_S, "internal error")
         finally:
             self.d.sends.release()
-            self._finish(seq)
+        if isinstance(decision, RetryAt):
+            self.retries.append(
+                NewJob(
+                    kind="endpoint",
+                    endpoint_arn=endpoint.arn,
+                    next_attempt_at=decision.at,
+                    attempts=attempts,
+                    last_error=decision.error,
+                )
+            )
+        self._finish(seq)
 
     def _finish(self, seq: int) -> None:
         self.done.add(seq)
@@ -118,7 +141,11 @@ class TopicChunk:
             self.completions = 0
             if self.retries:
                 batch, self.retries = self.retries, []
-                await self.d.store.add_jobs(self.message.id, batch)
+                try:
+                    await self.d.store.add_jobs(self.message.id, batch)
+                except BaseException:
+                    self.retries[:0] = batch  # stored with the next save
+                    raise
             while self.pending_seqs and self.pending_seqs[0] in self.done:
                 self.cursor = self.pending_seqs.popleft()
                 self.done.discard(self.cursor)

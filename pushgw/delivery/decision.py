@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Work the store interrupted (a read failed before anything was sent) is due
+# again after this long.
+STORE_RETRY_S = 1.0
+
 
 @dataclass(frozen=True, slots=True)
 class Done:

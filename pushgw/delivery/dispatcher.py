@@ -10,6 +10,16 @@ The delivery engine: claims jobs with leases and delivers them.
   token updated; retry → back-off with jitter, never before Retry-After, until
   the TTL runs out; bad credentials → application disabled, jobs wait;
   permanent → recorded. A transient failure never disables anything.
+* Faults: the claim loop and the lease heartbeat run under the daemon's
+  Supervisor, so a store error is retried with back-off, never the end of
+  delivery. Acks (complete, retry, progress, the side effects of an outcome)
+  are retried until the store takes them, while the job's lease is kept alive.
+  A message our own code cannot render or build a request for (a poison
+  message) is a permanent failure for that endpoint; only provider answers
+  and transport errors count towards an app's circuit breaker.
+* Leases are owned by `{node}/{incarnation}`: a (re)started claim loop first
+  drops this node's leases that no running job holds — a crashed previous run's,
+  or claims whose answer a store fault lost — so they are taken again at once.
 """
 
 from __future__ import annotations
@@ -18,23 +28,36 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
-import os
+import hashlib
 import random
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
-from providers.base import Outcome, RenderedMessage, SendResult, redact
+from providers.base import (
+    TRANSPORT_ERRORS,
+    Outcome,
+    RenderedMessage,
+    SendResult,
+    redact,
+)
 from pushgw.config import DeliveryConfig
 from pushgw.delivery import events
 from pushgw.delivery.chunk import TopicChunk
-from pushgw.delivery.decision import DONE, Decision, RetryAt
+from pushgw.delivery.decision import DONE, STORE_RETRY_S, Decision, RetryAt
 from pushgw.delivery.providers import AppGate, ProviderPool
 from pushgw.delivery.render import expires_at, render
 from pushgw.delivery.retry import RetryPolicy
-from pushgw.errors import ConflictError, NotFoundError
+from pushgw.errors import (
+    ConflictError,
+    NotFoundError,
+    ProviderSetupError,
+    StoreError,
+    StoreUnavailableError,
+)
 from pushgw.log import get_logger
 from pushgw.model import (
     DeliveryJob,
@@ -45,14 +68,24 @@ from pushgw.model import (
     Subscription,
 )
 from pushgw.store.base import Store
+from pushgw.supervisor import Pulse, Supervisor
 
 log = get_logger("pushgw.delivery")
+T = TypeVar("T")
 
 APP_CACHE_S = 2.0  # how stale an app's enabled flag may be on this node
+PULSE_S = 1.0  # the claim loop beats at least this often, even when full
+PERSIST_FIRST_S = 0.05  # an ack the store refused is tried again after this,
+PERSIST_MAX_S = 2.0  # doubling up to this
+CLAIM_TASK = "dispatcher"
+HEARTBEAT_TASK = "lease-heartbeat"
 
 
-def default_owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+def default_node_id(source: str = "") -> str:
+    """Host name plus a digest of the config path: stable across restarts of
+    one daemon, distinct for daemons with their own configs on one host."""
+    where = source or f"pid-{uuid.uuid4().hex}"  # no config file: no takeover
+    return f"{socket.gethostname()}:{hashlib.sha256(where.encode()).hexdigest()[:8]}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,20 +107,23 @@ class Dispatcher:
         providers: ProviderPool,
         config: DeliveryConfig,
         clock: Callable[[], float] = time.time,
-        owner: str | None = None,
+        node: str | None = None,
     ) -> None:
         self.store = store
         self.providers = providers
         self.config = config
         self.clock = clock
-        self.owner = owner or default_owner()
+        self.node = node or config.node_id or default_node_id()
+        self.owner = f"{self.node}/{uuid.uuid4().hex[:8]}"
         self.retry = RetryPolicy(config.retry_base_s, config.retry_max_s)
         self.stats: collections.Counter[str] = collections.Counter()
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
         # Sends in flight in this process (topic chunks and endpoint jobs alike).
         self.sends = asyncio.Semaphore(config.max_in_flight)
-        self._rendered: dict[tuple[str, Platform], RenderedMessage | None] = {}
+        self._rendered: dict[
+            tuple[str, Platform], RenderedMessage | Exception | None
+        ] = {}
         self._active: dict[int, DeliveryJob] = {}
         self._load = 0
         self._tasks: set[asyncio.Task[None]] = set()
@@ -97,6 +133,7 @@ class Dispatcher:
             collections.OrderedDict()
         )
         self._stopping = False
+        self._stopped = asyncio.Event()
         self._topic_weight = max(1, config.max_in_flight // 2)
 
     # -- lifecycle -------------------------------------------------------------
@@ -112,31 +149,42 @@ class Dispatcher:
     def in_flight(self) -> int:
         return self.config.max_in_flight - self.sends._value
 
+    def supervise(self, supervisor: Supervisor) -> None:
+        """Run the claim loop and the lease heartbeat under `supervisor`."""
+        supervisor.start(CLAIM_TASK, self._claim_loop)
+        supervisor.start(HEARTBEAT_TASK, self._heartbeat_loop)
+
     async def run(self) -> None:
-        """Claim and deliver until `stop()`; leases are kept alive meanwhile."""
-        heartbeat = asyncio.create_task(self._heartbeat(), name="lease-heartbeat")
+        """Claim and deliver until `stop()` (a supervisor of its own: tests)."""
+        supervisor = Supervisor()
+        self.supervise(supervisor)
         try:
-            while not self._stopping:
-                room = self.config.max_in_flight - self._load
-                if room <= 0:
-                    self._room.clear()
-                    await self._room.wait()
-                    continue
-                jobs = await self.store.claim_jobs(
-                    owner=self.owner,
-                    limit=min(self.config.claim_batch, room),
-                    lease_s=self.config.lease_s,
-                    now=self.clock(),
-                )
-                if not jobs:
-                    await self._idle()
-                    continue
-                for job in jobs:
-                    self._start(job)
+            await self._stopped.wait()
         finally:
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
+            await supervisor.stop()
+
+    async def _claim_loop(self, pulse: Pulse) -> None:
+        # (Re)started: this node's leases that no running job holds are stale.
+        await self.store.release_node_jobs(node=self.node, keep=list(self._active))
+        while not self._stopping:
+            pulse.beat()
+            room = self.config.max_in_flight - self._load
+            if room <= 0:
+                self._room.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._room.wait(), PULSE_S)
+                continue
+            jobs = await self.store.claim_jobs(
+                owner=self.owner,
+                limit=min(self.config.claim_batch, room),
+                lease_s=self.config.lease_s,
+                now=self.clock(),
+            )
+            if not jobs:
+                await self._idle()
+                continue
+            for job in jobs:
+                self._start(job)
 
     async def stop(self, grace_s: float) -> None:
         """Stop claiming; let in-flight work finish up to `grace_s`, then abort it.
@@ -145,6 +193,7 @@ class Dispatcher:
         start (or another node) takes them over at once.
         """
         self._stopping = True
+        self._stopped.set()
         self._wake.set()
         self._room.set()
         if self._tasks:
@@ -153,12 +202,12 @@ class Dispatcher:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending, timeout=5)
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(StoreError):
             await self.store.release_jobs(owner=self.owner)
 
     async def _idle(self) -> None:
         self._wake.clear()
-        wait = self.config.poll_interval_s
+        wait = min(self.config.poll_interval_s, PULSE_S)
         due = await self.store.next_due_at()
         if due is not None:
             wait = min(wait, max(0.0, due - self.clock()))
@@ -166,6 +215,10 @@ class Dispatcher:
             await asyncio.wait_for(self._wake.wait(), timeout=max(wait, 0.005))
 
     def _start(self, job: DeliveryJob) -> None:
+        if job.id in self._active:
+            # Our own lease lapsed during a store outage and we claimed the job
+            # again: it is still running here, and the claim renewed its lease.
+            return
         weight = self._topic_weight if job.kind == "topic" else 1
         self._load += weight
         self._active[job.id] = job
@@ -180,14 +233,17 @@ class Dispatcher:
 
         task.add_done_callback(finished)
 
-    async def _heartbeat(self) -> None:
+    async def _heartbeat_loop(self, pulse: Pulse) -> None:
+        # Extend first: restarted after a store fault, the leases are renewed
+        # as soon as the store answers again.
         while True:
-            await asyncio.sleep(self.config.lease_s / 3)
             if self._active:
                 until = self.clock() + self.config.lease_s
                 await self.store.extend_leases(
                     owner=self.owner, job_ids=list(self._active), until=until
                 )
+            pulse.beat()
+            await asyncio.sleep(self.config.lease_s / 3)
 
     async def _run_job(self, job: DeliveryJob) -> None:
         try:
@@ -195,19 +251,57 @@ class Dispatcher:
                 await self._run_topic(job)
             else:
                 await self._run_endpoint(job)
+            return
         except asyncio.CancelledError:
             raise
+        except StoreUnavailableError as exc:
+            # Nothing is lost: the job keeps its row; run it again soon.
+            log.warning("job_interrupted", job_id=job.id, error=str(exc))
+            self.stats["jobs_interrupted"] += 1
+            delay, error = STORE_RETRY_S, "store unavailable"
         except Exception:
             # A bug, not a provider answer: keep the job, try again later.
             log.exception("job_failed", job_id=job.id, kind=job.kind)
             self.stats["job_errors"] += 1
-            with contextlib.suppress(Exception):
-                await self.store.retry_job(
+            delay, error = self.retry.delay(job.attempts + 1), "internal error"
+        try:
+            await self.persist(
+                "retry_job",
+                lambda: self.store.retry_job(
                     job.id,
                     owner=self.owner,
-                    next_attempt_at=self.clock() + self.retry.delay(job.attempts + 1),
-                    last_error="internal error",
-                )
+                    next_attempt_at=self.clock() + delay,
+                    last_error=error,
+                ),
+            )
+        except StoreError:
+            # Not transient: the lease runs out and the job is claimed again.
+            log.exception("job_release_failed", job_id=job.id)
+
+    async def persist(self, what: str, write: Callable[[], Awaitable[T]]) -> T:
+        """
+        Run a store write that must not be lost (an ack, an outcome's side
+        effect), trying again while the store is unavailable. The job stays
+        active meanwhile, so the heartbeat keeps its lease once the store is
+        back. Other store errors (a conflict, a bug) are raised.
+        """
+        delay = PERSIST_FIRST_S
+        failures = 0
+        while True:
+            try:
+                return await write()
+            except StoreUnavailableError as exc:
+                failures += 1
+                self.stats["store_write_retries"] += 1
+                if failures == 1 or failures % 50 == 0:
+                    log.warning(
+                        "store_write_deferred",
+                        what=what,
+                        error=str(exc),
+                        failures=failures,
+                    )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, PERSIST_MAX_S)
 
     # -- endpoint jobs ---------------------------------------------------------
     async def _run_endpoint(self, job: DeliveryJob) -> None:
@@ -219,19 +313,27 @@ class Dispatcher:
         )
         if message is None or endpoint is None:
             self.stats["skipped_deleted"] += 1
-            await self.store.complete_job(job.id, owner=self.owner)
+            await self._complete(job)
             return
         async with self.sends:
             decision = await self.deliver(message, endpoint, attempts=job.attempts + 1)
         if isinstance(decision, RetryAt):
-            await self.store.retry_job(
-                job.id,
-                owner=self.owner,
-                next_attempt_at=decision.at,
-                last_error=decision.error,
+            await self.persist(
+                "retry_job",
+                lambda: self.store.retry_job(
+                    job.id,
+                    owner=self.owner,
+                    next_attempt_at=decision.at,
+                    last_error=decision.error,
+                ),
             )
         else:
-            await self.store.complete_job(job.id, owner=self.owner)
+            await self._complete(job)
+
+    async def _complete(self, job: DeliveryJob) -> None:
+        await self.persist(
+            "complete_job", lambda: self.store.complete_job(job.id, owner=self.owner)
+        )
 
     # -- topic chunks ----------------------------------------------------------
     async def _run_topic(self, job: DeliveryJob) -> None:
@@ -246,7 +348,7 @@ class Dispatcher:
                 limit=self.config.chunk_size,
             )
         if message is None or not subs:
-            await self.store.complete_job(job.id, owner=self.owner)
+            await self._complete(job)
             return
         if len(subs) == self.config.chunk_size and subs[-1].seq < hi:
             split = await self.store.split_topic_job(
@@ -255,19 +357,28 @@ class Dispatcher:
             if split is not None:
                 self.wake()
         await TopicChunk(self, job, message, subs).run()
-        await self.store.complete_job(job.id, owner=self.owner)
+        await self._complete(job)
 
     # -- one endpoint, one message --------------------------------------------
     async def deliver(
         self, message: Message, endpoint: Endpoint, *, attempts: int
     ) -> Decision:
-        """Send once (if still due) and act on the outcome."""
+        """Send once (if still due) and act on the outcome.
+
+        Raises StoreUnavailableError only before anything was sent (the app
+        could not be read), so the caller may simply try again later.
+        """
         app = await self._app(endpoint.app_arn)
         now = self.clock()
         if app is None:
             self.stats["skipped_no_app"] += 1
             return DONE
-        deadline = expires_at(message, app.platform, self.config.default_ttl_s)
+        try:
+            deadline = expires_at(message, app.platform, self.config.default_ttl_s)
+            rendered = self._render(message, app.platform)
+        except Exception as exc:  # a poison message: our code cannot render it
+            attempt = _Attempt(app, endpoint, message, attempts, now)
+            return await self._fail(attempt, "DeliveryFailedPerm", _poison(exc))
         attempt = _Attempt(app, endpoint, message, attempts, deadline)
         if now >= deadline:
             return await self._fail(
@@ -281,24 +392,35 @@ class Dispatcher:
             return await self._later(
                 attempt, wait_until, "application paused or disabled"
             )
-        rendered = self._render(message, app.platform)
         if rendered is None:
             return await self._fail(
                 attempt, "DeliveryFailedPerm", f"no payload for {app.platform.value}"
             )
-        provider = await self.providers.get(app)
         async with gate.semaphore:
-            try:
-                result = await provider.send(endpoint, rendered)
-            except Exception as exc:  # an adapter bug must not lose the message
-                log.exception(
-                    "adapter_error", app=app.arn, device=redact(endpoint.token)
-                )
-                result = SendResult(
-                    Outcome.RETRY, f"adapter error: {type(exc).__name__}"
-                )
+            result = await self._send(app, endpoint, rendered)
+        if result is None:  # our adapter code failed: permanent, never the breaker
+            return await self._fail(
+                attempt, "DeliveryFailedPerm", "the request could not be built"
+            )
         self.stats[result.outcome.value] += 1
         return await self._act(attempt, result)
+
+    async def _send(
+        self, app: PlatformApplication, endpoint: Endpoint, rendered: RenderedMessage
+    ) -> SendResult | None:
+        """The provider's answer; None when our own adapter code raised."""
+        try:
+            provider = await self.providers.get(app)
+        except ProviderSetupError as exc:
+            return SendResult(Outcome.BAD_CREDENTIALS, f"provider setup: {exc}")
+        try:
+            return await provider.send(endpoint, rendered)
+        except TRANSPORT_ERRORS as exc:  # missed by the adapter's own mapping
+            return SendResult(Outcome.RETRY, f"transport: {type(exc).__name__}")
+        except Exception:
+            self.stats["adapter_errors"] += 1
+            log.exception("adapter_error", app=app.arn, device=redact(endpoint.token))
+            return None
 
     async def _act(self, attempt: _Attempt, result: SendResult) -> Decision:
         app, endpoint = attempt.app, attempt.endpoint
@@ -373,11 +495,22 @@ class Dispatcher:
             attempts=attempt.attempts,
             now=now,
         )
-        if await events.publish_event(
-            self.store, attempt.app, "EventDeliveryFailure", payload, now=now
-        ):
-            self.wake()
+        await self._publish_event(attempt.app, "EventDeliveryFailure", payload, now)
         return DONE
+
+    async def _publish_event(
+        self,
+        app: PlatformApplication,
+        attribute: str,
+        payload: dict[str, object],
+        now: float,
+    ) -> None:
+        published = await self.persist(
+            attribute,
+            lambda: events.publish_event(self.store, app, attribute, payload, now=now),
+        )
+        if published:
+            self.wake()
 
     def _log_success(self, attempt: _Attempt, result: SendResult) -> None:
         rate = attempt.app.attributes.get("SuccessFeedbackSampleRate")
@@ -395,12 +528,14 @@ class Dispatcher:
     async def _disable_endpoint(
         self, app: PlatformApplication, endpoint: Endpoint
     ) -> None:
-        current = await self.store.get_endpoint(endpoint.arn)
-        if current is None or not current.enabled or current.token != endpoint.token:
-            return  # deleted, already disabled, or re-registered meanwhile
-        updated = dataclasses.replace(current, enabled=False)
-        with contextlib.suppress(NotFoundError):
-            await self.store.update_endpoint(updated)
+        # One conditional write: an endpoint deleted, disabled or re-registered
+        # with a new token since this send is left alone.
+        updated = await self.persist(
+            "disable_endpoint",
+            lambda: self.store.disable_endpoint(endpoint.arn, token=endpoint.token),
+        )
+        if updated is None:
+            return
         log.info(
             "endpoint_disabled", endpoint=endpoint.arn, device=redact(endpoint.token)
         )
@@ -409,19 +544,22 @@ class Dispatcher:
     async def _replace_token(
         self, app: PlatformApplication, endpoint: Endpoint, new_token: str
     ) -> None:
-        current = await self.store.get_endpoint(endpoint.arn)
-        if current is None or current.token != endpoint.token:
-            return
-        updated = dataclasses.replace(current, token=new_token)
         try:
-            await self.store.update_endpoint(updated)
+            updated = await self.persist(
+                "replace_endpoint_token",
+                lambda: self.store.replace_endpoint_token(
+                    endpoint.arn, old_token=endpoint.token, new_token=new_token
+                ),
+            )
         except ConflictError:
             # The canonical token already has its own endpoint: this one is a
             # duplicate registration of the same device.
-            updated = dataclasses.replace(current, enabled=False)
-            await self.store.update_endpoint(updated)
-        except NotFoundError:
-            return
+            updated = await self.persist(
+                "disable_endpoint",
+                lambda: self.store.disable_endpoint(endpoint.arn, token=endpoint.token),
+            )
+        if updated is None:
+            return  # deleted or re-registered meanwhile
         log.info("endpoint_token_canonicalised", endpoint=endpoint.arn)
         await self._endpoint_updated(app, updated)
 
@@ -430,18 +568,17 @@ class Dispatcher:
     ) -> None:
         now = self.clock()
         payload = events.endpoint_event(app, endpoint, "EventEndpointUpdated", now=now)
-        if await events.publish_event(
-            self.store, app, "EventEndpointUpdated", payload, now=now
-        ):
-            self.wake()
+        await self._publish_event(app, "EventEndpointUpdated", payload, now)
 
     async def _disable_app(self, app: PlatformApplication, reason: str) -> None:
-        current = await self.store.get_app(app.arn)
+        current = await self.persist("get_app", lambda: self.store.get_app(app.arn))
         if current is None or not current.enabled:
             return
         if current.credential != app.credential or current.principal != app.principal:
             return  # credentials changed since this send: judge the new ones later
-        await self.store.update_app(dataclasses.replace(current, enabled=False))
+        disabled = dataclasses.replace(current, enabled=False)
+        with contextlib.suppress(NotFoundError):
+            await self.persist("disable_app", lambda: self.store.update_app(disabled))
         self._apps.pop(app.arn, None)
         self.stats["apps_disabled"] += 1
         log.error(
@@ -450,13 +587,26 @@ class Dispatcher:
 
     # -- caches ----------------------------------------------------------------
     def _render(self, message: Message, platform: Platform) -> RenderedMessage | None:
-        """Render once per message and platform (a fan-out renders the same thing)."""
+        """Render once per message and platform (a fan-out renders the same thing).
+
+        A failure is kept too, so a poison fan-out logs one traceback, not one
+        per endpoint; it is raised again on every call.
+        """
         key = (message.id, platform)
         if key not in self._rendered:
             if len(self._rendered) > 1024:
                 self._rendered.clear()
-            self._rendered[key] = render(message, platform)
-        return self._rendered[key]
+            try:
+                self._rendered[key] = render(message, platform)
+            except Exception as exc:
+                log.exception(
+                    "render_failed", message_id=message.id, platform=platform.value
+                )
+                self._rendered[key] = exc
+        value = self._rendered[key]
+        if isinstance(value, Exception):
+            raise value
+        return value
 
     def _gate(self, app_arn: str) -> AppGate:
         gate = self._gates.get(app_arn)
@@ -489,3 +639,8 @@ class Dispatcher:
         self._messages[message.id] = message
         while len(self._messages) > 1024:
             self._messages.popitem(last=False)
+
+
+def _poison(exc: Exception) -> str:
+    """The failure message of a message pushgw cannot render or build."""
+    return f"message cannot be rendered: {type(exc).__name__}"

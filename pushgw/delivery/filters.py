@@ -9,12 +9,12 @@ Supported conditions: exact strings and numbers, `prefix`, `suffix`,
 
 from __future__ import annotations
 
-import json
 import math
 import operator
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from pushgw import safejson
 from pushgw.model import MessageAttribute
 
 Policy = dict[str, list[Any]]
@@ -30,8 +30,9 @@ NUMERIC_OPS: Mapping[str, Callable[[float, float], bool]] = {
 def parse_filter_policy(text: str) -> Policy:
     """Parse and check a policy; ValueError names the problem."""
     try:
-        data = json.loads(text)
-    except ValueError:
+        data = safejson.loads(text)
+    except safejson.JsonInputError:
+        # Malformed and too deep alike: the client sees one reason (Subscribe).
         raise ValueError("failed to parse JSON") from None
     if not isinstance(data, dict) or not data:
         raise ValueError("must be a non-empty JSON object")
@@ -89,8 +90,9 @@ def matches(policy: Policy, attributes: Mapping[str, MessageAttribute]) -> bool:
 def _values(attribute: MessageAttribute) -> list[Any]:
     if attribute.data_type.startswith("String.Array"):
         try:
-            loaded = json.loads(attribute.string_value or "")
-        except ValueError:
+            # Checked at Publish; guarded again because this runs per subscriber.
+            loaded = safejson.loads(attribute.string_value or "")
+        except safejson.JsonInputError:
             return []
         return loaded if isinstance(loaded, list) else []
     if attribute.data_type.startswith("Number"):

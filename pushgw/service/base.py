@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from pushgw import arn as arns
 from pushgw.delivery import events
 from pushgw.errors import (
+    AuthorizationError,
     InvalidParameterError,
     NotFoundApiError,
     ValidationError,
@@ -22,6 +23,37 @@ if TYPE_CHECKING:
     from pushgw.store.base import Store
 
 PAGE_SIZE = 100  # [SPEC] exactly 100 per page (SNS_API §3)
+
+
+class ForeignAccountError(AuthorizationError):
+    """
+    403 for an ARN of another AWS account (SNS_API §9, "policy deny / foreign
+    account"): pushgw holds only its own account's resources, and no resource
+    policy lets another account's resource be used through it.
+
+    The service knows the action but not the caller. The SNS Query API, which
+    knows the access key, names it with `by()`; elsewhere (JSON API, direct
+    callers) the principal is the account's root, the one identity every pushgw
+    key acts as, as GetSubscriptionAttributes' SubscriptionPrincipal says.
+    """
+
+    def __init__(self, *, action: str, arn: str, principal: str) -> None:
+        # AWS appends which policy type failed to allow the call; cross-account
+        # that is the resource-based policy [field: quoted AWS CLI output of
+        # cross-account SNS:Subscribe and SNS:Publish].
+        super().__init__(
+            f"User: {principal} is not authorized to perform: SNS:{action} on"
+            f" resource: {arn} because no resource-based policy allows the"
+            f" SNS:{action} action"
+        )
+        self.action = action
+        self.arn = arn
+
+    def by(self, principal: str) -> ForeignAccountError:
+        """The same refusal naming `principal` as the caller."""
+        return ForeignAccountError(
+            action=self.action, arn=self.arn, principal=principal
+        )
 
 
 class ServiceBase:
@@ -80,6 +112,21 @@ class ServiceBase:
 
     def next_token(self, kind: str, after: int | None) -> str | None:
         return self.encode_token(kind, after) if after is not None else None
+
+    def own_arn(self, value: str, *, param: str, action: str) -> arns.ParsedArn:
+        """
+        Parse an ARN that must name a resource of this gateway: another region's
+        ARN is an invalid parameter (what topic actions have always answered),
+        another account's is refused as SNS refuses it (`ForeignAccountError`).
+        """
+        parsed = arns.parse(value, param=param)
+        if parsed.region != self.arns.region:
+            raise InvalidParameterError(f"Invalid parameter: {param}")
+        if parsed.account != self.account:
+            raise ForeignAccountError(
+                action=action, arn=value, principal=self.arns.root
+            )
+        return parsed
 
     # -- lookups with SNS's not-found errors -----------------------------------
     async def app_or_404(self, arn: str | None) -> PlatformApplication:

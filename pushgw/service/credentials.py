@@ -10,7 +10,6 @@ returns derived read-only attributes (AuthenticationMethod, certificate expiry).
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 from collections.abc import Mapping
 
@@ -18,6 +17,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from pushgw import safejson
 from pushgw.errors import InvalidParameterError
 from pushgw.model import Platform
 
@@ -113,8 +113,8 @@ def _gcm(credential: str) -> dict[str, str]:
             raise invalid("Platform credentials are invalid")
         return {"AuthenticationMethod": "Key"}
     try:
-        data = json.loads(credential)
-    except ValueError as exc:
+        data = safejson.loads(credential)
+    except safejson.JsonInputError as exc:
         raise invalid("the service account JSON failed to parse") from exc
     if not isinstance(data, dict) or data.get("type") != "service_account":
         raise invalid("the service account JSON must have type service_account")

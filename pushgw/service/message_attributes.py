@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 
+from pushgw import safejson
 from pushgw.errors import ParameterValueInvalidError, ValidationError
 from pushgw.model import MessageAttribute
 from pushgw.service.types import MessageAttributeInput
@@ -160,8 +160,8 @@ def _check_value(name: str, value: MessageAttributeInput) -> MessageAttribute:
             ) from None
     if data_type.startswith("String.Array"):
         try:
-            ok = isinstance(json.loads(value.string_value), list)
-        except ValueError:
+            ok = isinstance(safejson.loads(value.string_value), list)
+        except safejson.JsonInputError:  # malformed or too deep: same SNS text
             ok = False
         if not ok:
             raise bad(

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from pushgw import arn as arns
-from pushgw import payload
+from pushgw import payload, safejson
 from pushgw.errors import (
     ApiError,
     BatchError,
@@ -32,6 +32,9 @@ MAX_MESSAGE_BYTES = 262_144
 MAX_BATCH_ENTRIES = 10
 BATCH_ID = re.compile(r"^[A-Za-z0-9_\-]+$")
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+# Platform keys whose value SNS parses as a JSON object when it accepts the publish
+# (SNS_API §6.3); WNS and MPNS values are XML or raw text and pass through as is.
+JSON_PLATFORMS = frozenset(Platform) - {Platform.WNS, Platform.MPNS}
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +174,7 @@ class PublishMixin(TopicsMixin):
                     "Invalid parameter: Message Structure - No default entry in JSON"
                     " message body"
                 )
+            _check_topic_payloads(data)
             return
         selected = payload.select(message, target.platform)
         if selected is None:
@@ -178,7 +182,10 @@ class PublishMixin(TopicsMixin):
                 f"Invalid parameter: JSON must contain an entry for 'default' or"
                 f" '{target.platform.value}'."
             )
-        _check_platform_size(selected[0], target.platform)
+        body, native = selected
+        if native and target.platform in JSON_PLATFORMS:
+            _check_native_json(body, target.platform)
+        _check_platform_size(body, target.platform)
 
     async def _enqueue(self, message: Message, target: _Target) -> None:
         if target.kind == "topic":
@@ -192,6 +199,36 @@ class PublishMixin(TopicsMixin):
 def message_size(body: str, attributes: dict[str, MessageAttribute]) -> int:
     """Bytes counted against the 256 KiB limit: body plus every attribute."""
     return len(body.encode()) + sum(a.size(n) for n, a in attributes.items())
+
+
+def _check_topic_payloads(data: Mapping[str, Any]) -> None:
+    """A topic may reach any platform: every payload present must be usable."""
+    for key, value in data.items():
+        if key in JSON_PLATFORMS and isinstance(value, str):
+            _check_native_json(value, Platform(key))
+
+
+def _check_native_json(body: str, platform: Platform) -> None:
+    """
+    Refuse a platform payload that is not a JSON object now, as SNS does, rather
+    than accept it and fail in the background; the depth limit also keeps the
+    adapters' own `json.loads` of it from running out of stack.
+    """
+    try:
+        ok = isinstance(safejson.loads(body), dict)
+    except safejson.JsonInputError:
+        ok = False
+    if not ok:
+        # The "Invalid parameter: Message Reason: Invalid notification for protocol
+        # {PLATFORM}: ..." form is SNS's, seen for its per-protocol size refusal
+        # ("...: Notification is too long", matched by wireapp/wire-server
+        # services/gundeck/src/Gundeck/Aws.hs); the "Notification is malformed"
+        # reason for a payload that is not a JSON object is [SPEC]: no capture of
+        # SNS's own text was found.
+        raise InvalidParameterError(
+            "Invalid parameter: Message Reason: Invalid notification for protocol"
+            f" {platform.value}: Notification is malformed"
+        )
 
 
 def _check_platform_size(body: str, platform: Platform) -> None:

@@ -87,29 +87,71 @@ class TopicsMixin(ServiceBase):
         if not TOPIC_NAME.match(name):
             raise InvalidParameterError("Invalid parameter: Topic Name")
         attrs = _checked(attributes or {}, TOPIC_ATTRIBUTES)
+        wanted = dict(tags or {})  # `Tags=[]` is no tags (boto3 sends `Tags=`)
+        # Everything is checked before anything is written, so a refused request
+        # leaves no topic behind.
+        _check_tags(wanted)
+        if len(wanted) > MAX_TAGS:
+            raise TagLimitExceededError()
         arn = self.arns.topic(name)
         existing = await self.store.get_topic(arn)
-        if existing is not None:
-            if any(existing.attributes.get(k) != v for k, v in attrs.items()):
-                raise InvalidParameterError(
-                    "Invalid parameter: Attributes Reason: Topic already exists with"
-                    " different attributes"
-                )
-            return arn  # idempotent by name
-        await self.store.insert_topic(
-            Topic(arn=arn, name=name, attributes=attrs, created_at=self.clock())
-        )
+        if existing is None:
+            topic = Topic(arn=arn, name=name, attributes=attrs, created_at=self.clock())
+            existing = await self._insert_topic(topic, wanted)
+            if existing is None:
+                return arn
+        await self._check_same_topic(existing, attrs, wanted)
+        return arn  # idempotent by name
+
+    async def _insert_topic(
+        self, topic: Topic, tags: Mapping[str, str]
+    ) -> Topic | None:
+        """Create `topic`: None, or the topic a concurrent CreateTopic created first."""
+        try:
+            await self.store.insert_topic(topic)
+        except ConflictError:
+            # The same name was created between our read and our insert: answer as
+            # if that request had come first (idempotent, or "different ...").
+            existing = await self.store.get_topic(topic.arn)
+            if existing is None:  # and deleted again meanwhile
+                raise
+            return existing
         if tags:
-            await self.tag_resource(arn, tags)
-        return arn
+            await self.store.set_tags(topic.arn, tags)
+        return None
+
+    async def _check_same_topic(
+        self, existing: Topic, attrs: Mapping[str, str], tags: Mapping[str, str]
+    ) -> None:
+        """
+        CreateTopic of an existing name: every supplied attribute and tag must
+        equal the stored one; what is not supplied is not compared (SNS_API §7;
+        tags: a subset of the stored ones is fine [AWS-validated by LocalStack's
+        test_create_duplicate_topic_check_idempotency / _with_more_tags]).
+        """
+        if any(existing.attributes.get(k) != v for k, v in attrs.items()):
+            raise InvalidParameterError(
+                "Invalid parameter: Attributes Reason: Topic already exists with"
+                " different attributes"
+            )
+        if not tags:
+            return
+        stored = await self.store.get_tags(existing.arn)
+        if any(stored.get(k) != v for k, v in tags.items()):
+            raise InvalidParameterError(
+                "Invalid parameter: Tags Reason: Topic already exists with different"
+                " tags"
+            )
 
     async def delete_topic(self, arn: str | None) -> None:
         value = self.required(arn, "topicArn")
-        arns.parse(value, param="TopicArn")
+        self.own_arn(value, param="TopicArn", action="DeleteTopic")
         await self.store.delete_topic(value)  # idempotent, subscriptions too
 
     async def get_topic_attributes(self, arn: str | None) -> dict[str, str]:
-        topic = await self.topic_or_404(arn, param="TopicArn")
+        topic = await self.topic_or_404(
+            arn, param="TopicArn", action="GetTopicAttributes"
+        )
         out = {
             "TopicArn": topic.arn,
             "Owner": self.account,
@@ -124,7 +166,9 @@ class TopicsMixin(ServiceBase):
     async def set_topic_attributes(
         self, *, arn: str | None, name: str | None, value: str | None
     ) -> None:
-        topic = await self.topic_or_404(arn, param="TopicArn")
+        topic = await self.topic_or_404(
+            arn, param="TopicArn", action="SetTopicAttributes"
+        )
         key = self.required(name, "attributeName")
         attrs = _checked({key: value or ""}, TOPIC_ATTRIBUTES)
         await self.store.update_topic(
@@ -136,11 +180,16 @@ class TopicsMixin(ServiceBase):
         page = await self.store.list_topics(after=after, limit=PAGE_SIZE)
         return Listing(page.items, self.next_token("topics", page.next_after))
 
-    async def topic_or_404(self, arn: str | None, *, param: str) -> Topic:
+    async def topic_or_404(
+        self, arn: str | None, *, param: str, action: str = "Publish"
+    ) -> Topic:
+        """
+        The topic `arn` names. `action` is the IAM action a foreign account's ARN
+        is refused for; the default serves publish.py, whose Publish and
+        PublishBatch are both authorised as SNS:Publish.
+        """
         value = self.required(arn, param[0].lower() + param[1:])
-        parsed = arns.parse(value, param=param)
-        if parsed.region != self.arns.region:
-            raise InvalidParameterError(f"Invalid parameter: {param}")
+        self.own_arn(value, param=param, action=action)
         topic = await self.store.get_topic(value)
         if topic is None:
             raise NotFoundApiError("Topic does not exist")
@@ -155,7 +204,7 @@ class TopicsMixin(ServiceBase):
         endpoint: str | None,
         attributes: Mapping[str, str] | None,
     ) -> str:
-        topic = await self.topic_or_404(topic_arn, param="TopicArn")
+        topic = await self.topic_or_404(topic_arn, param="TopicArn", action="Subscribe")
         proto = self.required(protocol, "protocol")
         if proto not in SNS_PROTOCOLS:
             raise InvalidParameterError(
@@ -201,7 +250,7 @@ class TopicsMixin(ServiceBase):
         return existing.arn
 
     async def unsubscribe(self, arn: str | None) -> None:
-        value = _subscription_arn(self.required(arn, "subscriptionArn"))
+        value = self._subscription_arn(arn, action="Unsubscribe")
         await self.store.delete_subscription(value)  # idempotent
 
     async def list_subscriptions(self, next_token: str | None) -> Listing[Subscription]:
@@ -214,7 +263,9 @@ class TopicsMixin(ServiceBase):
     async def list_subscriptions_by_topic(
         self, topic_arn: str | None, next_token: str | None
     ) -> Listing[Subscription]:
-        topic = await self.topic_or_404(topic_arn, param="TopicArn")
+        topic = await self.topic_or_404(
+            topic_arn, param="TopicArn", action="ListSubscriptionsByTopic"
+        )
         after = self.decode_token(next_token, "subs")
         page = await self.store.list_subscriptions(
             topic_arn=topic.arn, after=after, limit=PAGE_SIZE
@@ -222,7 +273,7 @@ class TopicsMixin(ServiceBase):
         return Listing(page.items, self.next_token("subs", page.next_after))
 
     async def get_subscription_attributes(self, arn: str | None) -> dict[str, str]:
-        sub = await self._subscription_or_404(arn)
+        sub = await self._subscription_or_404(arn, action="GetSubscriptionAttributes")
         out = {
             "SubscriptionArn": sub.arn,
             "TopicArn": sub.topic_arn,
@@ -232,7 +283,7 @@ class TopicsMixin(ServiceBase):
             "ConfirmationWasAuthenticated": "true",
             "PendingConfirmation": "false",
             "RawMessageDelivery": "false",
-            "SubscriptionPrincipal": f"arn:aws:iam::{self.account}:root",
+            "SubscriptionPrincipal": self.arns.root,
         }
         out.update(sub.attributes)
         return out
@@ -240,7 +291,7 @@ class TopicsMixin(ServiceBase):
     async def set_subscription_attributes(
         self, *, arn: str | None, name: str | None, value: str | None
     ) -> None:
-        sub = await self._subscription_or_404(arn)
+        sub = await self._subscription_or_404(arn, action="SetSubscriptionAttributes")
         key = self.required(name, "attributeName")
         attrs = _checked({key: value or ""}, SUBSCRIPTION_ATTRIBUTES)
         _check_filter_policy(attrs.get("FilterPolicy"))
@@ -248,46 +299,65 @@ class TopicsMixin(ServiceBase):
             dataclasses.replace(sub, attributes={**sub.attributes, **attrs})
         )
 
-    async def _subscription_or_404(self, arn: str | None) -> Subscription:
-        value = _subscription_arn(self.required(arn, "subscriptionArn"))
-        sub = await self.store.get_subscription(value)
+    async def _subscription_or_404(
+        self, arn: str | None, *, action: str
+    ) -> Subscription:
+        sub = await self.store.get_subscription(
+            self._subscription_arn(arn, action=action)
+        )
         if sub is None:
             raise NotFoundApiError("Subscription does not exist")
         return sub
+
+    def _subscription_arn(self, arn: str | None, *, action: str) -> str:
+        value = self.required(arn, "subscriptionArn")
+        parsed = arns.parse(value, param="SubscriptionArn")
+        # The id check comes first: AWS answers it for another account's ARN
+        # (`arn:aws:sns:us-east-1:111111111111:random`, SNS_API §7).
+        if ":" not in parsed.resource:
+            raise InvalidParameterError("Invalid parameter: SubscriptionId")
+        self.own_arn(value, param="SubscriptionArn", action=action)
+        return value
 
     # -- tags (topics only, as in SNS) -----------------------------------------
     async def tag_resource(
         self, arn: str | None, tags: Mapping[str, str] | None
     ) -> None:
-        value = await self._taggable(arn)
+        value = await self._taggable(arn, action="TagResource")
         if not tags:
             raise InvalidParameterError(
                 "Invalid parameter: Tags Reason: cannot be empty"
             )
-        for key, tag_value in tags.items():
-            if not 1 <= len(key) <= 128 or len(tag_value) > 256:
-                raise InvalidParameterError(
-                    "Invalid parameter: Tags Reason: tag keys must be 1-128 characters"
-                    " and values at most 256"
-                )
+        _check_tags(tags)
         current = await self.store.get_tags(value)
         if len(current.keys() | tags.keys()) > MAX_TAGS:
             raise TagLimitExceededError()
         await self.store.set_tags(value, tags)
 
     async def untag_resource(self, arn: str | None, keys: Sequence[str] | None) -> None:
-        value = await self._taggable(arn)
+        value = await self._taggable(arn, action="UntagResource")
         await self.store.remove_tags(value, list(keys or []))
 
     async def list_tags_for_resource(self, arn: str | None) -> dict[str, str]:
-        return await self.store.get_tags(await self._taggable(arn))
+        return await self.store.get_tags(
+            await self._taggable(arn, action="ListTagsForResource")
+        )
 
-    async def _taggable(self, arn: str | None) -> str:
+    async def _taggable(self, arn: str | None, *, action: str) -> str:
         value = self.required(arn, "resourceArn")
-        arns.parse(value, param="ResourceArn")
+        self.own_arn(value, param="ResourceArn", action=action)
         if await self.store.get_topic(value) is None:
             raise ResourceNotFoundError()
         return value
+
+
+def _check_tags(tags: Mapping[str, str]) -> None:
+    for key, value in tags.items():
+        if not 1 <= len(key) <= 128 or len(value) > 256:
+            raise InvalidParameterError(
+                "Invalid parameter: Tags Reason: tag keys must be 1-128 characters"
+                " and values at most 256"
+            )
 
 
 def _checked(attributes: Mapping[str, str], allowed: frozenset[str]) -> dict[str, str]:
@@ -308,13 +378,6 @@ def _check_filter_policy(policy: str | None) -> None:
         parse_filter_policy(policy)
     except ValueError as exc:
         raise InvalidParameterError(f"Invalid parameter: FilterPolicy: {exc}") from None
-
-
-def _subscription_arn(value: str) -> str:
-    parsed = arns.parse(value, param="SubscriptionArn")
-    if ":" not in parsed.resource:
-        raise InvalidParameterError("Invalid parameter: SubscriptionId")
-    return value
 
 
 def _default_policy(topic_arn: str, account: str) -> str:

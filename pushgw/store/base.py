@@ -12,7 +12,11 @@ Rules every backend follows (the contract suite in tests/store checks them):
   publish is durable.
 * Jobs are claimed with a lease (`lease_owner`, `lease_expires_at`). Ack, retry and
   progress calls name the owner and do nothing (return False) if the lease was
-  lost, so a worker whose lease ran out cannot clobber the new owner's work.
+  lost, so a worker whose lease ran out cannot clobber the new owner's work. An
+  owner is `{node}/{incarnation}`: a daemon's stable node id and a new suffix per
+  start, so a restarted node can take back its previous run's leases at once.
+* A transient failure (connection lost, server stalled, disk full, database
+  locked) raises StoreUnavailableError; the caller may simply try again.
 """
 
 from __future__ import annotations
@@ -97,6 +101,22 @@ class Store(Protocol):
 
     async def update_endpoint(self, endpoint: Endpoint) -> None:
         """Replace an endpoint's fields. NotFoundError; ConflictError on token clash."""
+
+    async def disable_endpoint(self, arn: str, *, token: str) -> Endpoint | None:
+        """
+        Set Enabled=false only if the endpoint is enabled and still has `token`
+        (one conditional write: a re-registration meanwhile is not overwritten).
+        Returns the updated endpoint, or None if nothing matched.
+        """
+
+    async def replace_endpoint_token(
+        self, arn: str, *, old_token: str, new_token: str
+    ) -> Endpoint | None:
+        """
+        Replace the token only if it is still `old_token` (conditional write).
+        Returns the updated endpoint or None; ConflictError if the app already
+        has `new_token`.
+        """
 
     async def delete_endpoint(self, arn: str) -> bool:
         """Delete; True if it existed. Subscriptions are kept (SNS_API §5.4)."""
@@ -201,6 +221,16 @@ class Store(Protocol):
 
     async def release_jobs(self, *, owner: str) -> int:
         """Drop the owner's leases so others may take the jobs now (shutdown)."""
+
+    async def release_node_jobs(self, *, node: str, keep: Sequence[int] = ()) -> int:
+        """
+        Drop the leases held by any incarnation of `node` (owner `node` or
+        `node/...`) except jobs in `keep`: at start, what this node's previous
+        run held; after a store fault, claims whose answer was lost.
+        """
+
+    async def probe(self, *, node: str, now: float) -> None:
+        """A cheap write (the node's `seen_at`): proves the store takes writes."""
 
     async def next_due_at(self) -> float | None:
         """

@@ -18,9 +18,10 @@ from pushgw.errors import ConfigError
 from pushgw.store.base import Store
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str, *, timeout_s: float = 10.0) -> Store:
     """
-    Build the store named by `url` (see the module docstring).
+    Build the store named by `url` (see the module docstring); `timeout_s` is
+    the deadline of one PostgreSQL statement or connect.
 
     Raises:
         ConfigError: the URL's scheme is unknown or its path is empty.
@@ -39,7 +40,7 @@ def open_store(url: str) -> Store:
         from pushgw.store.postgres import PostgresStore
 
         dsn, schema = _split_schema(url)
-        return PostgresStore(dsn, schema=schema)
+        return PostgresStore(dsn, schema=schema, timeout_s=timeout_s)
     raise ConfigError(
         f"unknown store URL {url!r}: expected memory:, sqlite:///path or postgresql://"
     )

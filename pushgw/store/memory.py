@@ -49,6 +49,7 @@ class InMemoryStore:
         self.messages: dict[str, Message] = {}
         self.jobs: dict[int, DeliveryJob] = {}
         self.pending: dict[str, int] = {}  # message id -> jobs left
+        self.nodes: dict[str, float] = {}  # node id -> last probe
 
     async def open(self) -> None:
         return None
@@ -118,6 +119,24 @@ class InMemoryStore:
         if owner is not None and owner.arn != endpoint.arn:
             raise ConflictError("token already registered")
         self.endpoints[endpoint.arn] = (self.endpoints[endpoint.arn][0], endpoint)
+
+    async def disable_endpoint(self, arn: str, *, token: str) -> Endpoint | None:
+        found = self.endpoints.get(arn)
+        if found is None or found[1].token != token or not found[1].enabled:
+            return None
+        updated = dataclasses.replace(found[1], enabled=False)
+        self.endpoints[arn] = (found[0], updated)
+        return updated
+
+    async def replace_endpoint_token(
+        self, arn: str, *, old_token: str, new_token: str
+    ) -> Endpoint | None:
+        found = self.endpoints.get(arn)
+        if found is None or found[1].token != old_token:
+            return None
+        updated = dataclasses.replace(found[1], token=new_token)
+        await self.update_endpoint(updated)  # ConflictError if the token is taken
+        return updated
 
     async def delete_endpoint(self, arn: str) -> bool:
         return self.endpoints.pop(arn, None) is not None
@@ -352,6 +371,24 @@ class InMemoryStore:
                 job, lease_owner=None, lease_expires_at=None
             )
         return len(mine)
+
+    async def release_node_jobs(self, *, node: str, keep: Sequence[int] = ()) -> int:
+        kept = set(keep)
+        mine = [
+            j
+            for j in self.jobs.values()
+            if j.lease_owner is not None
+            and (j.lease_owner == node or j.lease_owner.startswith(node + "/"))
+            and j.id not in kept
+        ]
+        for job in mine:
+            self.jobs[job.id] = dataclasses.replace(
+                job, lease_owner=None, lease_expires_at=None
+            )
+        return len(mine)
+
+    async def probe(self, *, node: str, now: float) -> None:
+        self.nodes[node] = now
 
     async def next_due_at(self) -> float | None:
         return min(

@@ -19,12 +19,17 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import asyncpg
 
-from pushgw.errors import ConflictError, NotFoundError, StoreError
+from pushgw.errors import (
+    ConflictError,
+    NotFoundError,
+    StoreError,
+    StoreUnavailableError,
+)
 from pushgw.model import (
     DeliveryJob,
     Endpoint,
@@ -98,6 +103,8 @@ RETURNING jobs.id
 # Most completions sent in one statement.
 MAX_COMPLETE_BATCH = 1000
 DEADLOCK_RETRIES = 3
+# How often the idle LISTEN connection is checked (a cut may leave it half-open).
+LISTEN_CHECK_S = 5.0
 
 
 class _CompleteBatcher:
@@ -177,68 +184,94 @@ class PostgresStore:
     """The Store on PostgreSQL. See the module docstring."""
 
     def __init__(
-        self, dsn: str, *, min_size: int = 1, max_size: int = 10, schema: str = "public"
+        self,
+        dsn: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 10,
+        schema: str = "public",
+        timeout_s: float = 10.0,
     ) -> None:
         self.dsn = dsn
         self.schema = schema
         self._min_size = min_size
         self._max_size = max_size
+        # Every statement and connect has this deadline: a stalled server or a
+        # half-open connection becomes a StoreUnavailableError, never a hang.
+        self._timeout_s = timeout_s
         self._pool: asyncpg.Pool | None = None
         self._completer: _CompleteBatcher | None = None
 
     # -- lifecycle -------------------------------------------------------------
     async def open(self) -> None:
         """Connect (the first connection eagerly) and apply pending migrations."""
-        try:
-            conn = await asyncpg.connect(self.dsn)
+        with _translated("cannot open the PostgreSQL store: "):
+            conn = await self._connect()
             try:
                 await migrate_postgres(conn, schema=self.schema)
             finally:
                 await conn.close()
+            # The pool reconnects by itself: a connection found closed (cut,
+            # server restarted) is replaced on its next acquire.
             self._pool = await asyncpg.create_pool(
                 self.dsn,
                 min_size=self._min_size,
                 max_size=self._max_size,
+                timeout=self._timeout_s,
+                command_timeout=self._timeout_s,
                 server_settings={"search_path": self.schema},
             )
             self._completer = _CompleteBatcher(self._pool)
-        except (OSError, asyncpg.PostgresError) as exc:
-            raise StoreError(f"cannot open the PostgreSQL store: {exc}") from exc
+
+    async def _connect(self) -> asyncpg.Connection:
+        return await asyncpg.connect(
+            self.dsn,
+            timeout=self._timeout_s,
+            command_timeout=self._timeout_s,
+            server_settings={"search_path": self.schema},
+        )
 
     async def close(self) -> None:
         pool, self._pool = self._pool, None
         completer, self._completer = self._completer, None
         if completer is not None:
-            await completer.drain()
+            with contextlib.suppress(StoreError):
+                await completer.drain()
         if pool is not None:
-            await pool.close()
+            try:
+                await asyncio.wait_for(pool.close(), timeout=self._timeout_s)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                pool.terminate()  # the server is gone: drop the sockets
 
-    async def listen(
-        self, callback: Callable[[], object]
-    ) -> Callable[[], Awaitable[None]]:
+    async def listen_forever(self, callback: Callable[[], object]) -> None:
         """
         Call `callback()` whenever jobs may have become due (NOTIFY pushgw_jobs).
 
-        Uses a dedicated connection outside the pool. Returns an async function
-        that stops listening and closes that connection.
+        Runs on a dedicated connection outside the pool until cancelled. Raises
+        StoreUnavailableError when that connection is lost or stops answering
+        (checked every LISTEN_CHECK_S), for the caller to start it again; each
+        (re)connect calls `callback()` once, for notifications sent meanwhile.
         """
-        conn = await asyncpg.connect(self.dsn)
+        with _translated():
+            conn = await self._connect()
+        lost = asyncio.Event()
 
         def on_notify(*_: object) -> None:
             callback()
 
         try:
-            await conn.add_listener(CHANNEL, on_notify)
-        except BaseException:
-            await conn.close()
-            raise
-
-        async def stop() -> None:
-            if not conn.is_closed():
-                await conn.remove_listener(CHANNEL, on_notify)
-                await conn.close()
-
-        return stop
+            with _translated():
+                await conn.add_listener(CHANNEL, on_notify)
+                conn.add_termination_listener(lambda *_: lost.set())
+                callback()
+                while not lost.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(lost.wait(), LISTEN_CHECK_S)
+                    if not lost.is_set():
+                        await conn.execute("SELECT 1")  # a half-open socket
+            raise StoreUnavailableError("the LISTEN connection was closed")
+        finally:
+            conn.terminate()
 
     @property
     def _p(self) -> asyncpg.Pool:
@@ -338,6 +371,26 @@ class PostgresStore:
         )
         if row is None:
             raise NotFoundError(endpoint.arn)
+
+    async def disable_endpoint(self, arn: str, *, token: str) -> Endpoint | None:
+        row = await self._fetchrow(
+            "UPDATE endpoints SET enabled = false"
+            " WHERE arn = $1 AND token = $2 AND enabled RETURNING *",
+            arn,
+            token,
+        )
+        return endpoint_from_row(row) if row else None
+
+    async def replace_endpoint_token(
+        self, arn: str, *, old_token: str, new_token: str
+    ) -> Endpoint | None:
+        row = await self._fetchrow(
+            "UPDATE endpoints SET token = $3 WHERE arn = $1 AND token = $2 RETURNING *",
+            arn,
+            old_token,
+            new_token,
+        )
+        return endpoint_from_row(row) if row else None
 
     async def delete_endpoint(self, arn: str) -> bool:
         row = await self._fetchrow(
@@ -619,6 +672,25 @@ class PostgresStore:
         )
         return len(rows)
 
+    async def release_node_jobs(self, *, node: str, keep: Sequence[int] = ()) -> int:
+        rows = await self._fetch(
+            "WITH u AS (UPDATE jobs SET lease_owner = NULL, lease_expires_at = NULL"
+            " WHERE (lease_owner = $1 OR starts_with(lease_owner, $1 || '/'))"
+            " AND id <> ALL($2::bigint[]) RETURNING id)"
+            f" SELECT id, pg_notify('{CHANNEL}', '') FROM u",
+            node,
+            list(keep),
+        )
+        return len(rows)
+
+    async def probe(self, *, node: str, now: float) -> None:
+        await self._execute(
+            "INSERT INTO nodes (id, seen_at) VALUES ($1, $2)"
+            " ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at",
+            node,
+            now,
+        )
+
     async def next_due_at(self) -> float | None:
         row = await self._fetchrow(NEXT_DUE_AT)
         return None if row is None else row["due"]
@@ -661,12 +733,26 @@ async def _insert_jobs(
     await conn.execute(_NOTIFY)
 
 
+# Errors that mean "the database is not reachable or not answering right now".
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,  # refused, reset, broken pipe; TimeoutError (a stall) is an OSError
+    asyncpg.InterfaceError,  # e.g. ConnectionDoesNotExistError after a cut
+    asyncpg.PostgresConnectionError,
+    asyncpg.InsufficientResourcesError,  # too many connections, disk full
+    asyncpg.OperatorInterventionError,  # admin shutdown, server restarting
+    asyncpg.TransactionRollbackError,  # serialization failure, deadlock
+)
+
+
 @contextlib.contextmanager
-def _translated() -> Iterator[None]:
-    """Driver errors become StoreError (uniqueness: ConflictError), cause kept."""
+def _translated(context: str = "") -> Iterator[None]:
+    """Driver errors become StoreError (uniqueness: ConflictError; the server
+    unreachable or overloaded: StoreUnavailableError), the cause kept."""
     try:
         yield
     except asyncpg.UniqueViolationError as exc:
-        raise ConflictError(str(exc)) from exc
-    except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        raise StoreError(str(exc)) from exc
+        raise ConflictError(f"{context}{exc}") from exc
+    except _UNAVAILABLE as exc:
+        raise StoreUnavailableError(f"{context}{type(exc).__name__}: {exc}") from exc
+    except asyncpg.PostgresError as exc:
+        raise StoreError(f"{context}{exc}") from exc

@@ -19,6 +19,7 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import functools
+import json
 import sqlite3
 import time
 from collections.abc import (
@@ -31,7 +32,12 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from pushgw.errors import ConflictError, NotFoundError, StoreError
+from pushgw.errors import (
+    ConflictError,
+    NotFoundError,
+    StoreError,
+    StoreUnavailableError,
+)
 from pushgw.model import (
     DeliveryJob,
     Endpoint,
@@ -233,13 +239,18 @@ class _GroupWriter:
                 try:
                     outcomes.append(fn(conn))
                 except Exception as exc:
+                    if not conn.in_transaction:
+                        # SQLite rolled the whole transaction back itself (disk
+                        # full, I/O error): every write of the batch failed.
+                        raise
                     conn.execute("ROLLBACK TO w")
                     outcomes.append(_Failed(exc))
                 conn.execute("RELEASE w")
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             if conn.in_transaction:
-                conn.execute("ROLLBACK")
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
             return [_Failed(exc)] * len(fns)
         return outcomes
 
@@ -393,6 +404,23 @@ class SqliteStore:
         )
         if not rows:
             raise NotFoundError(endpoint.arn)
+
+    async def disable_endpoint(self, arn: str, *, token: str) -> Endpoint | None:
+        rows = await self._write(
+            "UPDATE endpoints SET enabled = 0"
+            " WHERE arn = ? AND token = ? AND enabled RETURNING *",
+            (arn, token),
+        )
+        return endpoint_from_row(rows[0]) if rows else None
+
+    async def replace_endpoint_token(
+        self, arn: str, *, old_token: str, new_token: str
+    ) -> Endpoint | None:
+        rows = await self._write(
+            "UPDATE endpoints SET token = ? WHERE arn = ? AND token = ? RETURNING *",
+            (new_token, arn, old_token),
+        )
+        return endpoint_from_row(rows[0]) if rows else None
 
     async def delete_endpoint(self, arn: str) -> bool:
         rows = await self._write(
@@ -627,6 +655,23 @@ class SqliteStore:
         )
         return len(rows)
 
+    async def release_node_jobs(self, *, node: str, keep: Sequence[int] = ()) -> int:
+        rows = await self._write(
+            "UPDATE jobs SET lease_owner = NULL, lease_expires_at = NULL"
+            " WHERE (lease_owner = :node"
+            "  OR substr(lease_owner, 1, length(:node) + 1) = :node || '/')"
+            " AND id NOT IN (SELECT value FROM json_each(:keep)) RETURNING id",
+            {"node": node, "keep": json.dumps(list(keep))},
+        )
+        return len(rows)
+
+    async def probe(self, *, node: str, now: float) -> None:
+        await self._write(
+            "INSERT INTO nodes (id, seen_at) VALUES (?, ?)"
+            " ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at",
+            (node, now),
+        )
+
     async def next_due_at(self) -> float | None:
         row = await self._read_one(NEXT_DUE_AT)
         return None if row is None else row["due"]
@@ -731,10 +776,14 @@ def _split(
 
 @contextlib.contextmanager
 def _translated() -> Iterator[None]:
-    """Driver errors become StoreError (uniqueness: ConflictError), cause kept."""
+    """Driver errors become StoreError, the cause kept: uniqueness is a
+    ConflictError; an OperationalError (disk full, read-only, locked past the
+    busy timeout, I/O error) is a StoreUnavailableError, worth trying again."""
     try:
         yield
     except sqlite3.IntegrityError as exc:
         raise ConflictError(str(exc)) from exc
+    except sqlite3.OperationalError as exc:
+        raise StoreUnavailableError(str(exc)) from exc
     except sqlite3.Error as exc:
         raise StoreError(str(exc)) from exc

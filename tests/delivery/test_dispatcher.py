@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -45,17 +46,19 @@ async def fake_factory(app: PlatformApplication) -> Provider:
     return FakeProvider(app=app, settings=None)  # type: ignore[arg-type]
 
 
-@pytest.fixture(name="rig")
-async def _rig() -> AsyncIterator[Rig]:
+async def make_rig(store: InMemoryStore, **delivery: Any) -> Rig:
+    """A dispatcher (not started) and a service on `store`, with one GCM app."""
     FakeProvider.reset()
-    store = InMemoryStore()
     config = DeliveryConfig(
-        chunk_size=10,
-        retry_base_s=0.01,
-        retry_max_s=0.05,
-        poll_interval_s=0.01,
-        app_backoff_s=0.01,
-        max_in_flight=8,
+        **{
+            "chunk_size": 10,
+            "retry_base_s": 0.01,
+            "retry_max_s": 0.05,
+            "poll_interval_s": 0.01,
+            "app_backoff_s": 0.01,
+            "max_in_flight": 8,
+            **delivery,
+        }
     )
     dispatcher = Dispatcher(
         store=store, providers=ProviderPool(fake_factory), config=config
@@ -68,9 +71,15 @@ async def _rig() -> AsyncIterator[Rig]:
     app_arn = await service.create_platform_application(
         name="app", platform="GCM", attributes={"PlatformCredential": "AIzaKey"}
     )
-    task = asyncio.create_task(dispatcher.run())
-    yield Rig(store, service, dispatcher, app_arn)
-    await dispatcher.stop(1.0)
+    return Rig(store, service, dispatcher, app_arn)
+
+
+@pytest.fixture(name="rig")
+async def _rig() -> AsyncIterator[Rig]:
+    rig = await make_rig(InMemoryStore())
+    task = asyncio.create_task(rig.dispatcher.run())
+    yield rig
+    await rig.dispatcher.stop(1.0)
     await asyncio.wait_for(task, 5)  # run() returns once stopped
 
 

@@ -5,14 +5,22 @@ The Store contract: the same tests for every backend (memory, sqlite, postgres).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import sqlite3
 import time
+from collections.abc import Callable
 
 import aiosqlite
 import asyncpg
 import pytest
 
-from pushgw.errors import ConfigError, ConflictError, NotFoundError
+from pushgw.errors import (
+    ConfigError,
+    ConflictError,
+    NotFoundError,
+    StoreUnavailableError,
+)
 from pushgw.model import (
     Endpoint,
     Message,
@@ -769,15 +777,26 @@ async def test_concurrent_first_open_migrates_once(backend) -> None:
     assert await migration_versions(stores[0]) == ALL_VERSIONS
 
 
-async def test_listen_wakes_on_enqueue_and_retry(backend) -> None:
-    """PostgreSQL listeners are called after enqueue and after a retry."""
+async def start_listening(
+    backend,
+) -> tuple[PostgresStore, asyncio.Task[None], asyncio.Event]:
+    """A PostgreSQL store listening; returns once its first call (connected)."""
     if backend.kind != "postgres":
         pytest.skip("LISTEN/NOTIFY is PostgreSQL only")
     store = await backend.new()
     assert isinstance(store, PostgresStore)
     woken = asyncio.Event()
-    stop = await store.listen(woken.set)
+    listening = asyncio.create_task(store.listen_forever(woken.set))
+    await asyncio.wait_for(woken.wait(), 5)
+    return store, listening, woken
+
+
+async def test_listen_wakes_on_enqueue_and_retry(backend) -> None:
+    """PostgreSQL listeners are called once connected, after enqueue and after a
+    retry."""
+    store, listening, woken = await start_listening(backend)
     try:
+        woken.clear()
         await enqueue_endpoint_jobs(store, 1)
         await asyncio.wait_for(woken.wait(), 2)
         woken.clear()
@@ -786,9 +805,132 @@ async def test_listen_wakes_on_enqueue_and_retry(backend) -> None:
 
         await asyncio.wait_for(woken.wait(), 2)
     finally:
-        await stop()
+        listening.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await listening
 
     assert woken.is_set()
+
+
+async def test_listen_raises_when_its_connection_is_lost(backend) -> None:
+    """A LISTEN connection killed by the server ends `listen_forever` with
+    StoreUnavailableError (the supervisor then starts it again)."""
+    store, listening, _ = await start_listening(backend)
+    conn = await asyncpg.connect(store.dsn)
+    try:
+        await conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE query LIKE 'LISTEN%' AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await conn.close()
+
+    with pytest.raises(StoreUnavailableError):
+        await asyncio.wait_for(listening, 10)
+
+
+# -- fault tolerance and lease takeover ----------------------------------------
+async def test_release_node_jobs_frees_every_incarnation_but_kept_ones(
+    store: Store,
+) -> None:
+    """A node's leases from any incarnation are freed at once, except `keep`;
+    other nodes' leases (even with a name that starts alike) are untouched."""
+    await enqueue_endpoint_jobs(store, 4)
+    old = await claim_one(store, owner="node-a/run1")
+    current = await claim_one(store, owner="node-a/run2")
+    other = await claim_one(store, owner="node-ab/run1")
+    bare = await claim_one(store, owner="node-a")
+
+    released = await store.release_node_jobs(node="node-a", keep=[current.id])
+
+    assert 2 == released
+    again = await store.claim_jobs(owner="w9", limit=10, lease_s=30, now=NOW)
+    assert {old.id, bare.id} == {j.id for j in again}
+    assert not await store.complete_job(other.id, owner="w9")
+    assert await store.complete_job(current.id, owner="node-a/run2")
+
+
+async def test_disable_endpoint_is_conditional_on_the_token(store: Store) -> None:
+    """Disabling applies only while the endpoint is enabled with the token the
+    failed send used: a re-registration in between is not overwritten."""
+    await store.insert_endpoint(make_endpoint(1))
+    arn = make_endpoint(1).arn
+
+    assert await store.disable_endpoint(arn, token="token-old") is None
+    disabled = await store.disable_endpoint(arn, token="token-1")
+    assert disabled is not None and not disabled.enabled
+    assert await store.disable_endpoint(arn, token="token-1") is None  # already
+    stored = await store.get_endpoint(arn)
+    assert stored is not None and not stored.enabled
+    assert await store.disable_endpoint(make_endpoint(2).arn, token="t") is None
+
+
+async def test_replace_endpoint_token_is_conditional(store: Store) -> None:
+    """A canonical token replaces the old one only if it is still the old one;
+    a token another endpoint of the app has is a ConflictError."""
+    await store.insert_endpoint(make_endpoint(1))
+    await store.insert_endpoint(make_endpoint(2))
+    arn = make_endpoint(1).arn
+
+    assert (
+        await store.replace_endpoint_token(arn, old_token="stale", new_token="n")
+        is None
+    )
+    with pytest.raises(ConflictError):
+        await store.replace_endpoint_token(
+            arn, old_token="token-1", new_token="token-2"
+        )
+    updated = await store.replace_endpoint_token(
+        arn, old_token="token-1", new_token="token-new"
+    )
+    assert updated is not None and "token-new" == updated.token
+    assert (await store.get_endpoint_by_token(APP_ARN, "token-new")) == updated
+
+
+async def test_probe_writes(store: Store) -> None:
+    """The readiness probe is a write the store accepts, repeatedly."""
+    await store.probe(node="node-a", now=NOW)
+    await store.probe(node="node-a", now=NOW + 1)
+    await store.probe(node="node-b", now=NOW)
+
+
+async def test_sqlite_full_database_is_unavailable_then_recovers(tmp_path) -> None:
+    """A full SQLite database (max_page_count stands in for a full disk) gives
+    StoreUnavailableError — the error the dispatcher and the API treat as a
+    transient state — and takes writes again once there is room, without a
+    reopen."""
+    store = SqliteStore(str(tmp_path / "full.db"))
+    await store.open()
+    writer = store._writer
+    assert writer is not None
+
+    def limit_pages(pages: int) -> Callable[[sqlite3.Connection], None]:
+        return lambda conn: conn.execute(f"PRAGMA max_page_count = {pages}")
+
+    try:
+        used = (await store._read_one("PRAGMA page_count"))[0]
+        await writer.run(limit_pages(used + 2))
+        with pytest.raises(StoreUnavailableError, match="full"):
+            for n in range(1, 200):
+                await store.enqueue(
+                    make_message(n, body="x" * 4000),
+                    [NewJob("endpoint", endpoint_arn=make_endpoint(n).arn)],
+                )
+        with pytest.raises(StoreUnavailableError):
+            await store.enqueue(
+                make_message(999, body="y" * 8000),
+                [NewJob("endpoint", endpoint_arn=make_endpoint(999).arn)],
+            )
+
+        await writer.run(limit_pages(1_000_000))
+        await store.enqueue(
+            make_message(999, body="y" * 8000),
+            [NewJob("endpoint", endpoint_arn=make_endpoint(999).arn)],
+        )
+        await store.probe(node="n", now=NOW)
+        assert await store.get_message(make_message(999).id) is not None
+    finally:
+        await store.close()
 
 
 async def test_concurrent_writes_fail_alone(store: Store) -> None:
