@@ -312,7 +312,8 @@ def _startup_failure(config: Config, exc: BaseException) -> str:
     """The one line `pushgw serve` prints when it cannot start."""
     if isinstance(exc, OSError):
         where = f"{config.server.host}:{config.server.port}"
-        return f"cannot listen on {where}: {exc.strerror or exc}"
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        return f"cannot listen on {where}: {reason.lower()}"
     return f"cannot open the store: {exc}"
 
 
