@@ -46,7 +46,7 @@ class StoreConfig:
     encryption_key_file: str = ""
     # Deadline of one store operation (PostgreSQL statements and connects): a
     # stalled database becomes an error the daemon retries, never a hang.
-    timeout_s: float = 10.0
+    timeout_s: float = 5.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

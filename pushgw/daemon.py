@@ -53,8 +53,8 @@ log = get_logger("pushgw.daemon")
 ProviderFactory = Callable[[PlatformApplication], Awaitable[Provider]]
 
 TASK_FAILING_GRACE_S = 2.0  # a side task failing this long makes /readyz 503
-PROBE_TIMEOUT_S = 2.0  # the store's read + write probe must answer within this
-PROBE_CACHE_S = 1.0  # /readyz and /metrics share one probe per this interval
+PROBE_TIMEOUT_S = 1.5  # /readyz reports a store probe unanswered by then
+PROBE_CACHE_S = 0.5  # /readyz and /metrics share one probe per this interval
 LISTEN_TASK = "store-listen"
 WATCHDOG_TASK = "watchdog"
 
@@ -141,7 +141,7 @@ class Gateway:
         self.port = 0
         self._store_open = False
         self._probed: tuple[float, str | None] | None = None  # (when, failure)
-        self._probe_lock = asyncio.Lock()
+        self._probe_task: asyncio.Task[str | None] | None = None
 
     async def start(self) -> None:
         """Open the store, bind, start delivery; on failure undo and raise."""
@@ -230,6 +230,8 @@ class Gateway:
         if self._store_open:
             await self.dispatcher.stop(self.config.server.graceful_timeout_s)
         await self.supervisor.stop()
+        if self._probe_task is not None:
+            self._probe_task.cancel()
         if self.runner is not None:
             await self.runner.cleanup()
             self.runner = None
@@ -254,25 +256,37 @@ class Gateway:
         return reasons
 
     async def store_failure(self) -> str | None:
-        """None if the store answers a read and takes a write (cached briefly)."""
-        async with self._probe_lock:
-            now = time.monotonic()
-            if self._probed is None or now - self._probed[0] >= PROBE_CACHE_S:
-                self._probed = (now, await self._probe())
+        """None if the store answers a read and takes a write (cached briefly).
+
+        Answers within PROBE_TIMEOUT_S whatever the store does: a probe still
+        running then is left to finish in the background (a stalled database
+        may take its statement timeout to give up) and the next call after
+        PROBE_CACHE_S looks at it again rather than starting another one.
+        """
+        now = time.monotonic()
+        if self._probed is not None and now - self._probed[0] < PROBE_CACHE_S:
             return self._probed[1]
+        if self._probe_task is None or self._probe_task.done():
+            self._probe_task = asyncio.create_task(self._probe(), name="store-probe")
+        done, _ = await asyncio.wait({self._probe_task}, timeout=PROBE_TIMEOUT_S)
+        failure = (
+            self._probe_task.result()
+            if done
+            else f"no answer within {PROBE_TIMEOUT_S:g} s"
+        )
+        self._probed = (time.monotonic(), failure)
+        return failure
 
     async def _probe(self) -> str | None:
-        async def read_and_write() -> None:
+        try:
             await self.store.next_due_at()
             await self.store.probe(node=self.dispatcher.node, now=time.time())
-
-        try:
-            await asyncio.wait_for(read_and_write(), PROBE_TIMEOUT_S)
-        except TimeoutError:
-            return f"no answer within {PROBE_TIMEOUT_S:g} s"
         except StoreError as exc:
             log.warning("store_not_ready", error=str(exc))
             return str(exc) or type(exc).__name__
+        except Exception as exc:  # a health check must answer, whatever broke
+            log.exception("store_probe_failed")
+            return f"{type(exc).__name__}: {exc}"
         return None
 
     async def metrics(self) -> str:
@@ -298,14 +312,21 @@ class Gateway:
                 for h in self.supervisor.health.values()
             ),
         ]
-        try:
-            counts = await asyncio.wait_for(self.store.job_counts(), PROBE_TIMEOUT_S)
-        except (TimeoutError, StoreError):
-            counts = {}  # the backlog is unknown while the store is down
+        counting = asyncio.create_task(self.store.job_counts(), name="job-counts")
+        counting.add_done_callback(_consume_error)
+        done, _ = await asyncio.wait({counting}, timeout=PROBE_TIMEOUT_S)
+        # While the store is down the backlog is unknown: no pushgw_jobs lines.
+        counts = counting.result() if done and not counting.exception() else {}
         if counts:
             lines.append("# TYPE pushgw_jobs gauge")
             lines.extend(f'pushgw_jobs{{state="{k}"}} {v}' for k, v in counts.items())
         return "\n".join(lines) + "\n"
+
+
+def _consume_error(task: asyncio.Task[object]) -> None:
+    """Retrieve a background store call's error (no "never retrieved" noise)."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _startup_failure(config: Config, exc: BaseException) -> str:

@@ -18,7 +18,7 @@ from pushgw.errors import ConfigError
 from pushgw.store.base import Store
 
 
-def open_store(url: str, *, timeout_s: float = 10.0) -> Store:
+def open_store(url: str, *, timeout_s: float = 5.0) -> Store:
     """
     Build the store named by `url` (see the module docstring); `timeout_s` is
     the deadline of one PostgreSQL statement or connect.

@@ -116,8 +116,9 @@ class _CompleteBatcher:
     many jobs. Each caller is answered after that commit.
     """
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, timeout_s: float) -> None:
         self._pool = pool
+        self._timeout_s = timeout_s
         self._queue: list[tuple[int, str, asyncio.Future[bool]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
@@ -161,9 +162,10 @@ class _CompleteBatcher:
         for attempt in range(DEADLOCK_RETRIES):
             try:
                 with _translated():
-                    rows = await self._pool.fetch(
-                        _COMPLETE_MANY, [i for i, _ in jobs], [o for _, o in jobs]
-                    )
+                    async with self._pool.acquire(timeout=self._timeout_s) as conn:
+                        rows = await conn.fetch(
+                            _COMPLETE_MANY, [i for i, _ in jobs], [o for _, o in jobs]
+                        )
                 return {r["id"] for r in rows}
             except StoreError as exc:
                 deadlock = isinstance(exc.__cause__, asyncpg.DeadlockDetectedError)
@@ -190,7 +192,7 @@ class PostgresStore:
         min_size: int = 1,
         max_size: int = 10,
         schema: str = "public",
-        timeout_s: float = 10.0,
+        timeout_s: float = 5.0,
     ) -> None:
         self.dsn = dsn
         self.schema = schema
@@ -221,7 +223,7 @@ class PostgresStore:
                 command_timeout=self._timeout_s,
                 server_settings={"search_path": self.schema},
             )
-            self._completer = _CompleteBatcher(self._pool)
+            self._completer = _CompleteBatcher(self._pool, self._timeout_s)
 
     async def _connect(self) -> asyncpg.Connection:
         return await asyncpg.connect(
@@ -273,6 +275,12 @@ class PostgresStore:
         finally:
             conn.terminate()
 
+    def _acquire(self) -> Any:
+        """A pooled connection, waited for no longer than the store timeout: with
+        every connection stuck on a stalled server, a caller gets an error, not
+        a wait of several statement timeouts."""
+        return self._p.acquire(timeout=self._timeout_s)
+
     @property
     def _p(self) -> asyncpg.Pool:
         if self._pool is None:
@@ -282,15 +290,18 @@ class PostgresStore:
     # -- helpers ---------------------------------------------------------------
     async def _fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
         with _translated():
-            return list(await self._p.fetch(sql, *args))
+            async with self._acquire() as conn:
+                return list(await conn.fetch(sql, *args))
 
     async def _fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
         with _translated():
-            return await self._p.fetchrow(sql, *args)
+            async with self._acquire() as conn:
+                return await conn.fetchrow(sql, *args)
 
     async def _execute(self, sql: str, *args: Any) -> None:
         with _translated():
-            await self._p.execute(sql, *args)
+            async with self._acquire() as conn:
+                await conn.execute(sql, *args)
 
     # -- platform applications -------------------------------------------------
     async def put_app(self, app: PlatformApplication) -> PlatformApplication:
@@ -327,7 +338,7 @@ class PostgresStore:
 
     async def delete_app(self, arn: str) -> None:
         with _translated():
-            async with self._p.acquire() as conn, conn.transaction():
+            async with self._acquire() as conn, conn.transaction():
                 await conn.execute("DELETE FROM endpoints WHERE app_arn = $1", arn)
                 await conn.execute("DELETE FROM apps WHERE arn = $1", arn)
 
@@ -442,7 +453,7 @@ class PostgresStore:
 
     async def delete_topic(self, arn: str) -> None:
         with _translated():
-            async with self._p.acquire() as conn, conn.transaction():
+            async with self._acquire() as conn, conn.transaction():
                 await conn.execute(
                     "DELETE FROM subscriptions WHERE topic_arn = $1", arn
                 )
@@ -540,7 +551,7 @@ class PostgresStore:
     # -- messages and delivery jobs -------------------------------------------
     async def enqueue(self, message: Message, jobs: Sequence[NewJob]) -> None:
         with _translated():
-            async with self._p.acquire() as conn, conn.transaction():
+            async with self._acquire() as conn, conn.transaction():
                 await conn.execute(
                     "INSERT INTO messages (id, body, structure, subject, attributes,"
                     " topic_arn, target_arn, created_at, expires_at, pending_jobs)"
@@ -551,7 +562,7 @@ class PostgresStore:
 
     async def add_jobs(self, message_id: str, jobs: Sequence[NewJob]) -> None:
         with _translated():
-            async with self._p.acquire() as conn, conn.transaction():
+            async with self._acquire() as conn, conn.transaction():
                 created_at = await conn.fetchval(
                     "UPDATE messages SET pending_jobs = pending_jobs + $2"
                     " WHERE id = $1 RETURNING created_at",
@@ -629,7 +640,7 @@ class PostgresStore:
         self, job_id: int, *, owner: str, at_seq: int
     ) -> DeliveryJob | None:
         with _translated():
-            async with self._p.acquire() as conn, conn.transaction():
+            async with self._acquire() as conn, conn.transaction():
                 row = await conn.fetchrow(
                     "SELECT * FROM jobs WHERE id = $1 AND lease_owner = $2 FOR UPDATE",
                     job_id,
