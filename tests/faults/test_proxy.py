@@ -98,10 +98,13 @@ def test_forwards_both_ways_and_counts(proxy: FaultProxy) -> None:
         assert echo_once(sock, big) == big
     with connect(proxy) as sock:
         assert echo_once(sock, b"again") == b"again"
+    total = 5 + len(big) + 5
+    # The proxy thread counts a chunk after writing it: the echo may arrive first.
+    wait_for(lambda: proxy.stats()["bytes_down"] == total)
     stats = proxy.stats()
     assert stats["accepted"] == 2
     assert stats["forwarded"] == 2
-    assert stats["bytes_up"] == stats["bytes_down"] == 5 + len(big) + 5
+    assert stats["bytes_up"] == stats["bytes_down"] == total
     wait_for(lambda: proxy.active == 0)
 
 
