@@ -32,6 +32,7 @@ from pushgw.errors import (
     StoreError,
     StoreUnavailableError,
 )
+from pushgw.store.group import GroupCommit
 from pushgw.store.migrations import migrate_postgres
 from pushgw.store.rows import Params, Row
 from pushgw.store.sql import NO_PARAMS, SqlStore, Tx, TxBody, numbered
@@ -85,52 +86,35 @@ class _CompleteBatcher:
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
-        self._queue: list[tuple[int, str, asyncio.Future[bool]]] = []
-        self._flusher: asyncio.Task[None] | None = None
+        self._group: GroupCommit[tuple[int, str], bool] = GroupCommit(
+            self._commit, max_batch=MAX_COMPLETE_BATCH, name="complete_job batcher"
+        )
 
     async def complete(self, job_id: int, owner: str) -> bool:
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._queue.append((job_id, owner, future))
-        if self._flusher is None:
-            self._flusher = asyncio.create_task(self._flush(), name="pg-complete")
-        return await future
+        return await self._group.submit((job_id, owner))
 
     async def drain(self) -> None:
-        if self._flusher is not None:
-            await asyncio.shield(self._flusher)
+        await self._group.drain()
 
-    async def _flush(self) -> None:
-        try:
-            while self._queue:
-                batch = self._queue[:MAX_COMPLETE_BATCH]
-                del self._queue[:MAX_COMPLETE_BATCH]
-                try:
-                    done = await self._delete([(i, o) for i, o, _ in batch])
-                except Exception as exc:
-                    _fail(batch, exc)
-                    continue
-                except BaseException:
-                    _fail(batch + self._queue, StoreError("the store was stopped"))
-                    self._queue.clear()
-                    raise
-                for job_id, _, future in batch:
-                    if not future.done():
-                        # A job named twice in one batch is completed once.
-                        future.set_result(job_id in done)
-                        done.discard(job_id)
-        finally:
-            self._flusher = None
+    async def _commit(self, jobs: list[tuple[int, str]]) -> list[bool]:
+        done = await self._delete(jobs)
+        answers = []
+        for job_id, _ in jobs:
+            # A job named twice in one batch is completed once.
+            answers.append(job_id in done)
+            done.discard(job_id)
+        return answers
 
     async def _delete(self, jobs: list[tuple[int, str]]) -> set[int]:
         # Two batches finishing jobs of one message lock its row (trigger) in
         # their own order, so a deadlock is possible if rare: PostgreSQL aborts
         # one side, which simply runs again.
+        text, args = _bound(
+            _COMPLETE_MANY,
+            {"ids": [i for i, _ in jobs], "owners": [o for _, o in jobs]},
+        )
         for attempt in range(DEADLOCK_RETRIES):
             try:
-                text, args = _bound(
-                    _COMPLETE_MANY,
-                    {"ids": [i for i, _ in jobs], "owners": [o for _, o in jobs]},
-                )
                 with _translated():
                     rows = await self._pool.fetch(text, *args)
                 return {r["id"] for r in rows}
@@ -139,14 +123,6 @@ class _CompleteBatcher:
                 if not deadlock or attempt == DEADLOCK_RETRIES - 1:
                     raise
         raise AssertionError("unreachable")
-
-
-def _fail(
-    batch: Sequence[tuple[int, str, asyncio.Future[bool]]], exc: BaseException
-) -> None:
-    for _, _, future in batch:
-        if not future.done():
-            future.set_exception(exc)
 
 
 class PostgresStore(SqlStore):

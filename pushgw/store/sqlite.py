@@ -36,6 +36,7 @@ from pushgw.errors import (
     StoreError,
     StoreUnavailableError,
 )
+from pushgw.store.group import Failed, GroupCommit
 from pushgw.store.migrations import migrate_sqlite
 from pushgw.store.rows import Params, Row
 from pushgw.store.sql import NO_PARAMS, SqlStore, Tx, TxBody
@@ -45,6 +46,8 @@ BUSY_TIMEOUT_MS = 10_000
 # Most writes committed together in one transaction (group commit).
 MAX_WRITE_BATCH = 1000
 WriteFn = Callable[[sqlite3.Connection], T]
+# A queued write: the function, and whether it is one statement (no savepoint).
+_Write = tuple[WriteFn[Any], bool]
 
 # Two bounded scans on partial indexes: unleased due jobs, and lapsed leases.
 # With one writer no row can be claimed twice, so nothing needs SKIP LOCKED.
@@ -90,15 +93,15 @@ class _GroupWriter:
         self._thread = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="pushgw-sqlite-writer"
         )
-        self._queue: list[tuple[WriteFn[Any], asyncio.Future[Any], bool]] = []
-        self._flusher: asyncio.Task[None] | None = None
+        self._group: GroupCommit[_Write, Any] = GroupCommit(
+            self._commit_on_thread, max_batch=MAX_WRITE_BATCH, name="SQLite writer"
+        )
 
     async def open(self) -> None:
         await self._call(self._connect)
 
     async def close(self) -> None:
-        if self._flusher is not None:
-            await asyncio.shield(self._flusher)
+        await self._group.drain()
         if self._conn is not None:
             await self._call(self._conn.close)
             self._conn = None
@@ -114,11 +117,8 @@ class _GroupWriter:
         """
         if self._conn is None:
             raise StoreError("store is not open")
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.append((fn, future, one_statement))
-        if self._flusher is None:
-            self._flusher = asyncio.create_task(self._flush(), name="sqlite-writer")
-        return await future
+        result: T = await self._group.submit((fn, one_statement))
+        return result
 
     async def _call(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._thread, fn)
@@ -131,45 +131,18 @@ class _GroupWriter:
         conn.execute("PRAGMA foreign_keys = ON")
         self._conn = conn
 
-    async def _flush(self) -> None:
-        try:
-            while self._queue:
-                batch = self._queue[:MAX_WRITE_BATCH]
-                del self._queue[:MAX_WRITE_BATCH]
-                try:
-                    outcomes = await self._call(
-                        functools.partial(
-                            self._commit, [(fn, one) for fn, _, one in batch]
-                        )
-                    )
-                except Exception as exc:  # the writer thread itself failed
-                    outcomes = [_Failed(exc)] * len(batch)
-                except BaseException:
-                    # Cancelled (loop shutdown): nobody may wait forever.
-                    lost = StoreError("the SQLite writer was stopped")
-                    for _, future, _ in batch + self._queue:
-                        if not future.done():
-                            future.set_exception(lost)
-                    self._queue.clear()
-                    raise
-                for (_, future, _), outcome in zip(batch, outcomes, strict=True):
-                    if future.done():
-                        continue
-                    if isinstance(outcome, _Failed):
-                        future.set_exception(outcome.error)
-                    else:
-                        future.set_result(outcome)
-        finally:
-            self._flusher = None
+    async def _commit_on_thread(self, writes: list[_Write]) -> list[Any]:
+        # If the thread itself fails, GroupCommit fails the whole batch.
+        return await self._call(functools.partial(self._commit, writes))
 
-    def _commit(self, fns: list[tuple[WriteFn[Any], bool]]) -> list[Any]:
+    def _commit(self, fns: list[_Write]) -> list[Any]:
         """On the writer thread: one transaction, a savepoint per write."""
         conn = self._conn
         assert conn is not None
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            return [_Failed(exc)] * len(fns)
+            return [Failed(exc)] * len(fns)
         outcomes: list[Any] = []
         try:
             for fn, one_statement in fns:
@@ -178,7 +151,7 @@ class _GroupWriter:
                         outcomes.append(fn(conn))
                     except sqlite3.IntegrityError as exc:
                         # Other errors may end the transaction: fail the batch.
-                        outcomes.append(_Failed(exc))
+                        outcomes.append(Failed(exc))
                     continue
                 conn.execute("SAVEPOINT w")
                 try:
@@ -189,24 +162,15 @@ class _GroupWriter:
                         # full, I/O error): every write of the batch failed.
                         raise
                     conn.execute("ROLLBACK TO w")
-                    outcomes.append(_Failed(exc))
+                    outcomes.append(Failed(exc))
                 conn.execute("RELEASE w")
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
-            return [_Failed(exc)] * len(fns)
+            return [Failed(exc)] * len(fns)
         return outcomes
-
-
-class _Failed:
-    """A write's exception, carried back from the writer thread as a value."""
-
-    __slots__ = ("error",)
-
-    def __init__(self, error: Exception) -> None:
-        self.error = error
 
 
 class SqliteStore(SqlStore):
