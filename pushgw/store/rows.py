@@ -1,13 +1,14 @@
 """
-Row conversions shared by the SQL backends (sqlite.py, postgres.py): both
-drivers' rows are indexable by column name.
+Row conversions for the SQL store (store/sql/): model objects to named statement
+parameters (one key a column) and rows back to model objects. Both drivers'
+rows are indexable by column name.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 from pushgw.model import (
@@ -20,21 +21,64 @@ from pushgw.model import (
     Subscription,
     Topic,
 )
-from pushgw.store.base import Page
+from pushgw.store.base import NewJob, Page
 
 T = TypeVar("T")
-# Largest `IN (...)` list per statement (SQLite allows 32766 parameters).
-IN_CHUNK = 500
+# Named statement parameters: a column (or placeholder) name -> its value.
+Params = Mapping[str, Any]
 
-# When the next job becomes claimable (the same SQL on both backends): unleased
-# jobs fall due at next_attempt_at; leased ones when their lease expires (a dead
-# worker's jobs).
-NEXT_DUE_AT = (
-    "SELECT min(due) AS due FROM ("
-    " SELECT min(next_attempt_at) AS due FROM jobs WHERE lease_owner IS NULL"
-    " UNION ALL"
-    " SELECT min(lease_expires_at) FROM jobs WHERE lease_owner IS NOT NULL"
-    ") AS soonest"
+# Columns written from the model, in table order (`seq` is the database's).
+APP_COLUMNS = (
+    "arn",
+    "name",
+    "platform",
+    "principal",
+    "credential",
+    "enabled",
+    "attributes",
+    "created_at",
+)
+ENDPOINT_COLUMNS = (
+    "arn",
+    "app_arn",
+    "token",
+    "enabled",
+    "custom_user_data",
+    "attributes",
+    "created_at",
+)
+TOPIC_COLUMNS = ("arn", "name", "attributes", "created_at")
+SUBSCRIPTION_COLUMNS = (
+    "arn",
+    "topic_arn",
+    "endpoint_arn",
+    "protocol",
+    "attributes",
+    "created_at",
+)
+MESSAGE_COLUMNS = (
+    "id",
+    "body",
+    "structure",
+    "subject",
+    "attributes",
+    "topic_arn",
+    "target_arn",
+    "created_at",
+    "expires_at",
+    "pending_jobs",
+)
+JOB_COLUMNS = (
+    "message_id",
+    "kind",
+    "endpoint_arn",
+    "topic_arn",
+    "cursor",
+    "range_hi",
+    "attempts",
+    "next_attempt_at",
+    "created_at",
+    "last_error",
 )
 
 
@@ -79,18 +123,22 @@ def load_message_attrs(text: str) -> dict[str, MessageAttribute]:
     }
 
 
-def app_params(app: PlatformApplication) -> tuple[Any, ...]:
-    # Credentials are stored as given for now; encryption at rest is layered on
-    # top by the lead (DESIGN.md "Security").
-    return (
-        app.arn,
-        app.name,
-        app.platform.value,
-        app.principal,
-        app.credential,
-        app.enabled,
-        dump_attrs(app.attributes),
-        app.created_at,
+def params_of(obj: object, columns: Sequence[str], **converted: Any) -> dict[str, Any]:
+    """
+    A model object's row as statement parameters: each column from the
+    attribute of that name, or from `converted` (JSON text, enum values, and
+    columns the model does not have).
+    """
+    return {c: converted[c] if c in converted else getattr(obj, c) for c in columns}
+
+
+def app_params(app: PlatformApplication) -> dict[str, Any]:
+    # Credentials arrive sealed when the store is wrapped in EncryptedStore.
+    return params_of(
+        app,
+        APP_COLUMNS,
+        platform=app.platform.value,
+        attributes=dump_attrs(app.attributes),
     )
 
 
@@ -107,16 +155,8 @@ def app_from_row(r: Row) -> PlatformApplication:
     )
 
 
-def endpoint_params(e: Endpoint) -> tuple[Any, ...]:
-    return (
-        e.arn,
-        e.app_arn,
-        e.token,
-        e.enabled,
-        e.custom_user_data,
-        dump_attrs(e.attributes),
-        e.created_at,
-    )
+def endpoint_params(e: Endpoint) -> dict[str, Any]:
+    return params_of(e, ENDPOINT_COLUMNS, attributes=dump_attrs(e.attributes))
 
 
 def endpoint_from_row(r: Row) -> Endpoint:
@@ -131,6 +171,10 @@ def endpoint_from_row(r: Row) -> Endpoint:
     )
 
 
+def topic_params(t: Topic) -> dict[str, Any]:
+    return params_of(t, TOPIC_COLUMNS, attributes=dump_attrs(t.attributes))
+
+
 def topic_from_row(r: Row) -> Topic:
     return Topic(
         arn=r["arn"],
@@ -140,15 +184,8 @@ def topic_from_row(r: Row) -> Topic:
     )
 
 
-def sub_params(s: Subscription) -> tuple[Any, ...]:
-    return (
-        s.arn,
-        s.topic_arn,
-        s.endpoint_arn,
-        s.protocol,
-        dump_attrs(s.attributes),
-        s.created_at,
-    )
+def sub_params(s: Subscription) -> dict[str, Any]:
+    return params_of(s, SUBSCRIPTION_COLUMNS, attributes=dump_attrs(s.attributes))
 
 
 def sub_from_row(r: Row) -> Subscription:
@@ -163,18 +200,12 @@ def sub_from_row(r: Row) -> Subscription:
     )
 
 
-def message_params(m: Message, pending_jobs: int) -> tuple[Any, ...]:
-    return (
-        m.id,
-        m.body,
-        m.structure,
-        m.subject,
-        dump_message_attrs(m.attributes),
-        m.topic_arn,
-        m.target_arn,
-        m.created_at,
-        m.expires_at,
-        pending_jobs,
+def message_params(m: Message, pending_jobs: int) -> dict[str, Any]:
+    return params_of(
+        m,
+        MESSAGE_COLUMNS,
+        attributes=dump_message_attrs(m.attributes),
+        pending_jobs=pending_jobs,
     )
 
 
@@ -198,6 +229,25 @@ def parse_done(text: str | None) -> tuple[int, ...]:
 
 def format_done(done: Sequence[int]) -> str:
     return ",".join(str(seq) for seq in sorted(done))
+
+
+def job_params(
+    new: NewJob,
+    *,
+    message_id: str,
+    created_at: float,
+    range_hi: int | None,
+    cursor: int = 0,
+) -> dict[str, Any]:
+    """A new job's row; topic jobs cover subscriptions (cursor, range_hi]."""
+    return params_of(
+        new,
+        JOB_COLUMNS,
+        message_id=message_id,
+        created_at=created_at,
+        range_hi=range_hi,
+        cursor=cursor,
+    )
 
 
 def job_from_row(r: Row) -> DeliveryJob:
@@ -234,11 +284,6 @@ def sorted_jobs(rows: Iterable[Row]) -> list[DeliveryJob]:
     jobs = [job_from_row(r) for r in rows]
     jobs.sort(key=lambda j: (j.next_attempt_at, j.id))
     return jobs
-
-
-def chunks(items: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def job_counts_of(total: int, leased: int, due: int) -> dict[str, int]:

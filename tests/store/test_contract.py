@@ -9,7 +9,7 @@ import contextlib
 import dataclasses
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import aiosqlite
 import asyncpg
@@ -820,7 +820,8 @@ async def test_listen_raises_when_its_connection_is_lost(backend) -> None:
     try:
         await conn.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE query LIKE 'LISTEN%' AND pid <> pg_backend_pid()"
+            " WHERE query LIKE 'LISTEN%' AND application_name = $1",
+            store.application_name,
         )
     finally:
         await conn.close()
@@ -1018,3 +1019,153 @@ async def test_save_progress_keeps_done_seqs_above_the_cursor(store: Store) -> N
     again = await claim_one(store)
 
     assert (3, (5, 9)) == (again.cursor, again.done)
+
+
+# -- list parameters, transactions and wake-ups (coverage for the SQL layer) ----
+async def test_get_endpoints_many_and_repeated_arns(store: Store) -> None:
+    """get_endpoints takes more ARNs than one SQL statement's parameter list and
+    repeated ARNs, and still maps each existing endpoint once."""
+    for n in range(1, 1201):
+        await store.insert_endpoint(make_endpoint(n))
+    wanted = [make_endpoint(n).arn for n in range(1, 1301)] + [make_endpoint(5).arn]
+
+    found = await store.get_endpoints(wanted)
+
+    assert 1200 == len(found)
+    assert make_endpoint(1200) == found[make_endpoint(1200).arn]
+
+
+async def test_extend_leases_many_or_none(store: Store) -> None:
+    """extend_leases counts every one of many leases and does nothing for none."""
+    await enqueue_endpoint_jobs(store, 700)
+    jobs = await store.claim_jobs(owner="w1", limit=700, lease_s=30, now=NOW)
+
+    assert 0 == await store.extend_leases(owner="w1", job_ids=[], until=NOW + 99)
+    assert 700 == await store.extend_leases(
+        owner="w1", job_ids=[j.id for j in jobs], until=NOW + 99
+    )
+    assert [] == await store.claim_jobs(owner="w2", limit=5, lease_s=1, now=NOW + 98)
+
+
+async def test_add_jobs_to_a_missing_message_adds_nothing(store: Store) -> None:
+    """add_jobs for an unknown message raises NotFoundError and adds no job."""
+    with pytest.raises(NotFoundError):
+        await store.add_jobs("missing", [NewJob("endpoint", endpoint_arn="ep")])
+
+    assert 0 == (await store.job_counts())["total"]
+
+
+async def test_concurrent_transactions_fail_alone(store: Store) -> None:
+    """Among concurrent multi-statement writes, the failing one leaves no trace
+    and the others are all stored."""
+    await enqueue_endpoint_jobs(store, 10)
+    ids = [make_message(n).id for n in range(1, 11)]
+
+    results = await asyncio.gather(
+        *(store.add_jobs(i, [NewJob("endpoint", endpoint_arn="more")]) for i in ids),
+        store.add_jobs("missing", [NewJob("endpoint", endpoint_arn="none")]),
+        return_exceptions=True,
+    )
+
+    assert [None] * 10 == results[:-1]
+    assert isinstance(results[-1], NotFoundError)
+    jobs = await store.claim_jobs(owner="w1", limit=100, lease_s=30, now=NOW)
+    assert 20 == len(jobs)
+    assert 10 == sum(j.endpoint_arn == "more" for j in jobs)
+
+
+async def test_topic_jobs_get_their_own_topic_bound(store: Store) -> None:
+    """Several topic jobs in one enqueue or add_jobs each get their topic's max
+    subscription seq at that moment."""
+    other = make_topic("other").arn
+    mine = [await store.insert_subscription(make_sub(n)) for n in (1, 2)]
+    theirs = await store.insert_subscription(make_sub(1, other))
+    await store.enqueue(
+        make_message(),
+        [NewJob("topic", topic_arn=TOPIC_ARN), NewJob("topic", topic_arn=other)],
+    )
+    later = await store.insert_subscription(make_sub(3))
+    await store.add_jobs(make_message().id, [NewJob("topic", topic_arn=TOPIC_ARN)])
+
+    jobs = await store.claim_jobs(owner="w1", limit=5, lease_s=30, now=NOW)
+
+    assert [mine[-1].seq, theirs.seq, later.seq] == [j.range_hi for j in jobs]
+    assert [TOPIC_ARN, other, TOPIC_ARN] == [j.topic_arn for j in jobs]
+
+
+async def test_empty_tag_calls_are_noops(store: Store) -> None:
+    """set_tags with no tags and remove_tags with no keys change nothing."""
+    await store.set_tags(TOPIC_ARN, {"team": "a"})
+
+    await store.set_tags(TOPIC_ARN, {})
+    await store.remove_tags(TOPIC_ARN, [])
+
+    assert {"team": "a"} == await store.get_tags(TOPIC_ARN)
+
+
+async def test_release_node_jobs_without_keep(store: Store) -> None:
+    """With nothing to keep, every lease of the node is released."""
+    await enqueue_endpoint_jobs(store, 2)
+    await claim_one(store, owner="node-a/run1")
+    await claim_one(store, owner="node-a")
+
+    assert 2 == await store.release_node_jobs(node="node-a")
+    assert 0 == await store.release_node_jobs(node="node-a")
+
+
+async def test_listen_wakes_on_add_split_and_release(backend) -> None:
+    """PostgreSQL listeners are called after add_jobs, a split, release_jobs and
+    release_node_jobs: each makes jobs claimable."""
+    store, listening, woken = await start_listening(backend)
+
+    async def wakes(call: Callable[[], Awaitable[object]]) -> None:
+        woken.clear()
+        await call()
+        await asyncio.wait_for(woken.wait(), 2)
+
+    try:
+        sub = await store.insert_subscription(make_sub(1))
+        await store.insert_subscription(make_sub(2))
+        message = make_message()
+        await wakes(
+            lambda: store.enqueue(message, [NewJob("topic", topic_arn=TOPIC_ARN)])
+        )
+        job = await claim_one(store, owner="node-a/run1")
+
+        await wakes(lambda: store.add_jobs(message.id, [NewJob("endpoint")]))
+        await wakes(
+            lambda: store.split_topic_job(job.id, owner="node-a/run1", at_seq=sub.seq)
+        )
+        await wakes(lambda: store.release_jobs(owner="node-a/run1"))
+        await claim_one(store, owner="node-a/run2")
+        await wakes(lambda: store.release_node_jobs(node="node-a"))
+    finally:
+        listening.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await listening
+
+    assert woken.is_set()
+
+
+async def test_postgres_stall_is_unavailable_then_recovers(backend) -> None:
+    """A statement stalled past timeout_s (a table locked by another session)
+    raises StoreUnavailableError; once the lock is gone the same store answers."""
+    if backend.kind != "postgres":
+        pytest.skip("PostgreSQL statement timeouts")
+    first = await backend.new()
+    assert isinstance(first, PostgresStore)
+    store = PostgresStore(first.dsn, schema=first.schema, timeout_s=0.5)
+    await store.open()
+    locker = await asyncpg.connect(first.dsn)
+    try:
+        async with locker.transaction():
+            await locker.execute(
+                f"LOCK TABLE {quote_ident(first.schema)}.jobs IN ACCESS EXCLUSIVE MODE"
+            )
+            with pytest.raises(StoreUnavailableError):
+                await store.job_counts()
+
+        assert 0 == (await store.job_counts())["total"]
+    finally:
+        await locker.close()
+        await store.close()

@@ -1,0 +1,236 @@
+"""
+The SQL of the delivery queue: messages and their jobs, with leases.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from pushgw.errors import NotFoundError
+from pushgw.model import DeliveryJob, Message
+from pushgw.store.base import NewJob
+from pushgw.store.rows import (
+    JOB_COLUMNS,
+    MESSAGE_COLUMNS,
+    format_done,
+    job_counts_of,
+    job_from_row,
+    job_params,
+    message_from_row,
+    message_params,
+    sorted_jobs,
+)
+from pushgw.store.sql.core import SqlBase, Tx, insert_sql
+
+_MESSAGE_INSERT = insert_sql("messages", MESSAGE_COLUMNS)
+_JOB_INSERT = insert_sql("jobs", JOB_COLUMNS)
+# The chunk bound of a topic job: what the topic has when the job is made.
+_TOPIC_BOUND = (
+    "SELECT coalesce(max(seq), 0) AS hi FROM subscriptions WHERE topic_arn = :topic"
+)
+# Unleased jobs fall due at next_attempt_at; leased ones when their lease
+# expires (a dead worker's jobs).
+_NEXT_DUE_AT = (
+    "SELECT min(due) AS due FROM ("
+    " SELECT min(next_attempt_at) AS due FROM jobs WHERE lease_owner IS NULL"
+    " UNION ALL"
+    " SELECT min(lease_expires_at) FROM jobs WHERE lease_owner IS NOT NULL"
+    ") AS soonest"
+)
+_JOB_COUNTS = (
+    "SELECT count(*) AS total,"
+    " count(CASE WHEN lease_expires_at > :now THEN 1 END) AS leased,"
+    " count(CASE WHEN next_attempt_at <= :now"
+    "  AND (lease_expires_at IS NULL OR lease_expires_at <= :now) THEN 1 END) AS due"
+    " FROM jobs"
+)
+_RELEASE = "UPDATE jobs SET lease_owner = NULL, lease_expires_at = NULL"
+
+
+class QueueSql(SqlBase):
+    """Store methods for messages and delivery jobs."""
+
+    async def enqueue(self, message: Message, jobs: Sequence[NewJob]) -> None:
+        async def insert(tx: Tx) -> None:
+            await tx.execute(_MESSAGE_INSERT, message_params(message, len(jobs)))
+            await _insert_jobs(tx, message.id, message.created_at, jobs)
+
+        await self._transact(insert)
+
+    async def add_jobs(self, message_id: str, jobs: Sequence[NewJob]) -> None:
+        async def insert(tx: Tx) -> None:
+            row = await tx.fetchrow(
+                "UPDATE messages SET pending_jobs = pending_jobs + :count"
+                " WHERE id = :id RETURNING created_at",
+                {"id": message_id, "count": len(jobs)},
+            )
+            if row is None:
+                raise NotFoundError(message_id)
+            await _insert_jobs(tx, message_id, row["created_at"], jobs)
+
+        await self._transact(insert)
+
+    async def get_message(self, message_id: str) -> Message | None:
+        row = await self._read_one(
+            "SELECT * FROM messages WHERE id = :id", {"id": message_id}
+        )
+        return message_from_row(row) if row else None
+
+    async def claim_jobs(
+        self, *, owner: str, limit: int, lease_s: float, now: float
+    ) -> list[DeliveryJob]:
+        if limit <= 0:
+            return []
+        rows = await self._write(
+            self._CLAIM,
+            {"owner": owner, "until": now + lease_s, "now": now, "limit": limit},
+        )
+        return sorted_jobs(rows)
+
+    async def extend_leases(
+        self, *, owner: str, job_ids: Sequence[int], until: float
+    ) -> int:
+        if not job_ids:
+            return 0
+        rows = await self._write(
+            "UPDATE jobs SET lease_expires_at = :until WHERE lease_owner = :owner"
+            f" AND {self._in_list('id', 'ids')} RETURNING id",
+            {"until": until, "owner": owner, "ids": self._list(job_ids)},
+        )
+        return len(rows)
+
+    async def complete_job(self, job_id: int, *, owner: str) -> bool:
+        # The jobs_done trigger deletes the message with its last job.
+        rows = await self._write(
+            "DELETE FROM jobs WHERE id = :id AND lease_owner = :owner RETURNING id",
+            {"id": job_id, "owner": owner},
+        )
+        return bool(rows)
+
+    async def retry_job(
+        self,
+        job_id: int,
+        *,
+        owner: str,
+        next_attempt_at: float,
+        last_error: str | None,
+    ) -> bool:
+        rows = await self._write(
+            "UPDATE jobs SET attempts = attempts + 1, next_attempt_at = :due,"
+            " lease_owner = NULL, lease_expires_at = NULL, last_error = :error"
+            " WHERE id = :id AND lease_owner = :owner RETURNING id",
+            {"id": job_id, "owner": owner, "due": next_attempt_at, "error": last_error},
+            wake=True,
+        )
+        return bool(rows)
+
+    async def save_progress(
+        self, job_id: int, *, owner: str, cursor: int, done: Sequence[int] = ()
+    ) -> bool:
+        rows = await self._write(
+            "UPDATE jobs SET cursor = :cursor, done_seqs = :done"
+            " WHERE id = :id AND lease_owner = :owner RETURNING id",
+            {"id": job_id, "owner": owner, "cursor": cursor, "done": format_done(done)},
+        )
+        return bool(rows)
+
+    async def split_topic_job(
+        self, job_id: int, *, owner: str, at_seq: int
+    ) -> DeliveryJob | None:
+        async def split(tx: Tx) -> DeliveryJob | None:
+            row = await tx.fetchrow(
+                "SELECT * FROM jobs WHERE id = :id AND lease_owner = :owner"
+                + self._LOCK_ROW,
+                {"id": job_id, "owner": owner},
+            )
+            if row is None:
+                return None
+            job = job_from_row(row)
+            if job.range_hi is None or at_seq >= job.range_hi:
+                return None
+            new = NewJob(
+                "topic", topic_arn=job.topic_arn, next_attempt_at=job.next_attempt_at
+            )
+            params = job_params(
+                new,
+                message_id=job.message_id,
+                created_at=job.created_at,
+                range_hi=job.range_hi,
+                cursor=at_seq,
+            )
+            created = await tx.fetchrow(_JOB_INSERT + " RETURNING *", params)
+            assert created is not None
+            await tx.execute(
+                "UPDATE jobs SET range_hi = :at WHERE id = :id",
+                {"id": job_id, "at": at_seq},
+            )
+            await tx.execute(
+                "UPDATE messages SET pending_jobs = pending_jobs + 1 WHERE id = :id",
+                {"id": job.message_id},
+            )
+            await tx.wake()
+            return job_from_row(created)
+
+        return await self._transact(split)
+
+    async def release_jobs(self, *, owner: str) -> int:
+        rows = await self._write(
+            f"{_RELEASE} WHERE lease_owner = :owner RETURNING id",
+            {"owner": owner},
+            wake=True,
+        )
+        return len(rows)
+
+    async def release_node_jobs(self, *, node: str, keep: Sequence[int] = ()) -> int:
+        # Owners are `node` or `node/incarnation`; a LIKE pattern would need the
+        # node id escaped, a prefix compare does not.
+        rows = await self._write(
+            f"{_RELEASE} WHERE (lease_owner = :node"
+            " OR substr(lease_owner, 1, length(:node) + 1) = :node || '/')"
+            f" AND NOT ({self._in_list('id', 'keep')}) RETURNING id",
+            {"node": node, "keep": self._list(keep)},
+            wake=True,
+        )
+        return len(rows)
+
+    async def probe(self, *, node: str, now: float) -> None:
+        await self._write(
+            "INSERT INTO nodes (id, seen_at) VALUES (:id, :now)"
+            " ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at",
+            {"id": node, "now": now},
+        )
+
+    async def next_due_at(self) -> float | None:
+        row = await self._read_one(_NEXT_DUE_AT)
+        return None if row is None else row["due"]
+
+    async def job_counts(self) -> dict[str, int]:
+        row = await self._read_one(_JOB_COUNTS, {"now": time.time()})
+        assert row is not None
+        return job_counts_of(row["total"], row["leased"], row["due"])
+
+
+async def _insert_jobs(
+    tx: Tx, message_id: str, created_at: float, jobs: Sequence[NewJob]
+) -> None:
+    """Insert jobs in the open transaction; topic jobs get range_hi = max seq now."""
+    bounds: dict[str | None, int] = {}
+    for new in jobs:
+        if new.kind == "topic" and new.topic_arn not in bounds:
+            row = await tx.fetchrow(_TOPIC_BOUND, {"topic": new.topic_arn})
+            assert row is not None
+            bounds[new.topic_arn] = row["hi"]
+    await tx.executemany(
+        _JOB_INSERT,
+        [
+            job_params(
+                new,
+                message_id=message_id,
+                created_at=created_at,
+                range_hi=bounds[new.topic_arn] if new.kind == "topic" else None,
+            )
+            for new in jobs
+        ],
+    )
+    await tx.wake()
