@@ -44,8 +44,8 @@ from pushgw.log import get_logger
 from pushgw.model import Platform, PlatformApplication
 from pushgw.service import Service
 from pushgw.store.base import Store
-from pushgw.store.encrypted import EncryptedStore
 from pushgw.store.factory import open_store
+from pushgw.store.sealing import PLAIN, CredentialSealer
 from pushgw.supervisor import Pulse, Supervisor
 
 log = get_logger("pushgw.daemon")
@@ -107,16 +107,17 @@ class Gateway:
         self, config: Config, *, provider_factory: ProviderFactory | None = None
     ) -> None:
         self.config = config
-        self.store: Store = open_store(
-            store_url(config), timeout_s=config.store.timeout_s
-        )
+        sealer = PLAIN
         if config.store.encryption_key_file:
             key = config.path(config.store.encryption_key_file).read_bytes().strip()
-            self.store = EncryptedStore(self.store, key)
+            sealer = CredentialSealer(key)
         else:
             log.warning(
                 "credentials_stored_in_clear", hint="set store.encryption_key_file"
             )
+        self.store: Store = open_store(
+            store_url(config), timeout_s=config.store.timeout_s, sealer=sealer
+        )
         factory = provider_factory or (
             lambda app: create_provider(app, config.provider)
         )

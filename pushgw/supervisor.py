@@ -23,7 +23,7 @@ from pushgw.log import get_logger
 log = get_logger("pushgw.supervisor")
 
 FIRST_DELAY_S = 0.1
-MAX_DELAY_S = 5.0
+MAX_DELAY_S = 2.0  # so a fault that clears is noticed within 2 s
 
 
 @dataclass(slots=True)

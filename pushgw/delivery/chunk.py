@@ -4,18 +4,34 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol, TypeVar
 
-from pushgw.delivery.decision import STORE_RETRY_S, RetryAt
-from pushgw.delivery.filters import Policy, matches, parse_filter_policy
+from pushgw.delivery.decision import STORE_RETRY_S, Decision, RetryAt
 from pushgw.errors import StoreUnavailableError
 from pushgw.log import get_logger
 from pushgw.model import DeliveryJob, Endpoint, Message, Subscription
-from pushgw.store.base import NewJob
+from pushgw.sns.filters import Policy, matches, parse_filter_policy
+from pushgw.store.base import NewJob, Store
 
-if TYPE_CHECKING:
-    from pushgw.delivery.dispatcher import Dispatcher
+T = TypeVar("T")
+
+
+class ChunkHost(Protocol):
+    """What a chunk needs from the dispatcher that runs it, and nothing more."""
+
+    store: Store  # for the chunk's own progress and split-off retries
+    owner: str  # the lease those writes are made under
+    sends: asyncio.Semaphore  # the process-wide cap on sends in flight
+
+    def clock(self) -> float: ...
+
+    async def deliver(
+        self, message: Message, endpoint: Endpoint, *, attempts: int
+    ) -> Decision: ...
+
+    async def persist(self, what: str, write: Callable[[], Awaitable[T]]) -> T: ...
+
 
 log = get_logger("pushgw.delivery")
 
@@ -41,12 +57,12 @@ class TopicChunk:
 
     def __init__(
         self,
-        dispatcher: Dispatcher,
+        host: ChunkHost,
         job: DeliveryJob,
         message: Message,
         subs: Sequence[Subscription],
     ) -> None:
-        self.d = dispatcher
+        self.host = host
         self.job = job
         self.message = message
         self.subs = [s for s in subs if s.seq not in set(job.done)]
@@ -60,7 +76,7 @@ class TopicChunk:
         self.policies: dict[str, Policy | None] = {}
 
     async def run(self) -> None:
-        endpoints = await self.d.store.get_endpoints(
+        endpoints = await self.host.store.get_endpoints(
             [s.endpoint_arn for s in self.subs]
         )
         tasks: set[asyncio.Task[None]] = set()
@@ -71,7 +87,7 @@ class TopicChunk:
                 if endpoint is None or not self._wanted(sub):
                     self._finish(sub.seq)
                     continue
-                await self.d.sends.acquire()  # released when this send is done
+                await self.host.sends.acquire()  # released when this send is done
                 task = asyncio.create_task(self._one(sub.seq, endpoint))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
@@ -81,7 +97,7 @@ class TopicChunk:
                 await asyncio.gather(*tasks)
         finally:
             ticker.cancel()
-        await self.d.persist("chunk_progress", self._flush)
+        await self.host.persist("chunk_progress", self._flush)
 
     async def _tick(self) -> None:
         while True:
@@ -110,15 +126,15 @@ class TopicChunk:
     async def _one(self, seq: int, endpoint: Endpoint) -> None:
         attempts = 1
         try:
-            decision = await self.d.deliver(self.message, endpoint, attempts=1)
+            decision = await self.host.deliver(self.message, endpoint, attempts=1)
         except StoreUnavailableError as exc:  # before the send: nothing went out
             attempts = 0
-            decision = RetryAt(self.d.clock() + STORE_RETRY_S, f"store: {exc}")
+            decision = RetryAt(self.host.clock() + STORE_RETRY_S, f"store: {exc}")
         except Exception:  # a bug: this endpoint is tried again as a job of its own
             log.exception("fanout_send_failed", job_id=self.job.id, seq=seq)
-            decision = RetryAt(self.d.clock() + STORE_RETRY_S, "internal error")
+            decision = RetryAt(self.host.clock() + STORE_RETRY_S, "internal error")
         finally:
-            self.d.sends.release()
+            self.host.sends.release()
         if isinstance(decision, RetryAt):
             self.retries.append(
                 NewJob(
@@ -142,7 +158,7 @@ class TopicChunk:
             if self.retries:
                 batch, self.retries = self.retries, []
                 try:
-                    await self.d.store.add_jobs(self.message.id, batch)
+                    await self.host.store.add_jobs(self.message.id, batch)
                 except BaseException:
                     self.retries[:0] = batch  # stored with the next save
                     raise
@@ -151,9 +167,9 @@ class TopicChunk:
                 self.done.discard(self.cursor)
             state = (self.cursor, frozenset(self.done))
             if state != self.saved:
-                await self.d.store.save_progress(
+                await self.host.store.save_progress(
                     self.job.id,
-                    owner=self.d.owner,
+                    owner=self.host.owner,
                     cursor=self.cursor,
                     done=sorted(state[1]),
                 )

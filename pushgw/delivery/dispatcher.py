@@ -45,7 +45,6 @@ from providers.base import (
     redact,
 )
 from pushgw.config import DeliveryConfig
-from pushgw.delivery import events
 from pushgw.delivery.chunk import TopicChunk
 from pushgw.delivery.decision import DONE, STORE_RETRY_S, Decision, RetryAt
 from pushgw.delivery.providers import AppGate, ProviderPool
@@ -67,6 +66,7 @@ from pushgw.model import (
     PlatformApplication,
     Subscription,
 )
+from pushgw.sns import events
 from pushgw.store.base import Store
 from pushgw.supervisor import Pulse, Supervisor
 

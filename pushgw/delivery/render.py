@@ -5,7 +5,7 @@ from __future__ import annotations
 from providers.base import RenderedMessage
 from pushgw import payload
 from pushgw.model import Message, Platform
-from pushgw.service.message_attributes import MOBILE_PREFIX, ttl_attribute
+from pushgw.sns.mobile import MOBILE_PREFIX, ttl_attribute
 
 
 def render(message: Message, platform: Platform) -> RenderedMessage | None:

@@ -9,7 +9,6 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from pushgw import arn as arns
-from pushgw.delivery import events
 from pushgw.errors import (
     AuthorizationError,
     InvalidParameterError,
@@ -17,6 +16,7 @@ from pushgw.errors import (
     ValidationError,
 )
 from pushgw.model import Message, Platform, PlatformApplication
+from pushgw.sns import events
 
 if TYPE_CHECKING:
     from pushgw.arn import ArnBuilder

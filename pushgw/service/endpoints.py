@@ -7,7 +7,6 @@ import re
 from collections.abc import Mapping
 
 from pushgw import arn as arns
-from pushgw.delivery import events
 from pushgw.errors import (
     ConflictError,
     InvalidParameterError,
@@ -18,6 +17,7 @@ from pushgw.errors import (
 from pushgw.model import Endpoint, Platform, PlatformApplication
 from pushgw.service.base import PAGE_SIZE, ServiceBase
 from pushgw.service.types import Listing
+from pushgw.sns import events
 
 ENDPOINT_ATTRIBUTES = frozenset({"CustomUserData", "Enabled", "Token"})
 BAIDU_ATTRIBUTES = frozenset({"ChannelId", "UserId"})

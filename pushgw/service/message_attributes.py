@@ -9,49 +9,10 @@ from pushgw import safejson
 from pushgw.errors import ParameterValueInvalidError, ValidationError
 from pushgw.model import MessageAttribute
 from pushgw.service.types import MessageAttributeInput
+from pushgw.sns.mobile import MOBILE_PREFIX, RESERVED_MOBILE
 
 NAME_CHAR = re.compile(r"[A-Za-z0-9_.\-]")
 TYPE_PREFIXES = ("String", "Number", "Binary")
-MOBILE_PREFIX = "AWS.SNS.MOBILE."
-
-# Reserved mobile attributes: they shape the provider request and are not
-# delivered as data [doc: sns-message-attributes].
-RESERVED_MOBILE = frozenset(
-    MOBILE_PREFIX + name
-    for name in (
-        "ADM.TTL",
-        "APNS_MDM.TTL",
-        "APNS_MDM_SANDBOX.TTL",
-        "APNS_PASSBOOK.TTL",
-        "APNS_PASSBOOK_SANDBOX.TTL",
-        "APNS_SANDBOX.TTL",
-        "APNS_VOIP.TTL",
-        "APNS_VOIP_SANDBOX.TTL",
-        "APNS.COLLAPSE_ID",
-        "APNS.PRIORITY",
-        "APNS.PUSH_TYPE",
-        "APNS.TOPIC",
-        "APNS.TTL",
-        "BAIDU.DeployStatus",
-        "BAIDU.MessageKey",
-        "BAIDU.MessageType",
-        "BAIDU.TTL",
-        "FCM.TTL",
-        "GCM.TTL",
-        "MACOS_SANDBOX.TTL",
-        "MACOS.TTL",
-        "MPNS.NotificationClass",
-        "MPNS.TTL",
-        "MPNS.Type",
-        "WNS.CachePolicy",
-        "WNS.Group",
-        "WNS.Match",
-        "WNS.SuppressPopup",
-        "WNS.Tag",
-        "WNS.TTL",
-        "WNS.Type",
-    )
-)
 # Allowed values of the reserved attributes that have a closed set [AWS sample].
 RESERVED_VALUES: Mapping[str, frozenset[str]] = {
     MOBILE_PREFIX + "APNS.PRIORITY": frozenset({"1", "5", "10"}),
@@ -196,17 +157,3 @@ def _check_reserved(name: str, value: MessageAttribute) -> None:
             f"The message attribute '{name}' must be a non-negative whole number of"
             " seconds."
         )
-
-
-def ttl_attribute(
-    platform: str, attributes: Mapping[str, MessageAttribute]
-) -> int | None:
-    """The TTL attribute that applies to `platform` (FCM.TTL also for GCM)."""
-    names = [f"{MOBILE_PREFIX}{platform}.TTL"]
-    if platform == "GCM":
-        names.insert(0, f"{MOBILE_PREFIX}FCM.TTL")
-    for name in names:
-        value = attributes.get(name)
-        if value is not None and value.string_value is not None:
-            return int(value.string_value)
-    return None

@@ -372,7 +372,7 @@ def _checked(attributes: Mapping[str, str], allowed: frozenset[str]) -> dict[str
 def _check_filter_policy(policy: str | None) -> None:
     if not policy:
         return
-    from pushgw.delivery.filters import parse_filter_policy
+    from pushgw.sns.filters import parse_filter_policy
 
     try:
         parse_filter_policy(policy)

@@ -16,9 +16,12 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pushgw.errors import ConfigError
 from pushgw.store.base import Store
+from pushgw.store.sealing import PLAIN, CredentialSealer
 
 
-def open_store(url: str, *, timeout_s: float = 5.0) -> Store:
+def open_store(
+    url: str, *, timeout_s: float = 5.0, sealer: CredentialSealer = PLAIN
+) -> Store:
     """
     Build the store named by `url` (see the module docstring); `timeout_s` is
     the deadline of one PostgreSQL statement or connect.
@@ -31,16 +34,16 @@ def open_store(url: str, *, timeout_s: float = 5.0) -> Store:
     if scheme == "memory" and not rest.strip("/"):
         from pushgw.store.memory import InMemoryStore
 
-        return InMemoryStore()
+        return InMemoryStore(sealer=sealer)
     if scheme == "sqlite":
         from pushgw.store.sqlite import SqliteStore
 
-        return SqliteStore(_sqlite_path(url, rest))
+        return SqliteStore(_sqlite_path(url, rest), sealer=sealer)
     if scheme in ("postgresql", "postgres"):
         from pushgw.store.postgres import PostgresStore
 
         dsn, schema = _split_schema(url)
-        return PostgresStore(dsn, schema=schema, timeout_s=timeout_s)
+        return PostgresStore(dsn, schema=schema, timeout_s=timeout_s, sealer=sealer)
     raise ConfigError(
         f"unknown store URL {url!r}: expected memory:, sqlite:///path or postgresql://"
     )

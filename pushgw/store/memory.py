@@ -22,6 +22,7 @@ from pushgw.model import (
     Topic,
 )
 from pushgw.store.base import NewJob, Page
+from pushgw.store.sealing import PLAIN, CredentialSealer
 
 T = TypeVar("T")
 
@@ -39,7 +40,8 @@ def _page(rows: Iterable[tuple[int, T]], after: int, limit: int) -> Page[T]:
 class InMemoryStore:
     """Dict-backed Store. Insertion order is `seq` order."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, sealer: CredentialSealer = PLAIN) -> None:
+        self.sealer = sealer
         self._seq = itertools.count(1)
         self.apps: dict[str, tuple[int, PlatformApplication]] = {}
         self.endpoints: dict[str, tuple[int, Endpoint]] = {}
@@ -58,26 +60,27 @@ class InMemoryStore:
         return None
 
     def reset(self) -> None:
-        self.__init__()  # type: ignore[misc]
+        self.__init__(sealer=self.sealer)  # type: ignore[misc]
 
     # -- apps ------------------------------------------------------------------
     async def put_app(self, app: PlatformApplication) -> PlatformApplication:
         old = self.apps.get(app.arn)
         seq = old[0] if old else next(self._seq)
-        self.apps[app.arn] = (seq, app)
+        self.apps[app.arn] = (seq, self.sealer.sealed(app))
         return app
 
     async def get_app(self, arn: str) -> PlatformApplication | None:
         row = self.apps.get(arn)
-        return row[1] if row else None
+        return self.sealer.opened(row[1]) if row else None
 
     async def list_apps(self, *, after: int, limit: int) -> Page[PlatformApplication]:
-        return _page(self.apps.values(), after, limit)
+        page = _page(self.apps.values(), after, limit)
+        return Page([self.sealer.opened(a) for a in page.items], page.next_after)
 
     async def update_app(self, app: PlatformApplication) -> None:
         if app.arn not in self.apps:
             raise NotFoundError(app.arn)
-        self.apps[app.arn] = (self.apps[app.arn][0], app)
+        self.apps[app.arn] = (self.apps[app.arn][0], self.sealer.sealed(app))
 
     async def delete_app(self, arn: str) -> None:
         self.apps.pop(arn, None)

@@ -35,6 +35,7 @@ from pushgw.errors import (
 from pushgw.store.group import GroupCommit
 from pushgw.store.migrations import migrate_postgres
 from pushgw.store.rows import Params, Row
+from pushgw.store.sealing import PLAIN, CredentialSealer
 from pushgw.store.sql import NO_PARAMS, SqlStore, Tx, TxBody, numbered
 
 T = TypeVar("T")
@@ -141,7 +142,9 @@ class PostgresStore(SqlStore):
         max_size: int = 10,
         schema: str = "public",
         timeout_s: float = 5.0,
+        sealer: CredentialSealer = PLAIN,
     ) -> None:
+        self.sealer = sealer
         self.dsn = dsn
         self.schema = schema
         self._min_size = min_size

@@ -133,7 +133,7 @@ def params_of(obj: object, columns: Sequence[str], **converted: Any) -> dict[str
 
 
 def app_params(app: PlatformApplication) -> dict[str, Any]:
-    # Credentials arrive sealed when the store is wrapped in EncryptedStore.
+    # Credentials arrive sealed (store/sealing.py) when a key is configured.
     return params_of(
         app,
         APP_COLUMNS,

@@ -39,6 +39,7 @@ from pushgw.errors import (
 from pushgw.store.group import Failed, GroupCommit
 from pushgw.store.migrations import migrate_sqlite
 from pushgw.store.rows import Params, Row
+from pushgw.store.sealing import PLAIN, CredentialSealer
 from pushgw.store.sql import NO_PARAMS, SqlStore, Tx, TxBody
 
 T = TypeVar("T")
@@ -180,8 +181,9 @@ class SqliteStore(SqlStore):
     # The writer's BEGIN IMMEDIATE already holds the whole database.
     _LOCK_ROW = ""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, sealer: CredentialSealer = PLAIN) -> None:
         self.path = path
+        self.sealer = sealer
         self._writer: _GroupWriter | None = None
         self._reader: aiosqlite.Connection | None = None
 

@@ -188,7 +188,7 @@ async def test_a_poison_message_fails_alone_and_never_pauses_the_app(
     for _ in range(6):  # more than the breaker's threshold
         await publish(rig, poisoned, "poison")
     await publish(rig, healthy, "fine")
-    await rig.settle(2.0)
+    await rig.settle()
 
     assert ["fine"] == [d.message.body for d in FakeProvider.sent]
     assert 6 == rig.dispatcher.stats["failed_DeliveryFailedPerm"]
@@ -210,7 +210,7 @@ async def test_an_adapter_bug_is_permanent_and_never_pauses_the_app(
     for _ in range(6):
         await publish(rig, crashing, "boom")
     await publish(rig, healthy, "fine")
-    await rig.settle(2.0)
+    await rig.settle()
 
     assert ["fine"] == [d.message.body for d in FakeProvider.sent]
     assert 6 == rig.dispatcher.stats["adapter_errors"]

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from pushgw.delivery.filters import matches, parse_filter_policy
 from pushgw.model import MessageAttribute
+from pushgw.sns.filters import matches, parse_filter_policy
 
 
 def s(value: str) -> MessageAttribute:

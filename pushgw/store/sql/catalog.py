@@ -16,6 +16,7 @@ from pushgw.store.rows import (
     ENDPOINT_COLUMNS,
     SUBSCRIPTION_COLUMNS,
     TOPIC_COLUMNS,
+    Row,
     app_from_row,
     app_params,
     endpoint_from_row,
@@ -47,24 +48,29 @@ class CatalogSql(SqlBase):
     """Store methods for the SNS resources."""
 
     # -- platform applications -------------------------------------------------
+    # Credentials are sealed on the way in and opened on the way out
+    # (`self.sealer`, store/sealing.py): these four methods are the only ones.
     async def put_app(self, app: PlatformApplication) -> PlatformApplication:
-        await self._write(_APP_PUT, app_params(app))
+        await self._write(_APP_PUT, app_params(self.sealer.sealed(app)))
         return app
 
     async def get_app(self, arn: str) -> PlatformApplication | None:
         row = await self._read_one("SELECT * FROM apps WHERE arn = :arn", {"arn": arn})
-        return app_from_row(row) if row else None
+        return self._app_of(row) if row else None
 
     async def list_apps(self, *, after: int, limit: int) -> Page[PlatformApplication]:
         rows = await self._read(
             "SELECT * FROM apps WHERE seq > :after ORDER BY seq LIMIT :limit",
             {"after": after, "limit": limit + 1},
         )
-        return page_of(rows, limit, app_from_row)
+        return page_of(rows, limit, self._app_of)
 
     async def update_app(self, app: PlatformApplication) -> None:
-        if not await self._write(_APP_UPDATE, app_params(app)):
+        if not await self._write(_APP_UPDATE, app_params(self.sealer.sealed(app))):
             raise NotFoundError(app.arn)
+
+    def _app_of(self, row: Row) -> PlatformApplication:
+        return self.sealer.opened(app_from_row(row))
 
     async def delete_app(self, arn: str) -> None:
         async def delete(tx: Tx) -> None:

@@ -14,6 +14,7 @@ from types import MappingProxyType
 from typing import Any, ClassVar, TypeVar
 
 from pushgw.store.rows import Params, Row
+from pushgw.store.sealing import PLAIN, CredentialSealer
 
 T = TypeVar("T")
 NO_PARAMS: Params = MappingProxyType({})
@@ -92,6 +93,8 @@ class SqlBase(abc.ABC):
     _CLAIM: ClassVar[str]
     # Appended to a SELECT that must lock the row it reads until commit.
     _LOCK_ROW: ClassVar[str]
+    # Seals app credentials before they are written (none: PLAIN).
+    sealer: CredentialSealer = PLAIN
 
     @abc.abstractmethod
     async def open(self) -> None:
