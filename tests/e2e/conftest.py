@@ -12,13 +12,25 @@ from tests.e2e.harness import Mocks, Server, free_port, mock_ports, write_config
 
 @pytest.fixture(name="mocks")
 def _mocks(tmp_path: Path) -> Iterator[Mocks]:
-    ports = mock_ports()
-    config = write_config(
-        tmp_path, store_url="memory:", mock_ports=ports, name="mocks.toml"
-    )
-    mocks = Mocks(tmp_path, ports, config)
+    mocks = start_mocks(tmp_path)
     yield mocks
     mocks.stop()
+
+
+def start_mocks(directory: Path, tries: int = 3) -> Mocks:
+    """The mocks on free ports; new ports if one was taken meanwhile (the ports
+    are picked free, then bound by another process: a race with other tests)."""
+    for attempt in range(tries):
+        ports = mock_ports()
+        config = write_config(
+            directory, store_url="memory:", mock_ports=ports, name="mocks.toml"
+        )
+        try:
+            return Mocks(directory, ports, config)
+        except RuntimeError as exc:
+            if "address already in use" not in str(exc) or attempt == tries - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 @pytest.fixture(name="pushgw_server")
