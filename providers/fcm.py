@@ -40,11 +40,11 @@ from providers.base import (
     ProviderSettings,
     RenderedMessage,
     SendResult,
-    map_transport_errors,
+    TokenFetchError,
     parse_retry_after,
 )
 from providers.http import HTTP_TRANSPORT_ERRORS, client_session
-from providers.oauth import AccessTokenCache, TokenFetchError
+from providers.oauth import AccessTokenCache
 from pushgw.errors import ProviderSetupError
 from pushgw.model import Endpoint, Platform, PlatformApplication
 
@@ -406,7 +406,7 @@ class _HttpxClient:
     async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> Answer:
         try:
             resp = await self._client.post(url, content=body, headers=headers)
-        except httpx.TransportError as exc:  # OSError for map_transport_errors
+        except httpx.TransportError as exc:  # an OSError: Provider.send maps it
             raise ConnectionError(f"{type(exc).__name__}: {exc}") from exc
         return Answer(resp.status_code, resp.headers, resp.text)
 
@@ -445,6 +445,7 @@ class FcmProvider(Provider):
     """FCM HTTP v1 for one SNS `GCM` application with a service-account credential."""
 
     platforms = frozenset({Platform.GCM})
+    settings_name = "fcm"
 
     def __init__(
         self,
@@ -503,30 +504,21 @@ class FcmProvider(Provider):
         }
         return await self._client.post(self._url, body, headers)
 
-    async def _send_authorized(self, body: bytes) -> SendResult:
-        """Send with the cached token; on 401, refresh once and resend once."""
-        try:
-            token = await self.tokens.get()
-            response = await self._post(body, token)
-            # A 401 naming an FcmError code (THIRD_PARTY_AUTH_ERROR) is not about
-            # our OAuth token; any other 401 is: refresh once, resend once.
-            if response.status == 401 and _error_code(_error_of(response)) is None:
-                token = await self.tokens.refresh(stale=token)
-                response = await self._post(body, token)
-        except TokenFetchError as exc:
-            outcome = Outcome.BAD_CREDENTIALS if exc.bad_credentials else Outcome.RETRY
-            return SendResult(outcome, exc.reason)
-        return classify(response)
-
-    async def send(self, endpoint: Endpoint, message: RenderedMessage) -> SendResult:
+    async def _send_once(
+        self, endpoint: Endpoint, message: RenderedMessage
+    ) -> SendResult:
         request = build_request(endpoint.token, message, now=self._clock())
         if isinstance(request, SendResult):
             return request
         body = _compact(request).encode()
-        box: list[SendResult] = []
-        async with map_transport_errors(box):
-            return await self._send_authorized(body)
-        return box[0]
+        token = await self.tokens.get()
+        response = await self._post(body, token)
+        # A 401 naming an FcmError code (THIRD_PARTY_AUTH_ERROR) is not about
+        # our OAuth token; any other 401 is: refresh once, resend once.
+        if response.status == 401 and _error_code(_error_of(response)) is None:
+            token = await self.tokens.refresh(stale=token)
+            response = await self._post(body, token)
+        return classify(response)
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -13,16 +13,9 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
+from providers.base import TokenFetchError
 
-class TokenFetchError(Exception):
-    """The token endpoint refused or failed."""
-
-    def __init__(self, reason: str, *, bad_credentials: bool) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        # True: the endpoint rejected our client id/secret/assertion (4xx);
-        # False: a transient failure (5xx, network) worth retrying later.
-        self.bad_credentials = bad_credentials
+__all__ = ["AccessTokenCache", "TokenFetchError"]
 
 
 # fetch() returns (access_token, expires_in_seconds).
