@@ -1,5 +1,6 @@
 """
-The aiohttp server half every HTTP/1.1 mock shares (ADM, Baidu, WNS, MPNS, FCM).
+The aiohttp server half every HTTP/1.1 mock shares (ADM, Baidu, WNS, MPNS). The
+FCM mock serves through `h2server.DualServer` instead, and shares the rest.
 
 A subclass builds its `web.Application` in `make_app()`; this class binds it to
 loopback, reports `base_url`, keeps `requests` capped, and plays the transport
@@ -87,6 +88,17 @@ class AiohttpMock(MockPlatform):
         Play a latency/drop/hang rule. Returns True when the handler must not
         answer (the connection was dropped or the mock is stopping).
         """
+        if not await self.play_transport_fault(rule):
+            return False
+        if request.transport is not None:
+            request.transport.close()
+        return True
+
+    async def play_transport_fault(self, rule: FaultRule | None) -> bool:
+        """
+        Play a latency/drop/hang rule, whatever the protocol. Returns True when
+        the caller must drop the connection without an answer.
+        """
         if rule is None or rule.kind not in TRANSPORT_FAULTS:
             return False
         self.stats[f"fault_{rule.kind}"] += 1
@@ -95,8 +107,6 @@ class AiohttpMock(MockPlatform):
             return False
         if rule.kind == "hang":
             await self._stopping.wait()
-        if request.transport is not None:
-            request.transport.close()
         return True
 
 

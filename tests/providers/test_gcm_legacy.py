@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -54,9 +56,19 @@ def _api_key(mock: FcmMock) -> str:
     return mock.issue_credentials(kind="api_key")["PlatformCredential"]
 
 
+@pytest.fixture(name="settings")
+def _settings(mock: FcmMock, tmp_path: Path) -> ProviderSettings:
+    """Settings that reach the mock over TLS (HTTP/1.1 here), trusting its CA."""
+    mock.write_ca(tmp_path / "ca.pem")
+    return ProviderSettings(
+        base_url=mock.base_url, timeout_s=5.0, ca_file=str(tmp_path / "ca.pem")
+    )
+
+
 @pytest.fixture(name="provider")
-async def _provider(mock: FcmMock, api_key: str) -> AsyncIterator[GcmLegacyProvider]:
-    settings = ProviderSettings(base_url=mock.base_url, timeout_s=5.0)
+async def _provider(
+    settings: ProviderSettings, api_key: str
+) -> AsyncIterator[GcmLegacyProvider]:
     provider = GcmLegacyProvider(
         app=make_app(api_key), settings=settings, clock=lambda: NOW
     )
@@ -143,6 +155,7 @@ async def test_plain_text_sent_with_server_key(
     assert result.outcome == Outcome.DELIVERED
     assert got.payload == {"to": token, "data": {"default": "hi"}}
     assert got.headers["Authorization"] == f"key={api_key}"
+    assert "1.1" == mock.requests[-1]["http"]  # aiohttp: no ALPN h2, as in production
 
 
 async def test_canonical_id_names_a_working_token(
@@ -160,9 +173,10 @@ async def test_canonical_id_names_a_working_token(
     assert again.outcome == Outcome.DELIVERED
 
 
-async def test_unknown_key_is_bad_credentials(mock: FcmMock) -> None:
+async def test_unknown_key_is_bad_credentials(
+    mock: FcmMock, settings: ProviderSettings
+) -> None:
     """A server key the service does not know is rejected with 401."""
-    settings = ProviderSettings(base_url=mock.base_url)
     provider = GcmLegacyProvider(app=make_app("AIzaUnknown"), settings=settings)
     try:
         result = await provider.send(endpoint(mock.register_device()), text())
@@ -244,7 +258,9 @@ async def test_unsendable_messages_are_permanent(
     assert mock.requests == []
 
 
-async def test_mock_answers_per_token_results(mock: FcmMock, api_key: str) -> None:
+async def test_mock_answers_per_token_results(
+    mock: FcmMock, api_key: str, settings: ProviderSettings
+) -> None:
     """A multicast gets one aligned result per token, with canonical ids counted."""
     tokens = [
         mock.register_device(),
@@ -255,9 +271,11 @@ async def test_mock_answers_per_token_results(mock: FcmMock, api_key: str) -> No
     headers = {"Authorization": f"key={api_key}"}
     body = {"registration_ids": tokens, "data": {"k": "v"}}
 
+    tls: ssl.SSLContext = settings.ssl_context()
+    url = f"{mock.base_url}/fcm/send"
     async with (
         aiohttp.ClientSession() as session,
-        session.post(f"{mock.base_url}/fcm/send", json=body, headers=headers) as resp,
+        session.post(url, json=body, headers=headers, ssl=tls) as resp,
     ):
         answer = await resp.json()
 
