@@ -17,19 +17,17 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 from providers.base import (
-    TRANSPORT_ERRORS,
     Outcome,
     ProviderSettings,
     RenderedMessage,
     SendResult,
-    TokenFetchError,
     parse_retry_after,
 )
 from providers.http import Answer, HttpProvider
-from providers.oauth import AccessTokenCache
+from providers.oauth import AccessTokenCache, request_token
 from pushgw.model import Endpoint, Platform, PlatformApplication
 
 DEFAULT_TOKEN_URL = "https://api.amazon.com/auth/O2/token"
@@ -143,28 +141,8 @@ class AdmProvider(HttpProvider):
             "client_id": self.app.principal,
             "client_secret": self.app.credential,
         }
-        headers = {
-            "Content-Type": "application/x-www-form-urlencoded;charset=UTF-8",
-            "Accept": "application/json",
-        }
         url = self.settings.token_url or DEFAULT_TOKEN_URL
-        try:
-            answer = await self.post(url, data=urlencode(form), headers=headers)
-        except TRANSPORT_ERRORS as exc:
-            reason = f"token transport: {type(exc).__name__}: {exc}"
-            raise TokenFetchError(reason, bad_credentials=False) from exc
-        status, body = answer.status, answer.json()
-        if status == 200 and isinstance(body, dict) and body.get("access_token"):
-            return str(body["access_token"]), float(body.get("expires_in", 3600))
-        error = (
-            body.get("error") or body.get("reason") if isinstance(body, dict) else ""
-        )
-        # 4xx (invalid_client, unauthorized_client, ...) means the profile is wrong;
-        # 429 and 5xx are LWA having a bad moment.
-        refused = 400 <= status < 500 and status not in (408, 429)
-        raise TokenFetchError(
-            f"token {status} {error}".strip(), bad_credentials=refused
-        )
+        return await request_token(self.post, url, form, default_expires_in=3600.0)
 
     async def _send_once(
         self, endpoint: Endpoint, message: RenderedMessage
@@ -173,11 +151,10 @@ class AdmProvider(HttpProvider):
         if isinstance(body, SendResult):
             return body
         payload = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
-        token = await self.tokens.get()
-        answer = await self._post(token, endpoint.token, payload)
-        if answer.status == 401:  # AccessTokenExpired: one forced refresh, one resend
-            token = await self.tokens.refresh(stale=token)
-            answer = await self._post(token, endpoint.token, payload)
+        answer = await self.tokens.authorized(
+            lambda token: self._post(token, endpoint.token, payload),
+            rejected=lambda answer: answer.status == 401,  # AccessTokenExpired
+        )
         return classify(answer, endpoint.token)
 
     async def _post(self, token: str, registration_id: str, payload: bytes) -> Answer:

@@ -167,7 +167,7 @@ class Provider(abc.ABC):
         try:
             return await self._send_once(endpoint, message)
         except TRANSPORT_ERRORS as exc:
-            return SendResult(Outcome.RETRY, transport_reason(exc))
+            return SendResult(Outcome.RETRY, f"transport: {describe(exc)}")
         except TokenFetchError as exc:
             return exc.result()
 
@@ -184,11 +184,11 @@ class Provider(abc.ABC):
         """Close pools and connections."""
 
 
-def transport_reason(exc: BaseException) -> str:
-    """The `SendResult.reason` of a transport failure: its type and message."""
+def describe(exc: BaseException) -> str:
+    """An exception for a `SendResult.reason`: its type and message."""
     if isinstance(exc, TransportFailure):
-        return f"transport: {exc}"  # already "<library exception>: <message>"
-    return f"transport: {type(exc).__name__}: {exc}"
+        return str(exc)  # already "<library exception>: <message>"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def redact(token: str) -> str:

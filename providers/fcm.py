@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import time
-import urllib.parse
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
@@ -32,18 +30,16 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 from providers.base import (
-    TRANSPORT_ERRORS,
     Outcome,
     Provider,
     ProviderSettings,
     RenderedMessage,
     SendResult,
-    TokenFetchError,
     TransportFailure,
     parse_retry_after,
 )
-from providers.http import Answer
-from providers.oauth import AccessTokenCache
+from providers.http import Answer, plain_text
+from providers.oauth import AccessTokenCache, request_token
 from pushgw.errors import ProviderSetupError
 from pushgw.model import Endpoint, Platform, PlatformApplication
 
@@ -106,11 +102,6 @@ _RENAMES: Final = {"android_channel_id": "channel_id"}
 _PRIORITIES: Final = {"high": "HIGH", "10": "HIGH", "normal": "NORMAL", "5": "NORMAL"}
 # v1 blocks a legacy-shaped payload may carry at top level; passed through.
 _V1_BLOCKS: Final = ("android", "apns", "webpush", "fcm_options")
-
-
-def plain_text(text: str, limit: int = REASON_CHARS) -> str:
-    """An error body fit for a reason: HTML tags dropped, whitespace collapsed."""
-    return " ".join(re.sub(r"<[^>]*>", " ", text).split())[:limit]
 
 
 def _compact(value: Any) -> str:
@@ -312,6 +303,14 @@ def _error_of(answer: Answer) -> Mapping[str, Any]:
     return error if isinstance(error, Mapping) else {}
 
 
+def _token_rejected(answer: Answer) -> bool:
+    """
+    A 401 about our OAuth token (refresh once, resend once). A 401 naming an
+    FcmError code (THIRD_PARTY_AUTH_ERROR) is about the app's APNs/web-push setup.
+    """
+    return answer.status == 401 and _error_code(_error_of(answer)) is None
+
+
 def classify(answer: Answer) -> SendResult:
     """Map one messages:send answer to a SendResult (see FCM_ERRORS)."""
     status = answer.status
@@ -439,30 +438,13 @@ class FcmProvider(Provider):
         self.tokens = AccessTokenCache(self._fetch_token, clock=clock)
 
     async def _fetch_token(self) -> tuple[str, float]:
-        form = urllib.parse.urlencode(
-            {
-                "grant_type": JWT_BEARER,
-                "assertion": self.account.assertion(self._clock()),
-            }
-        ).encode()
-        headers = {"content-type": "application/x-www-form-urlencoded"}
-        try:
-            resp = await self._client.post(
-                self.account.token_uri, data=form, headers=headers
-            )
-        except TRANSPORT_ERRORS as exc:
-            reason = f"token endpoint: {type(exc).__name__}: {exc}"
-            raise TokenFetchError(reason, bad_credentials=False) from exc
-        if resp.status != 200:
-            transient = resp.status >= 500 or resp.status == 429
-            reason = f"token endpoint {resp.status}: {plain_text(resp.text())}"
-            raise TokenFetchError(reason, bad_credentials=not transient)
-        try:
-            body = json.loads(resp.body)
-            return str(body["access_token"]), float(body.get("expires_in", 3600))
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            reason = "token endpoint: unparseable 200 answer"
-            raise TokenFetchError(reason, bad_credentials=False) from exc
+        form = {
+            "grant_type": JWT_BEARER,
+            "assertion": self.account.assertion(self._clock()),
+        }
+        return await request_token(
+            self._client.post, self.account.token_uri, form, default_expires_in=3600.0
+        )
 
     async def _post(self, body: bytes, token: str) -> Answer:
         headers = {
@@ -478,13 +460,9 @@ class FcmProvider(Provider):
         if isinstance(request, SendResult):
             return request
         body = _compact(request).encode()
-        token = await self.tokens.get()
-        answer = await self._post(body, token)
-        # A 401 naming an FcmError code (THIRD_PARTY_AUTH_ERROR) is not about
-        # our OAuth token; any other 401 is: refresh once, resend once.
-        if answer.status == 401 and _error_code(_error_of(answer)) is None:
-            token = await self.tokens.refresh(stale=token)
-            answer = await self._post(body, token)
+        answer = await self.tokens.authorized(
+            lambda token: self._post(body, token), rejected=_token_rejected
+        )
         return classify(answer)
 
     async def aclose(self) -> None:

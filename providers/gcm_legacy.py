@@ -28,8 +28,8 @@ from providers.base import (
     SendResult,
     parse_retry_after,
 )
-from providers.fcm import MAX_PAYLOAD_BYTES, payload_bytes, plain_text, remaining_ttl
-from providers.http import Answer, HttpProvider
+from providers.fcm import MAX_PAYLOAD_BYTES, payload_bytes, remaining_ttl
+from providers.http import Answer, HttpProvider, plain_text
 from pushgw.model import Endpoint, Platform, PlatformApplication
 
 SHUTDOWN_NOTE: Final = (

@@ -12,6 +12,7 @@ exactly what the provider sent) and maps aiohttp's transport exceptions to
 from __future__ import annotations
 
 import json
+import re
 import ssl
 from collections.abc import Mapping
 from typing import Any, NamedTuple
@@ -53,6 +54,11 @@ class Answer(NamedTuple):
     def text(self, limit: int = 512) -> str:
         """The first `limit` bytes of the body as text, for reasons and logs."""
         return self.body[:limit].decode("utf-8", "replace")
+
+
+def plain_text(text: str, limit: int = 200) -> str:
+    """An error body fit for a reason: HTML tags dropped, whitespace collapsed."""
+    return " ".join(re.sub(r"<[^>]*>", " ", text).split())[:limit]
 
 
 def client_session(

@@ -18,19 +18,17 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
-from urllib.parse import urlencode
 
 from providers.base import (
     Outcome,
     ProviderSettings,
     RenderedMessage,
     SendResult,
-    TokenFetchError,
     parse_retry_after,
 )
 from providers.channel_guard import check_wns_channel
 from providers.http import Answer, HttpProvider
-from providers.oauth import AccessTokenCache
+from providers.oauth import AccessTokenCache, request_token
 from pushgw.model import Endpoint, Platform, PlatformApplication
 
 DEFAULT_TOKEN_URL = "https://login.live.com/accesstoken.srf"
@@ -224,11 +222,11 @@ class WnsProvider(HttpProvider):
         request = build_request(message, now=time.time())
         if isinstance(request, SendResult):
             return request
-        token = await self.tokens.get()
-        answer = await self._post(endpoint.token, request, token)
-        if answer.status == 401:  # refresh and resend once, never more (table note)
-            token = await self.tokens.refresh(stale=token)
-            answer = await self._post(endpoint.token, request, token)
+        # On 401 refresh the token and resend once, never more (table note).
+        answer = await self.tokens.authorized(
+            lambda token: self._post(endpoint.token, request, token),
+            rejected=lambda answer: answer.status == 401,
+        )
         return classify(answer)
 
     async def _post(self, uri: str, request: WnsRequest, token: str) -> Answer:
@@ -246,30 +244,4 @@ class WnsProvider(HttpProvider):
             "scope": self.settings.scope or DEFAULT_SCOPE,
         }
         url = self.settings.token_url or DEFAULT_TOKEN_URL
-        answer = await self.post(
-            url,
-            data=urlencode(form),
-            headers={"Content-Type": "application/x-www-form-urlencoded"},
-        )
-        data = answer.json()
-        if answer.status != 200:
-            error = data.get("error", "") if isinstance(data, dict) else ""
-            raise TokenFetchError(
-                f"token: {answer.status} {error}".strip(),
-                bad_credentials=400 <= answer.status < 500 and answer.status != 429,
-            )
-        if not isinstance(data, dict) or not isinstance(data.get("access_token"), str):
-            raise TokenFetchError(
-                "token: token response without access_token", bad_credentials=False
-            )
-        return data["access_token"], _seconds(data.get("expires_in"), default=86400.0)
-
-
-def _seconds(value: object, *, default: float) -> float:
-    """`expires_in` as float seconds (WNS sends a number; some servers a string)."""
-    if isinstance(value, int | float | str):
-        try:
-            return float(value)
-        except ValueError:
-            pass
-    return default
+        return await request_token(self.post, url, form, default_expires_in=86400.0)

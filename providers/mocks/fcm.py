@@ -205,7 +205,6 @@ class FcmMock(AiohttpMock):
         self.token_expires_in = token_expires_in
         self.retired = retired
         self.retired_status = retired_status
-        self.token_endpoint_status: int | None = None
         # client_email -> (project_id, public key) of issued service accounts
         self.accounts: dict[str, tuple[str, rsa.RSAPublicKey]] = {}
         self.api_keys: set[str] = set()
@@ -336,11 +335,8 @@ class FcmMock(AiohttpMock):
         self.note_request(
             {"path": "/token", "http": request.http_version, "at": self.clock()}
         )
-        if self.token_endpoint_status is not None:
-            self.stats["token_fault"] += 1
-            return web.json_response(
-                {"error": "backend_error"}, status=self.token_endpoint_status
-            )
+        if (outage := self.token_outage()) is not None:
+            return outage
         try:
             project = self._check_grant(form.get("grant_type"), form.get("assertion"))
         except GrantRefused as exc:

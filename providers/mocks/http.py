@@ -45,6 +45,9 @@ class AiohttpMock(MockPlatform):
         self.ssl_context = ssl_context
         self._runner: web.AppRunner | None = None
         self._stopping = asyncio.Event()
+        # Mocks with a token endpoint: if set, it answers this status (an
+        # outage, or a refusal) instead of a token; see `token_outage`.
+        self.token_endpoint_status: int | None = None
 
     @abc.abstractmethod
     def make_app(self) -> web.Application:
@@ -74,6 +77,15 @@ class AiohttpMock(MockPlatform):
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+    def token_outage(self) -> web.Response | None:
+        """The token endpoint's answer while `token_endpoint_status` is set."""
+        if self.token_endpoint_status is None:
+            return None
+        self.stats["token_fault"] += 1
+        return web.json_response(
+            {"error": "backend_error"}, status=self.token_endpoint_status
+        )
 
     def note_request(self, entry: dict[str, Any]) -> None:
         """Append to `requests`, dropping the oldest half when over `max_requests`."""
