@@ -15,13 +15,14 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from providers.base import Outcome, ProviderSettings, RenderedMessage, SendResult
-from providers.fcm import FcmProvider
+from providers.fcm import FcmProvider, classify
 from providers.gcm import gcm_provider_class
 from providers.gcm_legacy import GcmLegacyProvider
 from providers.mocks.base import FaultRule
 from providers.mocks.fcm import FcmMock
 from pushgw.errors import ProviderSetupError
 from pushgw.model import Endpoint, MessageAttribute, Platform, PlatformApplication
+from tests.providers.answers import answer
 from tests.providers.clock import ManualClock as FakeClock
 
 APP_ARN = "arn:aws:sns:us-east-1:123456789012:app/GCM/test"
@@ -512,3 +513,43 @@ async def _send_with_created(
         return await provider.send(endpoint(mock.register_device()), text())
     finally:
         await provider.aclose()
+
+
+def _rpc(
+    status: int, rpc_status: str, message: str = "m", code: str | None = None
+) -> dict[str, Any]:
+    details = [
+        {
+            "@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError",
+            "errorCode": code,
+        }
+    ]
+    error = {"code": status, "status": rpc_status, "message": message}
+    return {"error": {**error, "details": details} if code else error}
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "headers", "expected", "retry_after"),
+    [
+        (401, _rpc(401, "UNAUTHENTICATED", code="APNS_AUTH_ERROR"), {}, Outcome.BAD_CREDENTIALS, None),
+        (404, _rpc(404, "NOT_FOUND"), {}, Outcome.PERMANENT, None),
+        (429, _rpc(429, "RESOURCE_EXHAUSTED"), {"Retry-After": "11"}, Outcome.RETRY, 11.0),
+        (400, _rpc(400, "INVALID_ARGUMENT"), {}, Outcome.PERMANENT, None),
+        (400, _rpc(400, "INVALID_ARGUMENT", "The registration token is not a valid FCM registration token"), {}, Outcome.INVALID_TOKEN, None),
+        (504, b"", {}, Outcome.RETRY, None),
+        (418, b"teapot", {}, Outcome.PERMANENT, None),
+        (200, b"not json", {}, Outcome.DELIVERED, None),
+    ],
+    ids=["APNS_AUTH_ERROR", "404 no code", "429 no code", "400 no code", "400 token message", "504", "other 4xx", "200 not JSON"],
+)  # fmt: skip
+def test_classify_rows_the_mock_does_not_produce(
+    status: int,
+    body: object,
+    headers: dict[str, str],
+    expected: Outcome,
+    retry_after: float | None,
+) -> None:
+    """FCM_ERRORS and STATUS_FALLBACK rows without a mock trigger classify as written."""
+    result = classify(answer(status, body, headers))
+
+    assert (expected, retry_after) == (result.outcome, result.retry_after)

@@ -12,10 +12,11 @@ import aiohttp
 import pytest
 
 from providers.base import Outcome, ProviderSettings, RenderedMessage
-from providers.gcm_legacy import GcmLegacyProvider
+from providers.gcm_legacy import GcmLegacyProvider, classify
 from providers.mocks.base import FaultRule
 from providers.mocks.fcm import FcmMock
 from pushgw.model import Endpoint, MessageAttribute, Platform, PlatformApplication
+from tests.providers.answers import answer
 
 APP_ARN = "arn:aws:sns:us-east-1:123456789012:app/GCM/legacy"
 NOW = 1_800_000_000.0
@@ -108,7 +109,11 @@ ERROR_TABLE = [
     ("Unavailable", _scripted("Unavailable"), Outcome.RETRY, None),
     ("InternalServerError", _scripted("InternalServerError"), Outcome.RETRY, None),
     ("DeviceMessageRateExceeded", _fault("throttle", retry_after=5), Outcome.RETRY, 5.0),
+    ("TopicsMessageRateExceeded", _scripted("TopicsMessageRateExceeded"), Outcome.RETRY, None),
     ("MessageTooBig", _scripted("MessageTooBig"), Outcome.PERMANENT, None),
+    ("InvalidDataKey", _scripted("InvalidDataKey"), Outcome.PERMANENT, None),
+    ("MissingRegistration", _scripted("MissingRegistration"), Outcome.PERMANENT, None),
+    ("InvalidPackageName", _scripted("InvalidPackageName"), Outcome.PERMANENT, None),
     ("InvalidTtl", _scripted("InvalidTtl"), Outcome.PERMANENT, None),
     ("unknown error", _scripted("SomethingNew"), Outcome.PERMANENT, None),
     ("InvalidApnsCredential", _scripted("InvalidApnsCredential"), Outcome.BAD_CREDENTIALS, None),
@@ -288,3 +293,28 @@ async def test_mock_answers_per_token_results(
     assert results[1]["registration_id"] == mock.canonical[tokens[1]]
     assert results[2] == {"error": "NotRegistered"}
     assert results[3] == {"error": "InvalidRegistration"}
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "headers", "expected", "retry_after"),
+    [
+        (200, {"results": []}, {}, Outcome.RETRY, None),
+        (200, b"not json", {}, Outcome.RETRY, None),
+        (200, {"results": [{"error": "Unavailable"}]}, {"Retry-After": "6"}, Outcome.RETRY, 6.0),
+        (429, b"", {"Retry-After": "8"}, Outcome.RETRY, 8.0),
+        (400, b"JSON_PARSING_ERROR", {}, Outcome.PERMANENT, None),
+        (410, b"<html>Gone</html>", {}, Outcome.BAD_CREDENTIALS, None),
+    ],
+    ids=["200 no results", "200 not JSON", "per-token Retry-After", "429", "400", "410 retired"],
+)  # fmt: skip
+def test_classify_rows_the_mock_does_not_produce(
+    status: int,
+    body: object,
+    headers: dict[str, str],
+    expected: Outcome,
+    retry_after: float | None,
+) -> None:
+    """HTTP rows of the legacy table without a mock trigger classify as written."""
+    result = classify(answer(status, body, headers))
+
+    assert (expected, retry_after) == (result.outcome, result.retry_after)
