@@ -37,9 +37,9 @@ MAX_PAYLOAD_BYTES = 5000  # "413: the notification payload exceeds the 5000 byte
 MAX_TAG_CHARS = 16
 WNS_TYPES = frozenset({"wns/toast", "wns/tile", "wns/badge", "wns/raw"})
 
-# Status -> (outcome, note). 401 is handled before this table: refresh the token
-# and resend once ("do not try to re-send your notification more than once if the
-# access token is rejected"); a second 401 is BAD_CREDENTIALS.
+# Status -> (outcome, note). A first 401 never gets here: the adapter refreshes
+# the token and resends once ("do not try to re-send your notification more than
+# once if the access token is rejected"), so a 401 in this table is the second.
 # https://learn.microsoft.com/en-us/windows/apps/design/shell/tiles-and-notifications/push-request-response-headers#response-codes
 STATUS_TABLE: dict[int, tuple[Outcome, str]] = {
     200: (Outcome.DELIVERED, "accepted"),
@@ -174,7 +174,7 @@ def _permanent(reason: str) -> SendResult:
 
 
 def classify(answer: Answer) -> SendResult:
-    """Map a WNS response (other than a first 401) to a SendResult."""
+    """Map a WNS response (a 401 here came after the token refresh) to a SendResult."""
     status, headers = answer.status, answer.headers
     wns_status = headers.get("X-WNS-Status", "")
     detail = headers.get("X-WNS-Error-Description", "")
