@@ -17,26 +17,23 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 from providers.base import (
-    TRANSPORT_ERRORS,
     Outcome,
     ProviderSettings,
     RenderedMessage,
     SendResult,
-    map_transport_errors,
     parse_retry_after,
 )
-from providers.http import HTTP_TRANSPORT_ERRORS, HttpProvider, read_json
-from providers.oauth import AccessTokenCache, TokenFetchError
+from providers.http import Answer, HttpProvider
+from providers.oauth import AccessTokenCache, request_token
 from pushgw.model import Endpoint, Platform, PlatformApplication
 
 DEFAULT_TOKEN_URL = "https://api.amazon.com/auth/O2/token"
 DEFAULT_SCOPE = "messaging:push"
 MAX_DATA_BYTES = 6144  # "no greater than 6KB", on the serialized data object
 MAX_EXPIRES_AFTER_S = 30 * 24 * 3600  # ADM keeps messages about a month at most
-TOKEN_TRANSPORT_ERRORS = TRANSPORT_ERRORS + HTTP_TRANSPORT_ERRORS
 SEND_HEADERS = {
     "Content-Type": "application/json",
     "Accept": "application/json",
@@ -129,6 +126,7 @@ class AdmProvider(HttpProvider):
     """One ADM security profile (client id + secret) and its token cache."""
 
     platforms = frozenset({Platform.ADM})
+    settings_name = "adm"
 
     def __init__(self, *, app: PlatformApplication, settings: ProviderSettings) -> None:
         super().__init__(app=app, settings=settings)
@@ -143,75 +141,35 @@ class AdmProvider(HttpProvider):
             "client_id": self.app.principal,
             "client_secret": self.app.credential,
         }
-        headers = {
-            "Content-Type": "application/x-www-form-urlencoded;charset=UTF-8",
-            "Accept": "application/json",
-        }
         url = self.settings.token_url or DEFAULT_TOKEN_URL
-        try:
-            async with self.session.post(
-                url, data=urlencode(form), headers=headers
-            ) as resp:
-                status, body = resp.status, await read_json(resp)
-        except TOKEN_TRANSPORT_ERRORS as exc:
-            reason = f"token transport: {type(exc).__name__}: {exc}"
-            raise TokenFetchError(reason, bad_credentials=False) from exc
-        if status == 200 and isinstance(body, dict) and body.get("access_token"):
-            return str(body["access_token"]), float(body.get("expires_in", 3600))
-        error = (
-            body.get("error") or body.get("reason") if isinstance(body, dict) else ""
-        )
-        # 4xx (invalid_client, unauthorized_client, ...) means the profile is wrong;
-        # 429 and 5xx are LWA having a bad moment.
-        refused = 400 <= status < 500 and status not in (408, 429)
-        raise TokenFetchError(
-            f"token {status} {error}".strip(), bad_credentials=refused
-        )
+        return await request_token(self.post, url, form, default_expires_in=3600.0)
 
-    async def send(self, endpoint: Endpoint, message: RenderedMessage) -> SendResult:
+    async def _send_once(
+        self, endpoint: Endpoint, message: RenderedMessage
+    ) -> SendResult:
         body = build_body(message, now=self.clock())
         if isinstance(body, SendResult):
             return body
         payload = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
-        box: list[SendResult] = []
-        async with map_transport_errors(box, extra=HTTP_TRANSPORT_ERRORS):
-            return await self._send_authorized(endpoint.token, payload)
-        return box[0]
+        answer = await self.tokens.authorized(
+            lambda token: self._post(token, endpoint.token, payload),
+            rejected=lambda answer: answer.status == 401,  # AccessTokenExpired
+        )
+        return classify(answer, endpoint.token)
 
-    async def _send_authorized(
-        self, registration_id: str, payload: bytes
-    ) -> SendResult:
-        try:
-            token = await self.tokens.get()
-            status, answer, headers = await self._post(token, registration_id, payload)
-            if status == 401:  # AccessTokenExpired: one forced refresh, one resend
-                token = await self.tokens.refresh(stale=token)
-                status, answer, headers = await self._post(
-                    token, registration_id, payload
-                )
-        except TokenFetchError as exc:
-            outcome = Outcome.BAD_CREDENTIALS if exc.bad_credentials else Outcome.RETRY
-            return SendResult(outcome, exc.reason)
-        return classify(status, answer, headers, registration_id)
-
-    async def _post(
-        self, token: str, registration_id: str, payload: bytes
-    ) -> tuple[int, Any, Mapping[str, str]]:
+    async def _post(self, token: str, registration_id: str, payload: bytes) -> Answer:
         url = f"{self._base}/messaging/registrations/{quote(registration_id, safe='')}"
-        url += "/messages"
         headers = {**SEND_HEADERS, "Authorization": f"Bearer {token}"}
-        async with self.session.post(url, data=payload, headers=headers) as resp:
-            return resp.status, await read_json(resp), resp.headers
+        return await self.post(f"{url}/messages", data=payload, headers=headers)
 
 
-def classify(
-    status: int, answer: Any, headers: Mapping[str, str], registration_id: str
-) -> SendResult:
+def classify(answer: Answer, registration_id: str) -> SendResult:
     """Map one ADM answer to a SendResult (tables above)."""
-    reason = answer.get("reason") if isinstance(answer, dict) else None
+    status, body = answer.status, answer.json()
+    reason = body.get("reason") if isinstance(body, dict) else None
     text = f"{status} {reason}" if reason else str(status)
     if status == 200:
-        new_id = answer.get("registrationID") if isinstance(answer, dict) else None
+        new_id = body.get("registrationID") if isinstance(body, dict) else None
         if isinstance(new_id, str) and new_id and new_id != registration_id:
             return SendResult(
                 Outcome.CANONICAL_TOKEN, text, new_token=new_id, status=status
@@ -222,5 +180,5 @@ def classify(
         outcome = Outcome.RETRY if status >= 500 else Outcome.PERMANENT
     retry_after = None
     if outcome is Outcome.RETRY:
-        retry_after = parse_retry_after(headers.get("Retry-After"))
+        retry_after = parse_retry_after(answer.headers.get("Retry-After"))
     return SendResult(outcome, text, retry_after=retry_after, status=status)

@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from typing import ClassVar, Final
 from urllib.parse import urlsplit
 
-import h2.exceptions
 import jwt
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -43,7 +42,6 @@ from providers.base import (
     ProviderSettings,
     RenderedMessage,
     SendResult,
-    map_transport_errors,
     parse_retry_after,
 )
 from providers.h2client import H2Pool, Response
@@ -104,7 +102,6 @@ STATUSES: Final[dict[int, Outcome]] = {
 # Apple: "device tokens are of variable length"; even-length hex, generously capped.
 _TOKEN_RE: Final = re.compile(r"(?:[0-9a-fA-F]{2}){1,100}")
 _VOIP_PLATFORMS: Final = frozenset({Platform.APNS_VOIP, Platform.APNS_VOIP_SANDBOX})
-_TRANSPORT_EXTRA: Final = (h2.exceptions.ProtocolError,)
 
 
 class JwtSigner:
@@ -179,6 +176,7 @@ class ApnsProvider(Provider):
     """Adapter for one APNs / APNs VoIP / macOS platform application."""
 
     platforms: ClassVar[frozenset[Platform]] = APPLE_PLATFORMS
+    settings_name: ClassVar[str] = "apns"
 
     def __init__(self, *, app: PlatformApplication, settings: ProviderSettings) -> None:
         super().__init__(app=app, settings=settings)
@@ -221,19 +219,19 @@ class ApnsProvider(Provider):
             max_connections=settings.max_connections,
         )
 
-    async def send(self, endpoint: Endpoint, message: RenderedMessage) -> SendResult:
+    async def _send_once(
+        self, endpoint: Endpoint, message: RenderedMessage
+    ) -> SendResult:
         request = self._build(endpoint.token, message)
         if isinstance(request, SendResult):
             return request
-        box: list[SendResult] = []
-        async with map_transport_errors(box, extra=_TRANSPORT_EXTRA):
-            auth = self.signer.header() if self.signer is not None else None
-            response = await self._post(request, auth)
-            if auth is not None and _reason(response) == "ExpiredProviderToken":
-                assert self.signer is not None
-                response = await self._post(request, self.signer.expired(auth))
-            return classify(response)
-        return box[0]
+        signer = self.signer
+        auth = signer.header() if signer is not None else None
+        response = await self._post(request, auth)
+        if auth is not None and _reason(response) == "ExpiredProviderToken":
+            assert signer is not None
+            response = await self._post(request, signer.expired(auth))
+        return classify(response)
 
     async def aclose(self) -> None:
         await self.pool.aclose()

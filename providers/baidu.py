@@ -17,14 +17,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote_plus, urlencode
 
-from providers.base import (
-    Outcome,
-    ProviderSettings,
-    RenderedMessage,
-    SendResult,
-    map_transport_errors,
-)
-from providers.http import HTTP_TRANSPORT_ERRORS, HttpProvider, read_json
+from providers.base import Outcome, ProviderSettings, RenderedMessage, SendResult
+from providers.http import Answer, HttpProvider
 from pushgw.model import Endpoint, Platform, PlatformApplication
 
 SEND_PATH = "/rest/3.0/push/single_device"
@@ -125,26 +119,26 @@ class BaiduProvider(HttpProvider):
     """One Baidu Push application (API key + secret key)."""
 
     platforms = frozenset({Platform.BAIDU})
+    settings_name = "baidu"
 
     def __init__(self, *, app: PlatformApplication, settings: ProviderSettings) -> None:
         super().__init__(app=app, settings=settings)
         self.clock: Callable[[], float] = time.time  # signs `timestamp`
         self.url = settings.base_url.rstrip("/") + SEND_PATH
 
-    async def send(self, endpoint: Endpoint, message: RenderedMessage) -> SendResult:
+    async def _send_once(
+        self, endpoint: Endpoint, message: RenderedMessage
+    ) -> SendResult:
         channel_id = endpoint.attributes.get("ChannelId") or endpoint.token
         params = build_params(
             message, channel_id=channel_id, app_name=self.app.name, now=self.clock()
         )
         if isinstance(params, SendResult):
             return params
-        box: list[SendResult] = []
-        async with map_transport_errors(box, extra=HTTP_TRANSPORT_ERRORS):
-            status, answer = await self._post(params)
-            if _error_code(answer) == RESIGN_CODE:  # clock skew: fresh timestamp
-                status, answer = await self._post(params)
-            return classify(status, answer)
-        return box[0]
+        answer = await self._post(params)
+        if _error_code(answer.json()) == RESIGN_CODE:  # clock skew: fresh timestamp
+            answer = await self._post(params)
+        return classify(answer.status, answer.json())
 
     def signed(self, params: Mapping[str, str]) -> dict[str, str]:
         """`params` plus apikey, timestamp, expires and sign, for sending now."""
@@ -160,14 +154,13 @@ class BaiduProvider(HttpProvider):
         )
         return form
 
-    async def _post(self, params: Mapping[str, str]) -> tuple[int, Any]:
+    async def _post(self, params: Mapping[str, str]) -> Answer:
         headers = {
             "Content-Type": "application/x-www-form-urlencoded;charset=utf-8",
             "User-Agent": USER_AGENT,
         }
         body = urlencode(self.signed(params))
-        async with self.session.post(self.url, data=body, headers=headers) as resp:
-            return resp.status, await read_json(resp)
+        return await self.post(self.url, data=body, headers=headers)
 
 
 def _error_code(answer: Any) -> int | None:

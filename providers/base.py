@@ -4,21 +4,24 @@ The one shape every provider adapter has.
 An adapter is created per platform application, owns that application's
 connection pool and auth-token cache, and turns a rendered SNS message into one
 provider request. Expected provider answers come back as `SendResult` values;
-exceptions are for bugs and setup errors only. Transport failures (timeouts,
-resets, TLS errors) are mapped once, in `map_transport_errors`, to `RETRY`.
+exceptions are for bugs and setup errors only. `Provider.send` is the one send
+skeleton: it runs the adapter's `_send_once` and maps, in one place, transport
+failures (timeouts, resets, TLS and protocol errors) to `RETRY` and token-fetch
+failures to `BAD_CREDENTIALS` or `RETRY`.
 """
 
 from __future__ import annotations
 
 import abc
 import asyncio
-import contextlib
 import enum
 import hashlib
 import ssl
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar, Self
+
+import h2.exceptions
 
 from pushgw.model import Endpoint, MessageAttribute, Platform, PlatformApplication
 
@@ -96,10 +99,57 @@ class ProviderSettings:
         return ctx
 
 
+# Transport exceptions that mean "try again later". HTTP clients map their own
+# library's exceptions to `TransportFailure` at their boundary (providers.http,
+# providers.fcm), so this one tuple covers every adapter.
+TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,  # ConnectionError, ConnectionResetError, ssl.SSLError are OSErrors
+    asyncio.TimeoutError,
+    EOFError,
+    # h2 raises these on frames it cannot accept (GOAWAY races, stream limits);
+    # they end the exchange, not the adapter (providers.h2client).
+    h2.exceptions.ProtocolError,
+)
+
+
+class TransportFailure(ConnectionError):
+    """An HTTP client library's transport exception, mapped at the client boundary."""
+
+    @classmethod
+    def wrap(cls, exc: BaseException) -> TransportFailure:
+        return cls(f"{type(exc).__name__}: {exc}")
+
+
+class TokenFetchError(Exception):
+    """The OAuth token endpoint refused or failed (providers.oauth)."""
+
+    def __init__(self, reason: str, *, bad_credentials: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        # True: the endpoint rejected our client id/secret/assertion (4xx);
+        # False: a transient failure (5xx, 429, network) worth retrying later.
+        self.bad_credentials = bad_credentials
+
+    def result(self) -> SendResult:
+        outcome = Outcome.BAD_CREDENTIALS if self.bad_credentials else Outcome.RETRY
+        return SendResult(outcome, self.reason)
+
+
 class Provider(abc.ABC):
-    """Adapter for one platform application."""
+    """
+    Adapter for one platform application.
+
+    An adapter writes `_send_once`: build the request (or refuse the message with
+    a `SendResult`, sending nothing), exchange it, classify the answer by its
+    error table. `send` wraps it once for every adapter: transport exceptions
+    become `RETRY` and `TokenFetchError` its result. Any other exception is a bug
+    in adapter code and propagates: the dispatcher fails that delivery for good
+    ("poison") instead of retrying it forever.
+    """
 
     platforms: ClassVar[frozenset[Platform]]
+    # The `[providers.<name>]` config table this adapter reads.
+    settings_name: ClassVar[str]
 
     def __init__(self, *, app: PlatformApplication, settings: ProviderSettings) -> None:
         self.app = app
@@ -112,42 +162,33 @@ class Provider(abc.ABC):
         """Build the adapter inside the running loop (pools bind to it)."""
         return cls(app=app, settings=settings)
 
-    @abc.abstractmethod
     async def send(self, endpoint: Endpoint, message: RenderedMessage) -> SendResult:
         """Deliver one message to one endpoint and classify the answer."""
+        try:
+            return await self._send_once(endpoint, message)
+        except TRANSPORT_ERRORS as exc:
+            return SendResult(Outcome.RETRY, f"transport: {describe(exc)}")
+        except TokenFetchError as exc:
+            return exc.result()
+
+    @abc.abstractmethod
+    async def _send_once(
+        self, endpoint: Endpoint, message: RenderedMessage
+    ) -> SendResult:
+        """
+        One delivery attempt: build, exchange, classify. May raise a transport
+        exception or `TokenFetchError`; `send` maps both.
+        """
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook, no-op by default
         """Close pools and connections."""
 
 
-# Transport exceptions that mean "try again later" for any HTTP client we use.
-TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,  # ConnectionError, ConnectionResetError, ssl.SSLError are OSErrors
-    asyncio.TimeoutError,
-    EOFError,
-)
-
-
-@contextlib.asynccontextmanager
-async def map_transport_errors(
-    result: list[SendResult], *, extra: tuple[type[BaseException], ...] = ()
-) -> AsyncIterator[None]:
-    """
-    Turn transport failures inside the block into a `RETRY` result.
-
-    Usage::
-
-        box: list[SendResult] = []
-        async with map_transport_errors(box, extra=(httpx.TransportError,)):
-            ...
-        if box: return box[0]
-    """
-    try:
-        yield
-    except (*TRANSPORT_ERRORS, *extra) as exc:
-        result.append(
-            SendResult(Outcome.RETRY, f"transport: {type(exc).__name__}: {exc}")
-        )
+def describe(exc: BaseException) -> str:
+    """An exception for a `SendResult.reason`: its type and message."""
+    if isinstance(exc, TransportFailure):
+        return str(exc)  # already "<library exception>: <message>"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def redact(token: str) -> str:

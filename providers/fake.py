@@ -34,10 +34,14 @@ class FakeProvider(Provider):
     """Records deliveries in `sent` (shared per test through `FakeProvider.sent`)."""
 
     platforms = frozenset(Platform)
+    settings_name = "fake"
     sent: list[FakeDelivery] = []  # noqa: RUF012 - deliberately shared across instances
     delivered = asyncio.Event()
 
-    async def send(self, endpoint: Endpoint, message: RenderedMessage) -> SendResult:
+    async def _send_once(
+        self, endpoint: Endpoint, message: RenderedMessage
+    ) -> SendResult:
+        # Through `Provider.send`, like a real adapter: a crash must escape it.
         if endpoint.token.startswith("crash-"):  # a bug in adapter code
             raise RuntimeError("adapter bug while building the request")
         for prefix, result in BEHAVIOURS.items():

@@ -2,13 +2,12 @@
 FCM HTTP v1 adapter: SNS `GCM` applications whose credential is a service account.
 
 One request per message, `POST {base_url}/v1/projects/{project}/messages:send`,
-over one long-lived client per application: httpx with `http2=True` for https
-base URLs (h2 via ALPN, as at fcm.googleapis.com), aiohttp for cleartext http://
-ones (the loopback mock), where both would speak HTTP/1.1 and aiohttp's client is
-about ten times faster than httpcore's. The OAuth2 access token comes from an
-RS256 JWT-bearer grant (RFC 7523) POSTed to the `token_uri` named in the
-service-account JSON, cached single-flight in `AccessTokenCache` and refreshed
-once when FCM answers 401.
+over one long-lived httpx client per application with `http2=True`: HTTP/2 via
+ALPN over TLS, at fcm.googleapis.com and at the loopback mock alike (which serves
+h2 for this reason), so the tested client path is the production one. The OAuth2
+access token comes from an RS256 JWT-bearer grant (RFC 7523) POSTed, by the same
+client, to the `token_uri` named in the service-account JSON, cached
+single-flight in `AccessTokenCache` and refreshed once when FCM answers 401.
 
 SNS `GCM` payloads are translated here (SNS_API §8.1): plain text becomes a data
 message `{"default": text}`, a top-level `fcmV1Message` is passed through, and a
@@ -21,30 +20,26 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import time
-import urllib.parse
 from collections.abc import Callable, Mapping
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
-import aiohttp
 import httpx
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 from providers.base import (
-    TRANSPORT_ERRORS,
     Outcome,
     Provider,
     ProviderSettings,
     RenderedMessage,
     SendResult,
-    map_transport_errors,
+    TransportFailure,
     parse_retry_after,
 )
-from providers.http import HTTP_TRANSPORT_ERRORS, client_session
-from providers.oauth import AccessTokenCache, TokenFetchError
+from providers.http import Answer, plain_text
+from providers.oauth import AccessTokenCache, request_token
 from pushgw.errors import ProviderSetupError
 from pushgw.model import Endpoint, Platform, PlatformApplication
 
@@ -56,6 +51,7 @@ ASSERTION_LIFETIME_S: Final = 3600
 MAX_PAYLOAD_BYTES: Final = 4096  # data + notification (topics: 2048, not used here)
 MAX_TTL_S: Final = 2_419_200  # 4 weeks, FCM's maximum
 REASON_CHARS: Final = 200
+BODY_CHARS: Final = 4096  # of an HTML error page, before its tags are dropped
 
 # FCM v1 `errorCode` -> outcome, from the FcmError detail of a google.rpc error.
 # https://firebase.google.com/docs/cloud-messaging/error-codes (PROVIDERS.md §2.3)
@@ -106,11 +102,6 @@ _RENAMES: Final = {"android_channel_id": "channel_id"}
 _PRIORITIES: Final = {"high": "HIGH", "10": "HIGH", "normal": "NORMAL", "5": "NORMAL"}
 # v1 blocks a legacy-shaped payload may carry at top level; passed through.
 _V1_BLOCKS: Final = ("android", "apns", "webpush", "fcm_options")
-
-
-def plain_text(text: str, limit: int = REASON_CHARS) -> str:
-    """An error body fit for a reason: HTML tags dropped, whitespace collapsed."""
-    return " ".join(re.sub(r"<[^>]*>", " ", text).split())[:limit]
 
 
 def _compact(value: Any) -> str:
@@ -305,25 +296,29 @@ def _error_code(error: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _error_of(response: Answer) -> Mapping[str, Any]:
+def _error_of(answer: Answer) -> Mapping[str, Any]:
     """The google.rpc `error` object of an answer; empty if the body is not one."""
-    try:
-        error = json.loads(response.text).get("error")
-    except (ValueError, AttributeError):
-        return {}
+    data = answer.json()
+    error = data.get("error") if isinstance(data, dict) else None
     return error if isinstance(error, Mapping) else {}
 
 
-def classify(response: Answer) -> SendResult:
+def _token_rejected(answer: Answer) -> bool:
+    """
+    A 401 about our OAuth token (refresh once, resend once). A 401 naming an
+    FcmError code (THIRD_PARTY_AUTH_ERROR) is about the app's APNs/web-push setup.
+    """
+    return answer.status == 401 and _error_code(_error_of(answer)) is None
+
+
+def classify(answer: Answer) -> SendResult:
     """Map one messages:send answer to a SendResult (see FCM_ERRORS)."""
-    status = response.status
+    status = answer.status
     if status == 200:
-        try:
-            name = str(json.loads(response.text).get("name", "200"))
-        except (ValueError, AttributeError):
-            name = "200"
+        data = answer.json()
+        name = str(data.get("name", "200")) if isinstance(data, dict) else "200"
         return SendResult.delivered(name)
-    error = _error_of(response)
+    error = _error_of(answer)
     code = _error_code(error)
     outcome = FCM_ERRORS.get(code or "") or STATUS_FALLBACK.get(
         status, Outcome.RETRY if status >= 500 else Outcome.PERMANENT
@@ -334,10 +329,10 @@ def classify(response: Answer) -> SendResult:
         label = code or error.get("status") or status
         reason = f"{status} {label}: {error.get('message', '')}"[:REASON_CHARS]
     else:  # not a google.rpc error: Google front-end HTML 502 & co.
-        reason = f"{status} {plain_text(response.text)}"
+        reason = f"{status} {plain_text(answer.text(limit=BODY_CHARS))}"
     retry_after = None
     if outcome is Outcome.RETRY:
-        retry_after = parse_retry_after(response.headers.get("retry-after"))
+        retry_after = parse_retry_after(answer.headers.get("retry-after"))
     return SendResult(outcome, reason, retry_after=retry_after, status=status)
 
 
@@ -378,16 +373,11 @@ class ServiceAccount:
         return jwt.encode(claims, self.private_key, algorithm="RS256", headers=headers)
 
 
-class Answer(NamedTuple):
-    """An HTTP answer, whichever client fetched it."""
-
-    status: int
-    headers: Mapping[str, str]  # case-insensitive in both clients
-    text: str
-
-
-class _HttpxClient:
-    """httpx with HTTP/2 (ALPN): the client for https://fcm.googleapis.com."""
+class _Client:
+    """
+    httpx with HTTP/2, for messages:send and the token endpoint: h2 when the
+    server picks it by ALPN (Google, the mock), HTTP/1.1 otherwise.
+    """
 
     def __init__(self, settings: ProviderSettings) -> None:
         limits = httpx.Limits(
@@ -403,48 +393,24 @@ class _HttpxClient:
             trust_env=False,
         )
 
-    async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> Answer:
+    async def post(
+        self, url: str, *, data: bytes | str, headers: Mapping[str, str]
+    ) -> Answer:
         try:
-            resp = await self._client.post(url, content=body, headers=headers)
-        except httpx.TransportError as exc:  # OSError for map_transport_errors
-            raise ConnectionError(f"{type(exc).__name__}: {exc}") from exc
-        return Answer(resp.status_code, resp.headers, resp.text)
+            resp = await self._client.post(url, content=data, headers=headers)
+        except httpx.TransportError as exc:
+            raise TransportFailure.wrap(exc) from exc
+        return Answer(resp.status_code, resp.headers, resp.content)
 
     async def aclose(self) -> None:
         await self._client.aclose()
-
-
-class _AiohttpClient:
-    """
-    aiohttp for cleartext http:// base URLs (the loopback mock). HTTP/2 needs TLS
-    (ALPN) there, so both clients would speak HTTP/1.1, and aiohttp's is about ten
-    times faster than httpcore 1.0.9's pool against the mock (about 250 vs 5000
-    sends/s on a 2-core box).
-    """
-
-    def __init__(self, settings: ProviderSettings) -> None:
-        self._settings = settings
-        self._session: aiohttp.ClientSession | None = None
-
-    async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> Answer:
-        if self._session is None:  # created inside the running loop
-            self._session = client_session(self._settings)
-        try:
-            async with self._session.post(url, data=body, headers=headers) as resp:
-                text = (await resp.read()).decode("utf-8", "replace")
-        except HTTP_TRANSPORT_ERRORS as exc:
-            raise ConnectionError(f"{type(exc).__name__}: {exc}") from exc
-        return Answer(resp.status, resp.headers, text)
-
-    async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
 
 
 class FcmProvider(Provider):
     """FCM HTTP v1 for one SNS `GCM` application with a service-account credential."""
 
     platforms = frozenset({Platform.GCM})
+    settings_name = "fcm"
 
     def __init__(
         self,
@@ -468,65 +434,36 @@ class FcmProvider(Provider):
         self._clock = clock
         base = settings.base_url.rstrip("/")
         self._url = f"{base}/v1/projects/{self.account.project_id}/messages:send"
-        cleartext = settings.base_url.startswith("http://")
-        self._client = (_AiohttpClient if cleartext else _HttpxClient)(settings)
+        self._client = _Client(settings)
         self.tokens = AccessTokenCache(self._fetch_token, clock=clock)
 
     async def _fetch_token(self) -> tuple[str, float]:
-        form = urllib.parse.urlencode(
-            {
-                "grant_type": JWT_BEARER,
-                "assertion": self.account.assertion(self._clock()),
-            }
-        ).encode()
-        headers = {"content-type": "application/x-www-form-urlencoded"}
-        try:
-            resp = await self._client.post(self.account.token_uri, form, headers)
-        except TRANSPORT_ERRORS as exc:
-            reason = f"token endpoint: {type(exc).__name__}: {exc}"
-            raise TokenFetchError(reason, bad_credentials=False) from exc
-        if resp.status != 200:
-            transient = resp.status >= 500 or resp.status == 429
-            reason = f"token endpoint {resp.status}: {plain_text(resp.text)}"
-            raise TokenFetchError(reason, bad_credentials=not transient)
-        try:
-            body = json.loads(resp.text)
-            return str(body["access_token"]), float(body.get("expires_in", 3600))
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            reason = "token endpoint: unparseable 200 answer"
-            raise TokenFetchError(reason, bad_credentials=False) from exc
+        form = {
+            "grant_type": JWT_BEARER,
+            "assertion": self.account.assertion(self._clock()),
+        }
+        return await request_token(
+            self._client.post, self.account.token_uri, form, default_expires_in=3600.0
+        )
 
     async def _post(self, body: bytes, token: str) -> Answer:
         headers = {
             "authorization": f"Bearer {token}",
             "content-type": "application/json; charset=UTF-8",
         }
-        return await self._client.post(self._url, body, headers)
+        return await self._client.post(self._url, data=body, headers=headers)
 
-    async def _send_authorized(self, body: bytes) -> SendResult:
-        """Send with the cached token; on 401, refresh once and resend once."""
-        try:
-            token = await self.tokens.get()
-            response = await self._post(body, token)
-            # A 401 naming an FcmError code (THIRD_PARTY_AUTH_ERROR) is not about
-            # our OAuth token; any other 401 is: refresh once, resend once.
-            if response.status == 401 and _error_code(_error_of(response)) is None:
-                token = await self.tokens.refresh(stale=token)
-                response = await self._post(body, token)
-        except TokenFetchError as exc:
-            outcome = Outcome.BAD_CREDENTIALS if exc.bad_credentials else Outcome.RETRY
-            return SendResult(outcome, exc.reason)
-        return classify(response)
-
-    async def send(self, endpoint: Endpoint, message: RenderedMessage) -> SendResult:
+    async def _send_once(
+        self, endpoint: Endpoint, message: RenderedMessage
+    ) -> SendResult:
         request = build_request(endpoint.token, message, now=self._clock())
         if isinstance(request, SendResult):
             return request
         body = _compact(request).encode()
-        box: list[SendResult] = []
-        async with map_transport_errors(box):
-            return await self._send_authorized(body)
-        return box[0]
+        answer = await self.tokens.authorized(
+            lambda token: self._post(body, token), rejected=_token_rejected
+        )
+        return classify(answer)
 
     async def aclose(self) -> None:
         await self._client.aclose()

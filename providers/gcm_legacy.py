@@ -21,18 +21,15 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-import aiohttp
-
 from providers.base import (
     Outcome,
     ProviderSettings,
     RenderedMessage,
     SendResult,
-    map_transport_errors,
     parse_retry_after,
 )
-from providers.fcm import MAX_PAYLOAD_BYTES, payload_bytes, plain_text, remaining_ttl
-from providers.http import HTTP_TRANSPORT_ERRORS, HttpProvider, read_json, read_text
+from providers.fcm import MAX_PAYLOAD_BYTES, payload_bytes, remaining_ttl
+from providers.http import Answer, HttpProvider, plain_text
 from pushgw.model import Endpoint, Platform, PlatformApplication
 
 SHUTDOWN_NOTE: Final = (
@@ -123,17 +120,17 @@ def _classify_result(
     return SendResult.delivered(message_id)
 
 
-async def classify(resp: aiohttp.ClientResponse) -> SendResult:
+def classify(answer: Answer) -> SendResult:
     """Map one `/fcm/send` answer (single `to`) to a SendResult."""
-    status = resp.status
-    retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+    status = answer.status
+    retry_after = parse_retry_after(answer.headers.get("Retry-After"))
     if status == 200:
-        data = await read_json(resp)
+        data = answer.json()
         results = data.get("results") if isinstance(data, dict) else None
         if not results or not isinstance(results[0], Mapping):
             return SendResult(Outcome.RETRY, "200 without results", status=200)
         return _classify_result(results[0], retry_after)
-    text = plain_text(await read_text(resp, limit=1024))
+    text = plain_text(answer.text(limit=1024))
     if status == 429 or status >= 500:
         return SendResult(
             Outcome.RETRY, f"{status} {text}", retry_after=retry_after, status=status
@@ -151,6 +148,7 @@ class GcmLegacyProvider(HttpProvider):
     """Legacy `/fcm/send` for one SNS `GCM` application with a server API key."""
 
     platforms = frozenset({Platform.GCM})
+    settings_name = "gcm_legacy"
 
     def __init__(
         self,
@@ -173,13 +171,11 @@ class GcmLegacyProvider(HttpProvider):
         }
         self._clock = clock
 
-    async def send(self, endpoint: Endpoint, message: RenderedMessage) -> SendResult:
+    async def _send_once(
+        self, endpoint: Endpoint, message: RenderedMessage
+    ) -> SendResult:
         body = build_body(endpoint.token, message, now=self._clock())
         if isinstance(body, SendResult):
             return body
         data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
-        box: list[SendResult] = []
-        post = self.session.post(self._url, data=data, headers=self._headers)
-        async with map_transport_errors(box, extra=HTTP_TRANSPORT_ERRORS), post as resp:
-            return await classify(resp)
-        return box[0]
+        return classify(await self.post(self._url, data=data, headers=self._headers))

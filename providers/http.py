@@ -1,22 +1,25 @@
 """
-Shared plumbing for the HTTP/1.1 adapters (ADM, Baidu, WNS, MPNS).
+Shared plumbing for the HTTP/1.1 adapters (ADM, Baidu, WNS, MPNS, legacy GCM).
 
 One `aiohttp.ClientSession` per adapter instance (that is, per platform
 application), with a keep-alive pool sized by `ProviderSettings.max_connections`.
-Bodies are read raw and never auto-decompressed, so adapters classify exactly what
-the provider sent. Transport exceptions go through `map_transport_errors` with
-`extra=HTTP_TRANSPORT_ERRORS`.
+`HttpProvider.post` is the one exchange they all make: it never follows
+redirects, reads the whole body raw (never auto-decompressed, so adapters classify
+exactly what the provider sent) and maps aiohttp's transport exceptions to
+`TransportFailure`, which `Provider.send` turns into `RETRY`.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import ssl
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 import aiohttp
 
-from providers.base import Provider, ProviderSettings
+from providers.base import Provider, ProviderSettings, TransportFailure
 from pushgw.model import PlatformApplication
 
 # aiohttp's exceptions that mean "the exchange failed; try again later". Its
@@ -26,6 +29,36 @@ HTTP_TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
     aiohttp.ClientPayloadError,  # truncated or malformed body
     aiohttp.ServerTimeoutError,
 )
+
+
+class Answer(NamedTuple):
+    """A whole HTTP answer, read before it is classified, whichever client got it."""
+
+    status: int
+    headers: Mapping[str, str]  # case-insensitive (aiohttp and httpx both)
+    body: bytes
+
+    def json(self) -> Any | None:
+        """
+        The body parsed as JSON, or None if it is empty or not JSON.
+
+        The Content-Type header is ignored: providers label error bodies loosely.
+        """
+        if not self.body:
+            return None
+        try:
+            return json.loads(self.body)
+        except (ValueError, UnicodeDecodeError):
+            return None
+
+    def text(self, limit: int = 512) -> str:
+        """The first `limit` bytes of the body as text, for reasons and logs."""
+        return self.body[:limit].decode("utf-8", "replace")
+
+
+def plain_text(text: str, limit: int = 200) -> str:
+    """An error body fit for a reason: HTML tags dropped, whitespace collapsed."""
+    return " ".join(re.sub(r"<[^>]*>", " ", text).split())[:limit]
 
 
 def client_session(
@@ -57,27 +90,6 @@ def client_session(
     )
 
 
-async def read_json(resp: aiohttp.ClientResponse) -> Any | None:
-    """
-    The response body parsed as JSON, or None if it is empty or not JSON.
-
-    The Content-Type header is ignored: providers label error bodies loosely.
-    """
-    raw = await resp.read()
-    if not raw:
-        return None
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        return None
-
-
-async def read_text(resp: aiohttp.ClientResponse, *, limit: int = 512) -> str:
-    """The first `limit` characters of the body, for reasons and logs."""
-    raw = await resp.read()
-    return raw[:limit].decode("utf-8", "replace")
-
-
 class HttpProvider(Provider):
     """
     An adapter speaking HTTP/1.1 through one keep-alive aiohttp session, made on
@@ -95,6 +107,21 @@ class HttpProvider(Provider):
         if self._session is None:
             self._session = client_session(self.settings, ssl_context=self.client_ssl)
         return self._session
+
+    async def post(
+        self, url: str, *, data: bytes | str, headers: Mapping[str, str]
+    ) -> Answer:
+        """
+        One POST, answer read whole. Redirects are never followed: a 3xx could
+        carry a bearer token or a client secret past the channel guard.
+        """
+        try:
+            async with self.session.post(
+                url, data=data, headers=headers, allow_redirects=False
+            ) as resp:
+                return Answer(resp.status, resp.headers, await resp.read())
+        except HTTP_TRANSPORT_ERRORS as exc:
+            raise TransportFailure.wrap(exc) from exc
 
     async def aclose(self) -> None:
         if self._session is not None:

@@ -27,17 +27,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Self
 
-import aiohttp
-
-from providers.base import (
-    Outcome,
-    ProviderSettings,
-    RenderedMessage,
-    SendResult,
-    map_transport_errors,
-)
+from providers.base import Outcome, ProviderSettings, RenderedMessage, SendResult
 from providers.channel_guard import check_mpns_channel
-from providers.http import HTTP_TRANSPORT_ERRORS, HttpProvider
+from providers.http import Answer, HttpProvider
 from pushgw.errors import ProviderSetupError
 from pushgw.model import Endpoint, Platform, PlatformApplication
 
@@ -142,20 +134,18 @@ def build_request(message: RenderedMessage, *, now: float) -> MpnsRequest | Send
     return MpnsRequest(body=raw, headers=headers)
 
 
-def classify(resp: aiohttp.ClientResponse) -> SendResult:
+def classify(answer: Answer) -> SendResult:
     """Map an MPNS response (status + the three status headers) to a SendResult."""
-    note = resp.headers.get("X-NotificationStatus", "")
-    sub = resp.headers.get("X-SubscriptionStatus", "")
-    conn = resp.headers.get("X-DeviceConnectionStatus", "")
-    reason = f"{resp.status} {note}/{sub}/{conn}".rstrip("/ ")
-    key = (resp.status, note.lower())
-    found = STATUS_TABLE.get(key) or STATUS_TABLE.get((resp.status, ""))
+    status, headers = answer.status, answer.headers
+    note = headers.get("X-NotificationStatus", "")
+    sub = headers.get("X-SubscriptionStatus", "")
+    conn = headers.get("X-DeviceConnectionStatus", "")
+    reason = f"{status} {note}/{sub}/{conn}".rstrip("/ ")
+    found = STATUS_TABLE.get((status, note.lower())) or STATUS_TABLE.get((status, ""))
     if found is None:
-        found = (
-            (Outcome.RETRY, None) if resp.status >= 500 else (Outcome.PERMANENT, None)
-        )
+        found = (Outcome.RETRY, None) if status >= 500 else (Outcome.PERMANENT, None)
     outcome, retry_after = found
-    return SendResult(outcome, reason, retry_after=retry_after, status=resp.status)
+    return SendResult(outcome, reason, retry_after=retry_after, status=status)
 
 
 def _permanent(reason: str) -> SendResult:
@@ -202,6 +192,7 @@ class MpnsProvider(HttpProvider):
     """Sends to MPNS channel URIs for one platform application (retired service)."""
 
     platforms = frozenset({Platform.MPNS})
+    settings_name = "mpns"
 
     @classmethod
     async def create(
@@ -213,7 +204,9 @@ class MpnsProvider(HttpProvider):
             self.client_ssl = await asyncio.to_thread(client_ssl_context, settings, app)
         return self
 
-    async def send(self, endpoint: Endpoint, message: RenderedMessage) -> SendResult:
+    async def _send_once(
+        self, endpoint: Endpoint, message: RenderedMessage
+    ) -> SendResult:
         refused = check_mpns_channel(
             endpoint.token, allow_loopback=self.settings.allow_loopback
         )
@@ -222,15 +215,8 @@ class MpnsProvider(HttpProvider):
         request = build_request(message, now=time.time())
         if isinstance(request, SendResult):
             return request
-        box: list[SendResult] = []
-        async with map_transport_errors(box, extra=HTTP_TRANSPORT_ERRORS):
-            return await self._post(endpoint.token, request)
-        return box[0]
-
-    async def _post(self, uri: str, request: MpnsRequest) -> SendResult:
-        # No redirects: a 3xx could point past the channel guard.
-        async with self.session.post(
-            uri, data=request.body, headers=request.headers, allow_redirects=False
-        ) as resp:
-            await resp.read()  # drain, so the connection goes back to the pool
-            return classify(resp)
+        # `post` follows no redirects: a 3xx could point past the channel guard.
+        answer = await self.post(
+            endpoint.token, data=request.body, headers=request.headers
+        )
+        return classify(answer)

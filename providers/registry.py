@@ -1,48 +1,76 @@
 """
 Which adapter serves which platform application, and with which settings.
 
-Written out explicitly (no plugin discovery): one line per platform.
+One entry per SNS platform, written out explicitly (no plugin discovery). Each
+adapter class names the `[providers.<name>]` config table it reads
+(`Provider.settings_name`), so nothing here depends on class names. Imports are
+local so a daemon only loads the adapters it uses.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from providers.base import Provider, ProviderSettings
-from pushgw.model import Platform, PlatformApplication
+from pushgw.model import APPLE_PLATFORMS, Platform, PlatformApplication
+
+AdapterLookup = Callable[[PlatformApplication], type[Provider]]
 
 
-def adapter_for(app: PlatformApplication) -> tuple[type[Provider], str]:
-    """The adapter class for an app and the `[providers.<name>]` config it uses."""
-    # Imports are local so a daemon only loads the adapters it uses.
-    if app.platform.is_apple:
-        from providers.apns import ApnsProvider
+def _apns(app: PlatformApplication) -> type[Provider]:
+    from providers.apns import ApnsProvider
 
-        return ApnsProvider, "apns"
-    if app.platform is Platform.GCM:
-        from providers.gcm import gcm_provider_class
+    return ApnsProvider
 
-        cls = gcm_provider_class(app)
-        return cls, "fcm" if cls.__name__ == "FcmProvider" else "gcm_legacy"
-    if app.platform is Platform.ADM:
-        from providers.adm import AdmProvider
 
-        return AdmProvider, "adm"
-    if app.platform is Platform.BAIDU:
-        from providers.baidu import BaiduProvider
+def _gcm(app: PlatformApplication) -> type[Provider]:
+    # FCM v1 or the legacy API, told apart by the credential (providers.gcm).
+    from providers.gcm import gcm_provider_class
 
-        return BaiduProvider, "baidu"
-    if app.platform is Platform.MPNS:
-        from providers.mpns import MpnsProvider
+    return gcm_provider_class(app)
 
-        return MpnsProvider, "mpns"
+
+def _adm(app: PlatformApplication) -> type[Provider]:
+    from providers.adm import AdmProvider
+
+    return AdmProvider
+
+
+def _baidu(app: PlatformApplication) -> type[Provider]:
+    from providers.baidu import BaiduProvider
+
+    return BaiduProvider
+
+
+def _mpns(app: PlatformApplication) -> type[Provider]:
+    from providers.mpns import MpnsProvider
+
+    return MpnsProvider
+
+
+def _wns(app: PlatformApplication) -> type[Provider]:
     from providers.wns import WnsProvider
 
-    return WnsProvider, "wns"
+    return WnsProvider
+
+
+ADAPTERS: Mapping[Platform, AdapterLookup] = {
+    **dict.fromkeys(APPLE_PLATFORMS, _apns),  # APNS(_SANDBOX), _VOIP, MACOS ...
+    Platform.GCM: _gcm,
+    Platform.ADM: _adm,
+    Platform.BAIDU: _baidu,
+    Platform.MPNS: _mpns,
+    Platform.WNS: _wns,
+}
+
+
+def adapter_for(app: PlatformApplication) -> type[Provider]:
+    """The adapter class for an app (its `settings_name` picks the config table)."""
+    return ADAPTERS[app.platform](app)
 
 
 async def create_provider(
     app: PlatformApplication, settings_for: Callable[[str], ProviderSettings]
 ) -> Provider:
-    cls, name = adapter_for(app)
-    return await cls.create(app=app, settings=settings_for(name))
+    cls = adapter_for(app)
+    return await cls.create(app=app, settings=settings_for(cls.settings_name))

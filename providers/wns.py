@@ -19,19 +19,16 @@ import re
 import time
 from dataclasses import dataclass
 
-import aiohttp
-
 from providers.base import (
     Outcome,
     ProviderSettings,
     RenderedMessage,
     SendResult,
-    map_transport_errors,
     parse_retry_after,
 )
 from providers.channel_guard import check_wns_channel
-from providers.http import HTTP_TRANSPORT_ERRORS, HttpProvider, read_json
-from providers.oauth import AccessTokenCache, TokenFetchError
+from providers.http import Answer, HttpProvider
+from providers.oauth import AccessTokenCache, request_token
 from pushgw.model import Endpoint, Platform, PlatformApplication
 
 DEFAULT_TOKEN_URL = "https://login.live.com/accesstoken.srf"
@@ -40,9 +37,9 @@ MAX_PAYLOAD_BYTES = 5000  # "413: the notification payload exceeds the 5000 byte
 MAX_TAG_CHARS = 16
 WNS_TYPES = frozenset({"wns/toast", "wns/tile", "wns/badge", "wns/raw"})
 
-# Status -> (outcome, note). 401 is handled before this table: refresh the token
-# and resend once ("do not try to re-send your notification more than once if the
-# access token is rejected"); a second 401 is BAD_CREDENTIALS.
+# Status -> (outcome, note). A first 401 never gets here: the adapter refreshes
+# the token and resends once ("do not try to re-send your notification more than
+# once if the access token is rejected"), so a 401 in this table is the second.
 # https://learn.microsoft.com/en-us/windows/apps/design/shell/tiles-and-notifications/push-request-response-headers#response-codes
 STATUS_TABLE: dict[int, tuple[Outcome, str]] = {
     200: (Outcome.DELIVERED, "accepted"),
@@ -176,25 +173,25 @@ def _permanent(reason: str) -> SendResult:
     return SendResult(Outcome.PERMANENT, reason, status=None)
 
 
-def classify(resp: aiohttp.ClientResponse) -> SendResult:
-    """Map a WNS response (other than a first 401) to a SendResult."""
-    status = resp.status
-    wns_status = resp.headers.get("X-WNS-Status", "")
-    detail = resp.headers.get("X-WNS-Error-Description", "")
+def classify(answer: Answer) -> SendResult:
+    """Map a WNS response (a 401 here came after the token refresh) to a SendResult."""
+    status, headers = answer.status, answer.headers
+    wns_status = headers.get("X-WNS-Status", "")
+    detail = headers.get("X-WNS-Error-Description", "")
     reason = " ".join(p for p in (str(status), wns_status, detail) if p)
     if status == 200 and wns_status.lower() == "dropped":
         # Accepted, then explicitly dropped (device offline for toast, or the
         # client rejects this type): resending will not help.
         return SendResult(Outcome.PERMANENT, reason, status=status)
     if status == 406:
-        after = parse_retry_after(resp.headers.get("X-WNS-CONTINUE-AFTER"))
+        after = parse_retry_after(headers.get("X-WNS-CONTINUE-AFTER"))
         if after is None:
-            after = parse_retry_after(resp.headers.get("Retry-After"))
+            after = parse_retry_after(headers.get("Retry-After"))
         return SendResult(Outcome.RETRY, reason, retry_after=after, status=status)
     outcome, _ = STATUS_TABLE.get(status, (_fallback(status), ""))
     retry_after = None
     if outcome is Outcome.RETRY:
-        retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+        retry_after = parse_retry_after(headers.get("Retry-After"))
     return SendResult(outcome, reason, retry_after=retry_after, status=status)
 
 
@@ -208,12 +205,15 @@ class WnsProvider(HttpProvider):
     """Sends to WNS channel URIs for one platform application."""
 
     platforms = frozenset({Platform.WNS})
+    settings_name = "wns"
 
     def __init__(self, *, app: PlatformApplication, settings: ProviderSettings) -> None:
         super().__init__(app=app, settings=settings)
         self.tokens = AccessTokenCache(self._fetch_token)
 
-    async def send(self, endpoint: Endpoint, message: RenderedMessage) -> SendResult:
+    async def _send_once(
+        self, endpoint: Endpoint, message: RenderedMessage
+    ) -> SendResult:
         refused = check_wns_channel(
             endpoint.token, allow_loopback=self.settings.allow_loopback
         )
@@ -222,45 +222,18 @@ class WnsProvider(HttpProvider):
         request = build_request(message, now=time.time())
         if isinstance(request, SendResult):
             return request
-        box: list[SendResult] = []
-        async with map_transport_errors(box, extra=HTTP_TRANSPORT_ERRORS):
-            try:
-                return await self._send_authorised(endpoint.token, request)
-            except TokenFetchError as exc:
-                outcome = (
-                    Outcome.BAD_CREDENTIALS if exc.bad_credentials else Outcome.RETRY
-                )
-                return SendResult(outcome, f"token: {exc.reason}")
-        return box[0]
+        # On 401 refresh the token and resend once, never more (table note).
+        answer = await self.tokens.authorized(
+            lambda token: self._post(endpoint.token, request, token),
+            rejected=lambda answer: answer.status == 401,
+        )
+        return classify(answer)
 
-    async def _send_authorised(self, uri: str, request: WnsRequest) -> SendResult:
-        """POST with the cached token; on 401 refresh it and resend exactly once."""
-        token = await self.tokens.get()
-        result = await self._post(uri, request, token)
-        if result is not None:
-            return result
-        token = await self.tokens.refresh(stale=token)
-        result = await self._post(uri, request, token)
-        if result is None:  # rejected twice: the app's credentials are the problem
-            return SendResult(
-                Outcome.BAD_CREDENTIALS, "401 after token refresh", status=401
-            )
-        return result
-
-    async def _post(
-        self, uri: str, request: WnsRequest, token: str
-    ) -> SendResult | None:
-        """One POST; None means 401 (the caller decides whether to refresh)."""
+    async def _post(self, uri: str, request: WnsRequest, token: str) -> Answer:
+        # `post` follows no redirects: a 3xx could point past the channel guard
+        # and take the bearer token with it.
         headers = {**request.headers, "Authorization": f"Bearer {token}"}
-        # No redirects: a 3xx could point past the channel guard and take the
-        # bearer token with it.
-        async with self.session.post(
-            uri, data=request.body, headers=headers, allow_redirects=False
-        ) as resp:
-            await resp.read()  # drain, so the connection goes back to the pool
-            if resp.status == 401:
-                return None
-            return classify(resp)
+        return await self.post(uri, data=request.body, headers=headers)
 
     async def _fetch_token(self) -> tuple[str, float]:
         """Client-credentials grant; 4xx means the SID or secret is wrong."""
@@ -271,26 +244,4 @@ class WnsProvider(HttpProvider):
             "scope": self.settings.scope or DEFAULT_SCOPE,
         }
         url = self.settings.token_url or DEFAULT_TOKEN_URL
-        async with self.session.post(url, data=form, allow_redirects=False) as resp:
-            data = await read_json(resp)
-            if resp.status != 200:
-                error = data.get("error", "") if isinstance(data, dict) else ""
-                raise TokenFetchError(
-                    f"{resp.status} {error}".strip(),
-                    bad_credentials=400 <= resp.status < 500 and resp.status != 429,
-                )
-        if not isinstance(data, dict) or not isinstance(data.get("access_token"), str):
-            raise TokenFetchError(
-                "token response without access_token", bad_credentials=False
-            )
-        return data["access_token"], _seconds(data.get("expires_in"), default=86400.0)
-
-
-def _seconds(value: object, *, default: float) -> float:
-    """`expires_in` as float seconds (WNS sends a number; some servers a string)."""
-    if isinstance(value, int | float | str):
-        try:
-            return float(value)
-        except ValueError:
-            pass
-    return default
+        return await request_token(self.post, url, form, default_expires_in=86400.0)

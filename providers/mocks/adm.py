@@ -100,6 +100,8 @@ class AdmMock(AiohttpMock):
     async def _token(self, request: web.Request) -> web.Response:
         self.token_requests += 1
         form = await request.post()
+        if (outage := self.token_outage()) is not None:
+            return outage
         client_id = str(form.get("client_id", ""))
         ok = (
             not self.invalid_client

@@ -13,7 +13,7 @@ def mock_urls(ports: Mapping[str, int]) -> dict[str, str]:
     """Base URLs of the six mocks from their ports (keys as in `[mocks]`)."""
     return {
         "APNS": f"https://127.0.0.1:{ports['apns']}",
-        "GCM": f"http://127.0.0.1:{ports['fcm']}",
+        "GCM": f"https://127.0.0.1:{ports['fcm']}",
         "ADM": f"http://127.0.0.1:{ports['adm']}",
         "BAIDU": f"http://127.0.0.1:{ports['baidu']}",
         "MPNS": f"http://127.0.0.1:{ports['mpns']}",
@@ -31,8 +31,8 @@ def provider_tables(
             "sandbox_url": urls["APNS"],
             "ca_file": ca_file,
         },
-        "providers.fcm": {"base_url": urls["GCM"]},
-        "providers.gcm_legacy": {"base_url": urls["GCM"]},
+        "providers.fcm": {"base_url": urls["GCM"], "ca_file": ca_file},
+        "providers.gcm_legacy": {"base_url": urls["GCM"], "ca_file": ca_file},
         "providers.adm": {
             "base_url": urls["ADM"],
             "token_url": f"{urls['ADM']}/auth/O2/token",

@@ -13,15 +13,19 @@ PROVIDERS.md §2.4 and §3. One aiohttp app on 127.0.0.1 serves
   `registration_ids`, per-token results and canonical ids. With `retired=True`
   it answers like the shut-down service (`retired_status`, HTML body).
 
-HTTP/1.1 only (aiohttp), over TLS when given an `ssl_context` (trustme in
-tests): that exercises the adapter's httpx client, but not its h2 framing.
+Served as production serves it: TLS (a trustme CA: `ca_pem`, `write_ca`) with
+ALPN, HTTP/2 for clients that offer h2 (the v1 adapter's httpx) and HTTP/1.1 for
+the rest (the legacy adapter's aiohttp), on one port (`providers.mocks.h2server`).
+Every request, whichever protocol, goes through `handle`, and `requests` records
+its `http` version.
 
 Faults (`self.faults`, by device-token prefix) map to FCM's wire answers:
 throttle -> 429 QUOTA_EXCEEDED + Retry-After, unavailable -> 503 UNAVAILABLE,
 server_error -> 500 INTERNAL, html_502 -> Google's HTML 502 page, expire_auth ->
 401 ACCESS_TOKEN_EXPIRED (and the token is expired), bad_credentials -> 401
 UNAUTHENTICATED, invalid_token -> 404 UNREGISTERED / NotRegistered; latency,
-drop and hang are played by `AiohttpMock`. `script_error(token, code)` makes a
+drop (the connection is closed, all its streams with it) and hang are played by
+`AiohttpMock`. `script_error(token, code)` makes a
 device answer any FCM v1 errorCode or legacy error name until cleared.
 """
 
@@ -30,18 +34,25 @@ from __future__ import annotations
 import json
 import re
 import secrets
-import ssl
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, Final
 
 import jwt
+import trustme
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from providers.mocks.base import FaultRule
-from providers.mocks.http import AiohttpMock, dropped
+from providers.mocks.h2server import (
+    DualServer,
+    MockRequest,
+    handler_app,
+    server_ssl_context,
+)
+from providers.mocks.http import AiohttpMock
 
 TOKEN_AUDIENCE: Final = "https://oauth2.googleapis.com/token"
 JWT_BEARER: Final = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -51,6 +62,7 @@ _TOKEN_RE: Final = re.compile(r"^[A-Za-z0-9_:\-]{100,4096}$")
 _FCM_ERROR: Final = "type.googleapis.com/google.firebase.fcm.v1.FcmError"
 _BAD_REQUEST: Final = "type.googleapis.com/google.rpc.BadRequest"
 _ERROR_INFO: Final = "type.googleapis.com/google.rpc.ErrorInfo"
+_V1_PATH: Final = re.compile(r"/v1/projects/([^/]+)/messages:send")
 
 # errorCode -> (HTTP status, google.rpc status, message), as FCM sends them.
 V1_ERRORS: Final[Mapping[str, tuple[int, str, str]]] = {
@@ -169,7 +181,9 @@ class FcmMock(AiohttpMock):
     Options (attributes, changeable while running): `token_expires_in` (seconds
     an access token lives), `retired` / `retired_status` (legacy endpoint answers
     like the shut-down service), `token_endpoint_status` (if set, /token answers
-    this status: an outage or a refusal).
+    this status: an outage or a refusal). `ca` signs the server certificate (a
+    fresh one if not given; the fleet shares the APNs mock's, so one `ca_file`
+    trusts both).
     """
 
     platform = "GCM"
@@ -181,13 +195,16 @@ class FcmMock(AiohttpMock):
         token_expires_in: float = 3600.0,
         retired: bool = False,
         retired_status: int = 404,
-        ssl_context: ssl.SSLContext | None = None,
+        ca: trustme.CA | None = None,
     ) -> None:
-        super().__init__(clock=clock, ssl_context=ssl_context)
+        super().__init__(clock=clock)
+        self.ca = ca or trustme.CA()
+        self.ca_pem: bytes = self.ca.cert_pem.bytes()
+        self._certificate = self.ca.issue_cert("127.0.0.1", "localhost")
+        self._server: DualServer | None = None
         self.token_expires_in = token_expires_in
         self.retired = retired
         self.retired_status = retired_status
-        self.token_endpoint_status: int | None = None
         # client_email -> (project_id, public key) of issued service accounts
         self.accounts: dict[str, tuple[str, rsa.RSAPublicKey]] = {}
         self.api_keys: set[str] = set()
@@ -272,23 +289,54 @@ class FcmMock(AiohttpMock):
         super().reset()
         self.scripted.clear()
 
+    def write_ca(self, path: str | Path) -> None:
+        """Write the CA certificate (PEM) for the client's `ca_file`."""
+        Path(path).write_bytes(self.ca_pem)
+
+    async def start(self, *, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Serve HTTP/2 and HTTP/1.1 over TLS; returns the https base URL."""
+        self._stopping.clear()
+        self._server = DualServer(
+            app=self.make_app(),
+            handler=self.handle,
+            ssl_context=server_ssl_context(self._certificate),
+        )
+        bound_host, bound_port = await self._server.start(host, port)
+        self.base_url = f"https://{bound_host}:{bound_port}"
+        return self.base_url
+
+    async def stop(self) -> None:
+        self._stopping.set()  # releases hanging handlers
+        if self._server is not None:
+            await self._server.stop()
+            self._server = None
+
     def make_app(self) -> web.Application:
-        app = web.Application(client_max_size=1024**2)
-        app.router.add_post("/token", self._token)
-        app.router.add_post("/v1/projects/{project}/messages:send", self._send_v1)
-        app.router.add_post("/fcm/send", self._send_legacy)
-        return app
+        """The HTTP/1.1 side: every request goes to `handle`, as over HTTP/2."""
+        return handler_app(self.handle)
+
+    async def handle(self, request: MockRequest) -> web.Response | None:
+        """Route one request; None drops the connection (a transport fault)."""
+        if request.method != "POST":
+            return web.Response(status=405, text="Method Not Allowed")
+        if request.path == "/token":
+            return self._token(request)
+        if request.path == "/fcm/send":
+            return await self._send_legacy(request)
+        match = _V1_PATH.fullmatch(request.path)
+        if match is not None:
+            return await self._send_v1(request, match[1])
+        return web.Response(status=404, text="Not Found")
 
     # -- OAuth2 JWT-bearer token endpoint -------------------------------------------
 
-    async def _token(self, request: web.Request) -> web.Response:
-        form = await request.post()
-        self.note_request({"path": "/token", "at": self.clock()})
-        if self.token_endpoint_status is not None:
-            self.stats["token_fault"] += 1
-            return web.json_response(
-                {"error": "backend_error"}, status=self.token_endpoint_status
-            )
+    def _token(self, request: MockRequest) -> web.Response:
+        form = request.form()
+        self.note_request(
+            {"path": "/token", "http": request.http_version, "at": self.clock()}
+        )
+        if (outage := self.token_outage()) is not None:
+            return outage
         try:
             project = self._check_grant(form.get("grant_type"), form.get("assertion"))
         except GrantRefused as exc:
@@ -337,7 +385,7 @@ class FcmMock(AiohttpMock):
 
     # -- FCM HTTP v1 ----------------------------------------------------------------
 
-    def _check_bearer(self, request: web.Request) -> str | web.Response:
+    def _check_bearer(self, request: MockRequest) -> str | web.Response:
         """The project of a valid access token, or the 401 answer."""
         auth = request.headers.get("Authorization", "")
         entry = self.access_tokens.get(auth.removeprefix("Bearer ").strip())
@@ -350,9 +398,8 @@ class FcmMock(AiohttpMock):
             return _unauthenticated(expired=True)
         return project
 
-    async def _send_v1(self, request: web.Request) -> web.StreamResponse:
-        project = request.match_info["project"]
-        raw = await request.read()
+    async def _send_v1(self, request: MockRequest, project: str) -> web.Response | None:
+        raw = request.body
         token_project = self._check_bearer(request)
         if isinstance(token_project, web.Response):
             return token_project
@@ -371,15 +418,21 @@ class FcmMock(AiohttpMock):
             return self._invalid("message", "Invalid JSON payload received.")
         token = message.get("token")
         self.note_request(
-            {"path": "v1", "token": token, "body": body, "at": self.clock()}
+            {
+                "path": "v1",
+                "http": request.http_version,
+                "token": token,
+                "body": body,
+                "at": self.clock(),
+            }
         )
         problem = self._check_message(message)
         if problem is not None:
             return self._invalid(*problem)
         assert isinstance(token, str)
         rule = self.faults.take(token)
-        if await self.transport_fault(rule, request):
-            return dropped()
+        if await self.play_transport_fault(rule):
+            return None
         if rule is not None and (answer := self._v1_fault(rule, request)) is not None:
             return answer
         return self._v1_deliver(token, project, body, request)
@@ -414,7 +467,7 @@ class FcmMock(AiohttpMock):
             )
         return None
 
-    def _v1_fault(self, rule: FaultRule, request: web.Request) -> web.Response | None:
+    def _v1_fault(self, rule: FaultRule, request: MockRequest) -> web.Response | None:
         self.stats[f"fault_{rule.kind}"] += 1
         kind = rule.kind
         if kind == "throttle":
@@ -437,7 +490,7 @@ class FcmMock(AiohttpMock):
         return None  # goaway has no HTTP/1.1 meaning: answer normally
 
     def _v1_deliver(
-        self, token: str, project: str, body: dict[str, Any], request: web.Request
+        self, token: str, project: str, body: dict[str, Any], request: MockRequest
     ) -> web.Response:
         code = self.scripted.get(token)
         if code is not None and code in V1_ERRORS:
@@ -463,8 +516,8 @@ class FcmMock(AiohttpMock):
 
     # -- legacy /fcm/send -----------------------------------------------------------
 
-    async def _send_legacy(self, request: web.Request) -> web.StreamResponse:
-        raw = await request.read()
+    async def _send_legacy(self, request: MockRequest) -> web.Response | None:
+        raw = request.body
         if self.retired:
             self.stats["retired"] += 1
             html = _HTML_RETIRED.format(status=self.retired_status)
@@ -484,15 +537,21 @@ class FcmMock(AiohttpMock):
             )
         tokens = body.get("registration_ids") or ([body["to"]] if "to" in body else [])
         self.note_request(
-            {"path": "/fcm/send", "tokens": tokens, "body": body, "at": self.clock()}
+            {
+                "path": "/fcm/send",
+                "http": request.http_version,
+                "tokens": tokens,
+                "body": body,
+                "at": self.clock(),
+            }
         )
         if not isinstance(tokens, list) or not tokens or len(tokens) > 1000:
             return web.Response(
                 status=400, text='"to" or 1..1000 "registration_ids" required'
             )
         rule = self.faults.take(str(tokens[0]))
-        if await self.transport_fault(rule, request):
-            return dropped()
+        if await self.play_transport_fault(rule):
+            return None
         if rule is not None and (answer := self._legacy_fault(rule)) is not None:
             return answer
         results = [self._legacy_result(str(t), body, request) for t in tokens]
@@ -530,7 +589,7 @@ class FcmMock(AiohttpMock):
         return None  # throttle and invalid_token are per-token results
 
     def _legacy_result(
-        self, token: str, body: dict[str, Any], request: web.Request
+        self, token: str, body: dict[str, Any], request: MockRequest
     ) -> dict[str, str]:
         error = self._legacy_error(token, body)
         if error is not None:

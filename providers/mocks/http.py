@@ -1,5 +1,6 @@
 """
-The aiohttp server half every HTTP/1.1 mock shares (ADM, Baidu, WNS, MPNS, FCM).
+The aiohttp server half every HTTP/1.1 mock shares (ADM, Baidu, WNS, MPNS). The
+FCM mock serves through `h2server.DualServer` instead, and shares the rest.
 
 A subclass builds its `web.Application` in `make_app()`; this class binds it to
 loopback, reports `base_url`, keeps `requests` capped, and plays the transport
@@ -44,6 +45,9 @@ class AiohttpMock(MockPlatform):
         self.ssl_context = ssl_context
         self._runner: web.AppRunner | None = None
         self._stopping = asyncio.Event()
+        # Mocks with a token endpoint: if set, it answers this status (an
+        # outage, or a refusal) instead of a token; see `token_outage`.
+        self.token_endpoint_status: int | None = None
 
     @abc.abstractmethod
     def make_app(self) -> web.Application:
@@ -74,6 +78,15 @@ class AiohttpMock(MockPlatform):
             await self._runner.cleanup()
             self._runner = None
 
+    def token_outage(self) -> web.Response | None:
+        """The token endpoint's answer while `token_endpoint_status` is set."""
+        if self.token_endpoint_status is None:
+            return None
+        self.stats["token_fault"] += 1
+        return web.json_response(
+            {"error": "backend_error"}, status=self.token_endpoint_status
+        )
+
     def note_request(self, entry: dict[str, Any]) -> None:
         """Append to `requests`, dropping the oldest half when over `max_requests`."""
         self.requests.append(entry)
@@ -87,6 +100,17 @@ class AiohttpMock(MockPlatform):
         Play a latency/drop/hang rule. Returns True when the handler must not
         answer (the connection was dropped or the mock is stopping).
         """
+        if not await self.play_transport_fault(rule):
+            return False
+        if request.transport is not None:
+            request.transport.close()
+        return True
+
+    async def play_transport_fault(self, rule: FaultRule | None) -> bool:
+        """
+        Play a latency/drop/hang rule, whatever the protocol. Returns True when
+        the caller must drop the connection without an answer.
+        """
         if rule is None or rule.kind not in TRANSPORT_FAULTS:
             return False
         self.stats[f"fault_{rule.kind}"] += 1
@@ -95,8 +119,6 @@ class AiohttpMock(MockPlatform):
             return False
         if rule.kind == "hang":
             await self._stopping.wait()
-        if request.transport is not None:
-            request.transport.close()
         return True
 
 

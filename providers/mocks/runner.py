@@ -58,9 +58,11 @@ class MockFleet:
     """The six mocks, started together; used by the CLI, the demo and the bench."""
 
     def __init__(self) -> None:
+        apns = ApnsMock()
         self.mocks: dict[str, MockPlatform] = {
-            "APNS": ApnsMock(),
-            "GCM": FcmMock(),
+            "APNS": apns,
+            # The two TLS mocks share one CA, so one `ca_file` trusts both.
+            "GCM": FcmMock(ca=apns.ca),
             "ADM": AdmMock(),
             "BAIDU": BaiduMock(),
             "MPNS": MpnsMock(),

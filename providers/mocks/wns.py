@@ -136,6 +136,8 @@ class WnsMock(AiohttpMock):
     async def _token(self, request: web.Request) -> web.Response:
         self.token_requests += 1
         form = await request.post()
+        if (outage := self.token_outage()) is not None:
+            return outage
         sid, secret = str(form.get("client_id", "")), str(form.get("client_secret", ""))
         if form.get("grant_type") != "client_credentials":
             return _oauth_error("unsupported_grant_type")

@@ -8,11 +8,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from providers.adm import AdmProvider, adm_md5
+from providers.adm import AdmProvider, adm_md5, classify
 from providers.base import Outcome, ProviderSettings, RenderedMessage, SendResult
 from providers.mocks.adm import AdmMock
 from providers.mocks.base import FaultRule
 from pushgw.model import Endpoint, MessageAttribute, Platform, PlatformApplication
+from tests.providers.answers import answer
 from tests.providers.clock import ManualClock as Clock
 
 APP_ARN = "arn:aws:sns:us-east-1:123456789012:app/ADM/test"
@@ -339,3 +340,29 @@ async def test_unreachable_provider_is_retry() -> None:
         await provider.aclose()
 
     assert result.outcome == Outcome.RETRY
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "headers", "expected", "retry_after"),
+    [
+        (401, {"reason": "AccessTokenExpired"}, {}, Outcome.RETRY, None),
+        (408, b"", {"Retry-After": "4"}, Outcome.RETRY, 4.0),
+        (500, {"reason": "UnknownError"}, {}, Outcome.RETRY, None),
+        (502, b"<html>", {}, Outcome.RETRY, None),
+        (404, b"", {}, Outcome.PERMANENT, None),
+        (400, {"reason": "InvalidData"}, {}, Outcome.PERMANENT, None),
+        (200, {"registrationID": "same-id"}, {}, Outcome.DELIVERED, None),
+    ],
+    ids=["401 after refresh", "408", "500", "other 5xx", "other 4xx", "400 InvalidData", "same id"],
+)  # fmt: skip
+def test_classify_rows_the_mock_does_not_produce(
+    status: int,
+    body: object,
+    headers: dict[str, str],
+    expected: Outcome,
+    retry_after: float | None,
+) -> None:
+    """Error-table rows without a mock trigger classify as the table says."""
+    result = classify(answer(status, body, headers), "same-id")
+
+    assert (expected, retry_after) == (result.outcome, result.retry_after)

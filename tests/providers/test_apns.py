@@ -120,6 +120,7 @@ ERROR_TABLE = [
     (429, "TooManyProviderTokenUpdates", Outcome.RETRY),
     (500, "InternalServerError", Outcome.RETRY),
     (503, "ServiceUnavailable", Outcome.RETRY),
+    (503, "Shutdown", Outcome.RETRY),
     (413, "PayloadTooLarge", Outcome.PERMANENT),
     (400, "BadCollapseId", Outcome.PERMANENT),
     (400, "PayloadEmpty", Outcome.PERMANENT),
@@ -610,6 +611,24 @@ async def test_error_without_body(
     )
 
     assert (outcome, reason) == (result.outcome, result.reason)
+
+
+@pytest.mark.parametrize(
+    ("status", "outcome"),
+    [(500, Outcome.RETRY), (502, Outcome.RETRY), (504, Outcome.RETRY),
+     (400, Outcome.PERMANENT), (413, Outcome.PERMANENT)],
+)  # fmt: skip
+async def test_status_without_reason(
+    mock: ApnsMock, make_provider: MakeProvider, status: int, outcome: Outcome
+) -> None:
+    """The STATUSES rows (and the 5xx/other fallbacks) classify a bare status."""
+    provider = await make_provider(timeout_s=2)
+    mock.error_without_body = True
+    mock.script(status, "unsent")
+
+    result = await provider.send(endpoint(mock.register_device()), message())
+
+    assert (outcome, f"{status} (no reason)") == (result.outcome, result.reason)
 
 
 async def test_one_stream_before_settings(make_provider: MakeProvider) -> None:

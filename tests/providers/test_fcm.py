@@ -7,30 +7,28 @@ import contextlib
 import dataclasses
 import json
 import socket
-import ssl
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
-import trustme
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from providers.base import Outcome, ProviderSettings, RenderedMessage, SendResult
-from providers.fcm import FcmProvider
+from providers.fcm import FcmProvider, classify
 from providers.gcm import gcm_provider_class
 from providers.gcm_legacy import GcmLegacyProvider
 from providers.mocks.base import FaultRule
 from providers.mocks.fcm import FcmMock
 from pushgw.errors import ProviderSetupError
 from pushgw.model import Endpoint, MessageAttribute, Platform, PlatformApplication
+from tests.providers.answers import answer
 from tests.providers.clock import ManualClock as FakeClock
 
 APP_ARN = "arn:aws:sns:us-east-1:123456789012:app/GCM/test"
 NOW = 1_800_000_000.0
 # One signing key for the module's service accounts: RSA key generation is slow.
 KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-# Run a test over both clients: http -> aiohttp, https -> httpx (HTTP/2-capable).
-BOTH_CLIENTS = pytest.mark.parametrize("mock", ["http", "https"], indirect=True)
 
 
 def make_app(credential: str) -> PlatformApplication:
@@ -70,28 +68,13 @@ async def adapter(
         await provider.aclose()
 
 
-@dataclasses.dataclass(frozen=True)
-class LoopbackTls:
-    """A trustme CA (as a file for ProviderSettings) and a 127.0.0.1 server context."""
-
-    ca_file: str
-    server: ssl.SSLContext
-
-
-@pytest.fixture(name="tls", scope="module")
-def _tls(tmp_path_factory: pytest.TempPathFactory) -> LoopbackTls:
-    ca = trustme.CA()
-    path = tmp_path_factory.mktemp("ca") / "ca.pem"
-    ca.cert_pem.write_to_path(str(path))
-    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(server)
-    return LoopbackTls(ca_file=str(path), server=server)
-
-
 @pytest.fixture(name="settings")
-def _settings(mock: FcmMock, tls: LoopbackTls) -> ProviderSettings:
-    """Settings that reach `mock`, trusting the test CA (used only over https)."""
-    return ProviderSettings(base_url=mock.base_url, timeout_s=5.0, ca_file=tls.ca_file)
+def _settings(mock: FcmMock, tmp_path: Path) -> ProviderSettings:
+    """Settings that reach `mock` over TLS, trusting its test CA."""
+    mock.write_ca(tmp_path / "ca.pem")
+    return ProviderSettings(
+        base_url=mock.base_url, timeout_s=5.0, ca_file=str(tmp_path / "ca.pem")
+    )
 
 
 @pytest.fixture(name="clock")
@@ -100,12 +83,9 @@ def _clock() -> FakeClock:
 
 
 @pytest.fixture(name="mock")
-async def _mock(
-    request: pytest.FixtureRequest, clock: FakeClock, tls: LoopbackTls
-) -> AsyncIterator[FcmMock]:
-    """The mock over http (adapter uses aiohttp) or, if asked, https (httpx)."""
-    https = getattr(request, "param", "http") == "https"
-    async with FcmMock(clock=clock, ssl_context=tls.server if https else None) as mock:
+async def _mock(clock: FakeClock) -> AsyncIterator[FcmMock]:
+    """The mock as production serves FCM: TLS, HTTP/2 by ALPN."""
+    async with FcmMock(clock=clock) as mock:
         yield mock
 
 
@@ -173,7 +153,6 @@ ERROR_TABLE = [
     [row[1:] for row in ERROR_TABLE],
     ids=[row[0] for row in ERROR_TABLE],
 )
-@BOTH_CLIENTS
 async def test_error_table(
     mock: FcmMock,
     provider: FcmProvider,
@@ -190,28 +169,28 @@ async def test_error_table(
     assert retry_after == result.retry_after
 
 
-@BOTH_CLIENTS
 async def test_plain_text_is_a_data_message(
     mock: FcmMock, provider: FcmProvider
 ) -> None:
     """
     Plain text goes out as `data.default` with the cached Bearer token, by httpx
-    over https and by aiohttp over cleartext.
+    over HTTP/2 (ALPN h2), token grant and send alike, as in production.
     """
     token = mock.register_device()
 
     result = await provider.send(endpoint(token), text("hi there"))
 
     [got] = mock.received_for(token)
-    client = "httpx" if mock.base_url.startswith("https:") else "aiohttp"
 
     assert result.outcome == Outcome.DELIVERED
     assert got.payload == {"token": token, "data": {"default": "hi there"}}
-    assert got.headers["Authorization"].startswith("Bearer ya29.")
-    assert client in got.headers["User-Agent"]
+    assert got.headers["authorization"].startswith("Bearer ya29.")
+    assert "python-httpx" in got.headers["user-agent"]
+    assert [("/token", "2"), ("v1", "2")] == [
+        (r["path"], r["http"]) for r in mock.requests
+    ]
 
 
-@BOTH_CLIENTS
 async def test_hang_times_out_as_retry(
     mock: FcmMock, settings: ProviderSettings, credential: str, clock: FakeClock
 ) -> None:
@@ -224,7 +203,6 @@ async def test_hang_times_out_as_retry(
     assert result.outcome == Outcome.RETRY
 
 
-@BOTH_CLIENTS
 async def test_concurrent_sends_fetch_one_token(
     mock: FcmMock, provider: FcmProvider
 ) -> None:
@@ -255,7 +233,6 @@ async def test_token_renewed_before_expiry(
     assert mock.stats["error_ACCESS_TOKEN_EXPIRED"] == 0
 
 
-@BOTH_CLIENTS
 async def test_401_forces_one_refresh_for_all_senders(
     mock: FcmMock, provider: FcmProvider
 ) -> None:
@@ -306,7 +283,6 @@ async def test_unknown_signing_key_is_bad_credentials(
     assert mock.stats["token_rejected"] == 1
 
 
-@BOTH_CLIENTS
 async def test_unreachable_token_endpoint_is_retry(
     mock: FcmMock, settings: ProviderSettings, clock: FakeClock
 ) -> None:
@@ -516,19 +492,64 @@ def test_provider_class_chosen_by_credential(credential: str) -> None:
     assert FcmProvider is gcm_provider_class(make_app(" {broken"))
 
 
-async def test_create_then_send() -> None:
+async def test_create_then_send(tmp_path: Path) -> None:
     """The `create` factory builds a working adapter (real clock) inside the loop."""
     async with FcmMock() as mock:
+        mock.write_ca(tmp_path / "ca.pem")
         credential = mock.issue_credentials()["PlatformCredential"]
-        result = await _send_with_created(mock, credential)
+        settings = ProviderSettings(
+            base_url=mock.base_url, ca_file=str(tmp_path / "ca.pem")
+        )
+        result = await _send_with_created(settings, mock, credential)
 
     assert result.outcome == Outcome.DELIVERED
 
 
-async def _send_with_created(mock: FcmMock, credential: str) -> SendResult:
-    settings = ProviderSettings(base_url=mock.base_url)
+async def _send_with_created(
+    settings: ProviderSettings, mock: FcmMock, credential: str
+) -> SendResult:
     provider = await FcmProvider.create(app=make_app(credential), settings=settings)
     try:
         return await provider.send(endpoint(mock.register_device()), text())
     finally:
         await provider.aclose()
+
+
+def _rpc(
+    status: int, rpc_status: str, message: str = "m", code: str | None = None
+) -> dict[str, Any]:
+    details = [
+        {
+            "@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError",
+            "errorCode": code,
+        }
+    ]
+    error = {"code": status, "status": rpc_status, "message": message}
+    return {"error": {**error, "details": details} if code else error}
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "headers", "expected", "retry_after"),
+    [
+        (401, _rpc(401, "UNAUTHENTICATED", code="APNS_AUTH_ERROR"), {}, Outcome.BAD_CREDENTIALS, None),
+        (404, _rpc(404, "NOT_FOUND"), {}, Outcome.PERMANENT, None),
+        (429, _rpc(429, "RESOURCE_EXHAUSTED"), {"Retry-After": "11"}, Outcome.RETRY, 11.0),
+        (400, _rpc(400, "INVALID_ARGUMENT"), {}, Outcome.PERMANENT, None),
+        (400, _rpc(400, "INVALID_ARGUMENT", "The registration token is not a valid FCM registration token"), {}, Outcome.INVALID_TOKEN, None),
+        (504, b"", {}, Outcome.RETRY, None),
+        (418, b"teapot", {}, Outcome.PERMANENT, None),
+        (200, b"not json", {}, Outcome.DELIVERED, None),
+    ],
+    ids=["APNS_AUTH_ERROR", "404 no code", "429 no code", "400 no code", "400 token message", "504", "other 4xx", "200 not JSON"],
+)  # fmt: skip
+def test_classify_rows_the_mock_does_not_produce(
+    status: int,
+    body: object,
+    headers: dict[str, str],
+    expected: Outcome,
+    retry_after: float | None,
+) -> None:
+    """FCM_ERRORS and STATUS_FALLBACK rows without a mock trigger classify as written."""
+    result = classify(answer(status, body, headers))
+
+    assert (expected, retry_after) == (result.outcome, result.retry_after)

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
 from providers.base import Outcome, ProviderSettings, RenderedMessage
-from providers.gcm_legacy import GcmLegacyProvider
+from providers.gcm_legacy import GcmLegacyProvider, classify
 from providers.mocks.base import FaultRule
 from providers.mocks.fcm import FcmMock
 from pushgw.model import Endpoint, MessageAttribute, Platform, PlatformApplication
+from tests.providers.answers import answer
 
 APP_ARN = "arn:aws:sns:us-east-1:123456789012:app/GCM/legacy"
 NOW = 1_800_000_000.0
@@ -54,9 +57,19 @@ def _api_key(mock: FcmMock) -> str:
     return mock.issue_credentials(kind="api_key")["PlatformCredential"]
 
 
+@pytest.fixture(name="settings")
+def _settings(mock: FcmMock, tmp_path: Path) -> ProviderSettings:
+    """Settings that reach the mock over TLS (HTTP/1.1 here), trusting its CA."""
+    mock.write_ca(tmp_path / "ca.pem")
+    return ProviderSettings(
+        base_url=mock.base_url, timeout_s=5.0, ca_file=str(tmp_path / "ca.pem")
+    )
+
+
 @pytest.fixture(name="provider")
-async def _provider(mock: FcmMock, api_key: str) -> AsyncIterator[GcmLegacyProvider]:
-    settings = ProviderSettings(base_url=mock.base_url, timeout_s=5.0)
+async def _provider(
+    settings: ProviderSettings, api_key: str
+) -> AsyncIterator[GcmLegacyProvider]:
     provider = GcmLegacyProvider(
         app=make_app(api_key), settings=settings, clock=lambda: NOW
     )
@@ -96,7 +109,11 @@ ERROR_TABLE = [
     ("Unavailable", _scripted("Unavailable"), Outcome.RETRY, None),
     ("InternalServerError", _scripted("InternalServerError"), Outcome.RETRY, None),
     ("DeviceMessageRateExceeded", _fault("throttle", retry_after=5), Outcome.RETRY, 5.0),
+    ("TopicsMessageRateExceeded", _scripted("TopicsMessageRateExceeded"), Outcome.RETRY, None),
     ("MessageTooBig", _scripted("MessageTooBig"), Outcome.PERMANENT, None),
+    ("InvalidDataKey", _scripted("InvalidDataKey"), Outcome.PERMANENT, None),
+    ("MissingRegistration", _scripted("MissingRegistration"), Outcome.PERMANENT, None),
+    ("InvalidPackageName", _scripted("InvalidPackageName"), Outcome.PERMANENT, None),
     ("InvalidTtl", _scripted("InvalidTtl"), Outcome.PERMANENT, None),
     ("unknown error", _scripted("SomethingNew"), Outcome.PERMANENT, None),
     ("InvalidApnsCredential", _scripted("InvalidApnsCredential"), Outcome.BAD_CREDENTIALS, None),
@@ -143,6 +160,7 @@ async def test_plain_text_sent_with_server_key(
     assert result.outcome == Outcome.DELIVERED
     assert got.payload == {"to": token, "data": {"default": "hi"}}
     assert got.headers["Authorization"] == f"key={api_key}"
+    assert "1.1" == mock.requests[-1]["http"]  # aiohttp: no ALPN h2, as in production
 
 
 async def test_canonical_id_names_a_working_token(
@@ -160,9 +178,10 @@ async def test_canonical_id_names_a_working_token(
     assert again.outcome == Outcome.DELIVERED
 
 
-async def test_unknown_key_is_bad_credentials(mock: FcmMock) -> None:
+async def test_unknown_key_is_bad_credentials(
+    mock: FcmMock, settings: ProviderSettings
+) -> None:
     """A server key the service does not know is rejected with 401."""
-    settings = ProviderSettings(base_url=mock.base_url)
     provider = GcmLegacyProvider(app=make_app("AIzaUnknown"), settings=settings)
     try:
         result = await provider.send(endpoint(mock.register_device()), text())
@@ -244,7 +263,9 @@ async def test_unsendable_messages_are_permanent(
     assert mock.requests == []
 
 
-async def test_mock_answers_per_token_results(mock: FcmMock, api_key: str) -> None:
+async def test_mock_answers_per_token_results(
+    mock: FcmMock, api_key: str, settings: ProviderSettings
+) -> None:
     """A multicast gets one aligned result per token, with canonical ids counted."""
     tokens = [
         mock.register_device(),
@@ -255,9 +276,11 @@ async def test_mock_answers_per_token_results(mock: FcmMock, api_key: str) -> No
     headers = {"Authorization": f"key={api_key}"}
     body = {"registration_ids": tokens, "data": {"k": "v"}}
 
+    tls: ssl.SSLContext = settings.ssl_context()
+    url = f"{mock.base_url}/fcm/send"
     async with (
         aiohttp.ClientSession() as session,
-        session.post(f"{mock.base_url}/fcm/send", json=body, headers=headers) as resp,
+        session.post(url, json=body, headers=headers, ssl=tls) as resp,
     ):
         answer = await resp.json()
 
@@ -270,3 +293,28 @@ async def test_mock_answers_per_token_results(mock: FcmMock, api_key: str) -> No
     assert results[1]["registration_id"] == mock.canonical[tokens[1]]
     assert results[2] == {"error": "NotRegistered"}
     assert results[3] == {"error": "InvalidRegistration"}
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "headers", "expected", "retry_after"),
+    [
+        (200, {"results": []}, {}, Outcome.RETRY, None),
+        (200, b"not json", {}, Outcome.RETRY, None),
+        (200, {"results": [{"error": "Unavailable"}]}, {"Retry-After": "6"}, Outcome.RETRY, 6.0),
+        (429, b"", {"Retry-After": "8"}, Outcome.RETRY, 8.0),
+        (400, b"JSON_PARSING_ERROR", {}, Outcome.PERMANENT, None),
+        (410, b"<html>Gone</html>", {}, Outcome.BAD_CREDENTIALS, None),
+    ],
+    ids=["200 no results", "200 not JSON", "per-token Retry-After", "429", "400", "410 retired"],
+)  # fmt: skip
+def test_classify_rows_the_mock_does_not_produce(
+    status: int,
+    body: object,
+    headers: dict[str, str],
+    expected: Outcome,
+    retry_after: float | None,
+) -> None:
+    """HTTP rows of the legacy table without a mock trigger classify as written."""
+    result = classify(answer(status, body, headers))
+
+    assert (expected, retry_after) == (result.outcome, result.retry_after)

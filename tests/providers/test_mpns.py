@@ -13,8 +13,9 @@ import trustme
 from providers.base import Outcome, ProviderSettings, RenderedMessage
 from providers.mocks.base import FaultRule
 from providers.mocks.mpns import MpnsMock
-from providers.mpns import MpnsProvider, toast_xml
+from providers.mpns import MpnsProvider, classify, toast_xml
 from pushgw.model import Endpoint, MessageAttribute, Platform, PlatformApplication
+from tests.providers.answers import answer
 
 APP_ARN = "arn:aws:sns:us-east-1:123456789012:app/MPNS/test"
 WP = "{WPNotification}"
@@ -314,3 +315,26 @@ async def test_certificate_credentials_authenticate_over_mtls(
     assert with_cert.outcome == Outcome.DELIVERED
     assert without_cert.outcome == Outcome.RETRY  # handshake refused: transport
     assert len(mock.received_for(uri)) == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "note", "expected", "retry_after"),
+    [
+        (200, "Received", Outcome.DELIVERED, None),
+        (200, "Dropped", Outcome.PERMANENT, None),
+        (200, "", Outcome.DELIVERED, None),
+        (400, "", Outcome.PERMANENT, None),
+        (405, "", Outcome.PERMANENT, None),
+        (502, "", Outcome.RETRY, None),
+        (418, "", Outcome.PERMANENT, None),
+    ],
+)
+def test_classify_rows_the_mock_does_not_produce(
+    status: int, note: str, expected: Outcome, retry_after: float | None
+) -> None:
+    """STATUS_TABLE rows without a mock trigger, and the fallbacks, classify as written."""
+    headers = {"X-NotificationStatus": note} if note else {}
+
+    result = classify(answer(status, b"", headers))
+
+    assert (expected, retry_after) == (result.outcome, result.retry_after)

@@ -14,8 +14,9 @@ from aiohttp import web
 from providers.base import Outcome, ProviderSettings, RenderedMessage
 from providers.mocks.base import FaultRule
 from providers.mocks.wns import WnsMock
-from providers.wns import WnsProvider, toast_xml
+from providers.wns import WnsProvider, classify, toast_xml
 from pushgw.model import Endpoint, MessageAttribute, Platform, PlatformApplication
+from tests.providers.answers import answer
 from tests.providers.clock import ManualClock as FakeClock
 
 APP_ARN = "arn:aws:sns:us-east-1:123456789012:app/WNS/test"
@@ -436,3 +437,28 @@ async def test_redirects_are_not_followed(mock: WnsMock, provider: WnsProvider) 
 
     assert (result.outcome, result.status) == (Outcome.PERMANENT, 307)
     assert mock.requests == []
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "expected", "retry_after"),
+    [
+        (200, {"X-WNS-Status": "dropped"}, Outcome.PERMANENT, None),
+        (200, {"X-WNS-Status": "channelthrottled"}, Outcome.DELIVERED, None),
+        (400, {}, Outcome.PERMANENT, None),
+        (401, {}, Outcome.BAD_CREDENTIALS, None),
+        (405, {}, Outcome.PERMANENT, None),
+        (406, {"Retry-After": "9"}, Outcome.RETRY, 9.0),
+        (413, {}, Outcome.PERMANENT, None),
+        (429, {"Retry-After": "2"}, Outcome.RETRY, 2.0),
+        (503, {"Retry-After": "5"}, Outcome.RETRY, 5.0),
+        (202, {}, Outcome.DELIVERED, None),
+        (418, {}, Outcome.PERMANENT, None),
+    ],
+)
+def test_classify_rows_the_mock_does_not_produce(
+    status: int, headers: dict[str, str], expected: Outcome, retry_after: float | None
+) -> None:
+    """STATUS_TABLE rows without a mock trigger, and the fallbacks, classify as written."""
+    result = classify(answer(status, b"", headers))
+
+    assert (expected, retry_after) == (result.outcome, result.retry_after)

@@ -141,7 +141,7 @@ def test_dev_toml_loads() -> None:
     config = load_config(DEV_TOML)
     assert 8080 == config.server.port
     assert "dev-only-json-api-key" == config.api_keys()[0].key
-    assert "http://127.0.0.1:9102" == config.providers["fcm"].base_url
+    assert "https://127.0.0.1:9102" == config.providers["fcm"].base_url
     assert str(ROOT / "state" / "mock-ca.pem") == str(
         config.path(config.mocks.ca_file).resolve()
     )
