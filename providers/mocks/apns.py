@@ -2,7 +2,7 @@
 A loopback APNs provider API: HTTP/2 over TLS on `h2`, faithful enough to test
 the adapter's wire behaviour (PROVIDERS.md §1.7).
 
-* TLS from a trustme CA made at construction (`ca_pem`, `write_ca`). ALPN h2,
+* TLS from a mock CA (`tls.py`) made at construction (`ca_pem`, `write_ca`). ALPN h2,
   and the h2 preface without ALPN is accepted too (aioapns sets no ALPN).
   Client certificates are requested (CERT_OPTIONAL); a request is authorised by
   a valid provider JWT or by a client certificate signed by the CA.
@@ -42,7 +42,6 @@ import h2.exceptions
 import h2.settings
 import hyperframe.frame
 import jwt
-import trustme
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -51,6 +50,7 @@ from hpack import NeverIndexedHeaderTuple
 
 from providers.h2client import FastH2Connection
 from providers.mocks.base import FaultRule, MockPlatform
+from providers.mocks.tls import MockCA
 
 DEFAULT_BUNDLE: Final = "com.example.app"
 JWT_MAX_AGE_S: Final = 3600.0  # "more than one hour old" -> ExpiredProviderToken
@@ -342,7 +342,7 @@ class ApnsMock(MockPlatform):
         super().__init__(clock=clock)
         self.max_concurrent_streams = max_concurrent_streams
         self.token_strict = token_strict
-        self.ca = trustme.CA()
+        self.ca = MockCA()
         self.ca_pem: bytes = self.ca.cert_pem.bytes()
         self._server_cert = self.ca.issue_cert("127.0.0.1", "localhost")
         self.keys: dict[str, _Key] = {}

@@ -13,7 +13,7 @@ PROVIDERS.md §2.4 and §3. One aiohttp app on 127.0.0.1 serves
   `registration_ids`, per-token results and canonical ids. With `retired=True`
   it answers like the shut-down service (`retired_status`, HTML body).
 
-Served as production serves it: TLS (a trustme CA: `ca_pem`, `write_ca`) with
+Served as production serves it: TLS (a mock CA (`tls.py`): `ca_pem`, `write_ca`) with
 ALPN, HTTP/2 for clients that offer h2 (the v1 adapter's httpx) and HTTP/1.1 for
 the rest (the legacy adapter's aiohttp), on one port (`providers.mocks.h2server`).
 Every request, whichever protocol, goes through `handle`, and `requests` records
@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import Any, Final
 
 import jwt
-import trustme
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -53,6 +52,7 @@ from providers.mocks.h2server import (
     server_ssl_context,
 )
 from providers.mocks.http import AiohttpMock
+from providers.mocks.tls import MockCA
 
 TOKEN_AUDIENCE: Final = "https://oauth2.googleapis.com/token"
 JWT_BEARER: Final = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -195,10 +195,10 @@ class FcmMock(AiohttpMock):
         token_expires_in: float = 3600.0,
         retired: bool = False,
         retired_status: int = 404,
-        ca: trustme.CA | None = None,
+        ca: MockCA | None = None,
     ) -> None:
         super().__init__(clock=clock)
-        self.ca = ca or trustme.CA()
+        self.ca = ca or MockCA()
         self.ca_pem: bytes = self.ca.cert_pem.bytes()
         self._certificate = self.ca.issue_cert("127.0.0.1", "localhost")
         self._server: DualServer | None = None

@@ -216,7 +216,7 @@ class _AlpnSwitch(asyncio.Protocol):
 
 
 def server_ssl_context(certificate: Any) -> ssl.SSLContext:
-    """A TLS server context for a trustme `LeafCert`, offering h2 then HTTP/1.1."""
+    """A TLS server context for a `tls.LeafCert`, offering h2 then HTTP/1.1."""
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     certificate.configure_cert(ctx)
     ctx.set_alpn_protocols(["h2", "http/1.1"])
