@@ -185,11 +185,7 @@ async def get_topic(s: Service, r: web.Request, b: Body) -> tuple[int, Any]:
 
 
 async def set_topic(s: Service, r: web.Request, b: Body) -> tuple[int, Any]:
-    attributes = string_map(b, "attributes")
-    if not attributes:
-        raise JsonValidationError("attributes: expected a non-empty object")
-    for name, value in attributes.items():
-        await s.set_topic_attributes(arn=_arn(r), name=name, value=value)
+    await s.set_topic_attribute_map(arn=_arn(r), attributes=string_map(b, "attributes"))
     return 204, None
 
 
@@ -224,11 +220,9 @@ async def get_sub(s: Service, r: web.Request, b: Body) -> tuple[int, Any]:
 
 
 async def set_sub(s: Service, r: web.Request, b: Body) -> tuple[int, Any]:
-    attributes = string_map(b, "attributes")
-    if not attributes:
-        raise JsonValidationError("attributes: expected a non-empty object")
-    for name, value in attributes.items():
-        await s.set_subscription_attributes(arn=_arn(r), name=name, value=value)
+    await s.set_subscription_attribute_map(
+        arn=_arn(r), attributes=string_map(b, "attributes")
+    )
     return 204, None
 
 
