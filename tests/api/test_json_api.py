@@ -785,3 +785,132 @@ async def test_lone_surrogates_are_400(api: Api, path: str, raw: bytes) -> None:
         path = f"/v1/platform-applications/{await api.gcm_app()}/endpoints"
     status, body = await api.call("POST", path, data=raw % topic.encode())
     assert 400 == status, body
+
+
+# -- the exact shape of every answer ------------------------------------------------
+async def test_every_operation_answers_with_its_shape(api: Api) -> None:
+    """Each of the 26 operations answers with its status and exactly its keys."""
+    app = await api.gcm_app("shapes")
+    app_path = f"/v1/platform-applications/{app}"
+    shapes: list[tuple[int, Any]] = [
+        await api.call("GET", "/v1/platform-applications"),
+        await api.call("GET", app_path),
+        await api.call("PATCH", app_path, {"attributes": {"Enabled": "true"}}),
+        await api.call("POST", f"{app_path}/endpoints", {"token": "t-1"}),
+        await api.call("GET", f"{app_path}/endpoints"),
+    ]
+    endpoint = shapes[3][1]["endpointArn"]
+    ep_path = f"/v1/endpoints/{endpoint}"
+    shapes += [
+        await api.call("GET", ep_path),
+        await api.call("PATCH", ep_path, {"attributes": {"CustomUserData": "u"}}),
+        await api.call("POST", "/v1/topics", {"name": "shapes"}),
+    ]
+    topic = shapes[-1][1]["topicArn"]
+    topic_path = f"/v1/topics/{topic}"
+    shapes += [
+        await api.call("GET", "/v1/topics"),
+        await api.call("GET", topic_path),
+        await api.call("PATCH", topic_path, {"attributes": {"DisplayName": "S"}}),
+        await api.call(
+            "POST",
+            f"{topic_path}/subscriptions",
+            {"endpointArn": endpoint, "protocol": "application"},
+        ),
+    ]
+    sub = shapes[-1][1]["subscriptionArn"]
+    sub_path = f"/v1/subscriptions/{sub}"
+    shapes += [
+        await api.call("GET", f"{topic_path}/subscriptions"),
+        await api.call("GET", "/v1/subscriptions"),
+        await api.call("GET", sub_path),
+        await api.call(
+            "PATCH", sub_path, {"attributes": {"RawMessageDelivery": "true"}}
+        ),
+        await api.call("PUT", f"{topic_path}/tags", {"tags": {"a": "1", "b": "2"}}),
+        await api.call("GET", f"{topic_path}/tags"),
+        await api.call("DELETE", f"{topic_path}/tags", params=[("key", "a")]),
+        await api.call("POST", "/v1/publish", {"targetArn": endpoint, "message": "m"}),
+        await api.call(
+            "POST",
+            "/v1/publish-batch",
+            {"topicArn": topic, "entries": [{"id": "1", "message": "m"}]},
+        ),
+        await api.call("DELETE", sub_path),
+        await api.call("DELETE", topic_path),
+        await api.call("DELETE", ep_path),
+        await api.call("DELETE", app_path),
+    ]
+    statuses = [status for status, _ in shapes]
+    keys = [sorted(body) if isinstance(body, dict) else body for _, body in shapes]
+
+    assert [200, 200, 204, 201, 200, 200, 204, 201, 200, 200, 204, 201] == statuses[:12]
+    assert [200, 200, 200, 204, 204, 200, 204, 200, 200, 204, 204, 204, 204] == (
+        statuses[12:]
+    )
+    assert [
+        ["platformApplications"],
+        ["attributes", "platformApplicationArn"],
+        None,
+        ["endpointArn"],
+        ["endpoints"],
+        ["attributes", "endpointArn"],
+        None,
+        ["topicArn"],
+        ["topics"],
+        ["attributes", "topicArn"],
+        None,
+        ["subscriptionArn"],
+        ["subscriptions"],
+        ["subscriptions"],
+        ["attributes", "subscriptionArn"],
+        None,
+        None,
+        ["tags"],
+        None,
+        ["messageId"],
+        ["failed", "successful"],
+        None,
+        None,
+        None,
+        None,
+    ] == keys
+    listed_app = shapes[0][1]["platformApplications"][0]
+    assert app == listed_app["platformApplicationArn"]
+    assert "true" == listed_app["attributes"]["Enabled"]
+    assert {
+        "endpointArn": endpoint,
+        "attributes": {"Enabled": "true", "Token": "t-1"},
+    } == shapes[4][1]["endpoints"][0]
+    assert [{"topicArn": topic}] == shapes[8][1]["topics"]
+    assert {"tags": {"a": "1", "b": "2"}} == shapes[17][1]
+    assert [{"id": "1", "messageId": shapes[20][1]["successful"][0]["messageId"]}] == (
+        shapes[20][1]["successful"]
+    )
+    assert [] == shapes[20][1]["failed"]
+
+
+@pytest.mark.parametrize("member", ["messageGroupId", "messageDeduplicationId"])
+async def test_publish_carries_fifo_members(api: Api, member: str) -> None:
+    """JSON Publish passes MessageGroupId/MessageDeduplicationId on, as SNS Query does."""
+    topic = await api.topic()
+
+    status, body = await api.call(
+        "POST", "/v1/publish", {"topicArn": topic, "message": "m", member: "g-1"}
+    )
+
+    expected = (
+        "Invalid parameter: The request includes MessageGroupId parameter that is"
+        " not valid for this topic type"
+    )
+    assert expected == assert_error(status, body, 400, "InvalidParameter")
+
+
+async def test_publish_fifo_member_of_wrong_type(api: Api) -> None:
+    """A MessageGroupId that is not a string is a ValidationError naming it."""
+    status, body = await api.call(
+        "POST", "/v1/publish", {"message": "m", "messageGroupId": 1}
+    )
+
+    expected = "messageGroupId: expected string"
+    assert expected == assert_error(status, body, 400, "ValidationError")

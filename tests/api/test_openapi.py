@@ -57,6 +57,15 @@ def document_operations(document: dict[str, Any]) -> set[tuple[str, str]]:
     }
 
 
+def resolve(document: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """A schema with its `$ref` (if any) looked up in the components."""
+    if "$ref" not in schema:
+        return schema
+    name = schema["$ref"].removeprefix("#/components/schemas/")
+    found: dict[str, Any] = document["components"]["schemas"][name]
+    return found
+
+
 def test_openapi_path_strips_patterns() -> None:
     """`{arn:regex}` becomes `{arn}`, regexes with classes and quantifiers too."""
     assert "/v1/topics/{arn}" == openapi_path("/v1/topics/{arn:arn:[^/]+}")
@@ -103,10 +112,11 @@ async def test_document_is_structurally_openapi_3(
             assert placeholders == in_path, (method, path)
             assert all(p["required"] for p in params if p["in"] == "path")
             if "requestBody" in operation:
-                schema = operation["requestBody"]["content"]["application/json"][
-                    "schema"
-                ]
-                assert set(schema["required"]) <= set(schema["properties"])
+                schema = resolve(
+                    document,
+                    operation["requestBody"]["content"]["application/json"]["schema"],
+                )
+                assert set(schema.get("required", [])) <= set(schema["properties"])
     assert len(operation_ids) == len(set(operation_ids))
 
 
