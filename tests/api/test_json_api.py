@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from aiohttp import ClientResponse
@@ -695,6 +696,32 @@ async def test_unknown_route_and_wrong_method(api: Api) -> None:
 
 
 @pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("PUT", "/v1/topics", {"GET", "POST"}),
+        ("POST", "/v1/subscriptions", {"GET"}),
+        (
+            "PUT",
+            "/v1/topics/arn:aws:sns:us-east-1:123456789012:t",
+            {"DELETE", "GET", "PATCH"},
+        ),
+        ("DELETE", "/v1/publish", {"POST"}),
+    ],
+)
+async def test_wrong_method_names_the_allowed_ones(
+    api: Api, method: str, path: str, allow: set[str]
+) -> None:
+    """A 405 JSON error carries Allow with the methods the path takes."""
+    response = await api.client.request(
+        method, path, headers={"Authorization": f"Bearer {ADMIN_KEY}"}
+    )
+    body = await response.json()
+
+    assert_error(response.status, body, 405, "MethodNotAllowed")
+    assert allow == {m.strip() for m in response.headers["Allow"].split(",")}
+
+
+@pytest.mark.parametrize(
     ("headers", "message"),
     [
         ({}, "Missing bearer key: send Authorization: Bearer <key>"),
@@ -788,10 +815,26 @@ async def test_lone_surrogates_are_400(api: Api, path: str, raw: bytes) -> None:
 
 
 # -- the exact shape of every answer ------------------------------------------------
-async def test_every_operation_answers_with_its_shape(api: Api) -> None:
-    """Each of the 26 operations answers with its status and exactly its keys."""
+def encoded(arn: str) -> str:
+    """An ARN as generated clients put it in a path: every reserved byte escaped."""
+    return quote(arn, safe="")
+
+
+def lower_encoded(arn: str) -> str:
+    """Percent-escapes with lowercase hex digits, which RFC 3986 allows too."""
+    return quote(arn, safe="").replace("%2F", "%2f").replace("%3A", "%3a")
+
+
+@pytest.mark.parametrize("in_path", [str, encoded, lower_encoded])
+async def test_every_operation_answers_with_its_shape(
+    api: Api, in_path: Callable[[str], str]
+) -> None:
+    """
+    Each of the 26 operations answers with its status and exactly its keys, with
+    the ARNs in the path raw or percent-encoded.
+    """
     app = await api.gcm_app("shapes")
-    app_path = f"/v1/platform-applications/{app}"
+    app_path = f"/v1/platform-applications/{in_path(app)}"
     shapes: list[tuple[int, Any]] = [
         await api.call("GET", "/v1/platform-applications"),
         await api.call("GET", app_path),
@@ -800,14 +843,14 @@ async def test_every_operation_answers_with_its_shape(api: Api) -> None:
         await api.call("GET", f"{app_path}/endpoints"),
     ]
     endpoint = shapes[3][1]["endpointArn"]
-    ep_path = f"/v1/endpoints/{endpoint}"
+    ep_path = f"/v1/endpoints/{in_path(endpoint)}"
     shapes += [
         await api.call("GET", ep_path),
         await api.call("PATCH", ep_path, {"attributes": {"CustomUserData": "u"}}),
         await api.call("POST", "/v1/topics", {"name": "shapes"}),
     ]
     topic = shapes[-1][1]["topicArn"]
-    topic_path = f"/v1/topics/{topic}"
+    topic_path = f"/v1/topics/{in_path(topic)}"
     shapes += [
         await api.call("GET", "/v1/topics"),
         await api.call("GET", topic_path),
@@ -819,7 +862,7 @@ async def test_every_operation_answers_with_its_shape(api: Api) -> None:
         ),
     ]
     sub = shapes[-1][1]["subscriptionArn"]
-    sub_path = f"/v1/subscriptions/{sub}"
+    sub_path = f"/v1/subscriptions/{in_path(sub)}"
     shapes += [
         await api.call("GET", f"{topic_path}/subscriptions"),
         await api.call("GET", "/v1/subscriptions"),
@@ -888,6 +931,17 @@ async def test_every_operation_answers_with_its_shape(api: Api) -> None:
         shapes[20][1]["successful"]
     )
     assert [] == shapes[20][1]["failed"]
+    echoed = [shapes[i][1][key] for i, key in ECHOES]
+    assert [app, endpoint, topic, sub] == echoed
+
+
+# Where test_every_operation_answers_with_its_shape's Get*Attributes answers are.
+ECHOES = [
+    (1, "platformApplicationArn"),
+    (5, "endpointArn"),
+    (9, "topicArn"),
+    (14, "subscriptionArn"),
+]
 
 
 @pytest.mark.parametrize("member", ["messageGroupId", "messageDeduplicationId"])
