@@ -13,7 +13,7 @@ import pytest
 
 from tests.api.test_bad_input import json_api
 from tests.api.test_json_api import Api, assert_error
-from tests.api.test_sns_api import ADM_CREDENTIALS, call, client_error, start
+from tests.api.test_sns_api import call, client_error, make_app, make_endpoint, start
 
 FILTER = json.dumps({"kind": ["a"]})
 
@@ -120,13 +120,7 @@ async def test_json_empty_attributes_are_refused(api: Api, resource: str) -> Non
 
 async def test_sns_app_bad_second_attribute_changes_nothing(sns: Any) -> None:
     """SetPlatformApplicationAttributes with one bad attribute writes none."""
-    created = await call(
-        sns.create_platform_application,
-        Name="app",
-        Platform="ADM",
-        Attributes=ADM_CREDENTIALS,
-    )
-    arn = created["PlatformApplicationArn"]
+    arn = await make_app(sns)
     before = await call(sns.get_platform_application_attributes, **_app(arn))
 
     error = await client_error(
@@ -142,18 +136,7 @@ async def test_sns_app_bad_second_attribute_changes_nothing(sns: Any) -> None:
 
 async def test_sns_endpoint_bad_second_attribute_changes_nothing(sns: Any) -> None:
     """SetEndpointAttributes with one bad value writes none of the others."""
-    created = await call(
-        sns.create_platform_application,
-        Name="app",
-        Platform="ADM",
-        Attributes=ADM_CREDENTIALS,
-    )
-    endpoint = await call(
-        sns.create_platform_endpoint,
-        PlatformApplicationArn=created["PlatformApplicationArn"],
-        Token="tok-1",
-    )
-    arn = endpoint["EndpointArn"]
+    arn = await make_endpoint(sns, await make_app(sns), "tok-1")
 
     error = await client_error(
         sns.set_endpoint_attributes,

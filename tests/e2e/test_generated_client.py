@@ -15,7 +15,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -25,6 +24,7 @@ import httpx
 import pytest
 
 from tests.e2e.harness import Mocks, Server
+from tests.e2e.test_json_e2e import wait_received
 
 PACKAGE = "pushgw_generated_client"
 # Any attempt to reach the network through a proxy lands on a closed port.
@@ -35,7 +35,6 @@ NO_NETWORK = {
     "NO_PROXY": "",
 }
 CONFIG = "post_hooks: []\n"  # no ruff / black run on the generated code
-DEADLINE_S = 10.0
 
 
 def generate(server: Server, directory: Path) -> Path:
@@ -111,15 +110,6 @@ class Generated:
         return self.models.StringMap.from_dict(values)
 
 
-def wait_received(mocks: Mocks, token: str, count: int) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + DEADLINE_S
-    got = mocks.received(token)
-    while len(got) < count and time.monotonic() < deadline:
-        time.sleep(0.05)
-        got = mocks.received(token)
-    return got
-
-
 @pytest.mark.e2e
 def test_generated_client_drives_every_operation(
     client_package: ModuleType, pushgw_server: Server, mocks: Mocks
@@ -132,6 +122,12 @@ def test_generated_client_drives_every_operation(
         done.add(operation)
         return api.call(tag, operation, status, *args, **kw)
 
+    def set_attributes(tag: str, operation: str, arn: str, **values: str) -> None:
+        """A Set*Attributes call: `set_topic_attributes` → SetTopicAttributesRequest."""
+        request = "".join(w.title() for w in operation.split("_")) + "Request"
+        body = api.model(request, attributes=api.strings(values))
+        call(tag, operation, 204, arn, body=body)
+
     apps, topics, subs = "platform_applications", "topics", "subscriptions"
     body = api.model(
         "CreatePlatformApplicationRequest",
@@ -141,13 +137,11 @@ def test_generated_client_drives_every_operation(
     )
     app = call(apps, "create_platform_application", 201, body=body)
     app_arn = app.platform_application_arn
-    sample = api.strings({"SuccessFeedbackSampleRate": "50"})
-    call(
+    set_attributes(
         apps,
         "set_platform_application_attributes",
-        204,
         app_arn,
-        body=api.model("SetPlatformApplicationAttributesRequest", attributes=sample),
+        SuccessFeedbackSampleRate="50",
     )
     got = call(apps, "get_platform_application_attributes", 200, app_arn)
     assert app_arn == got.platform_application_arn
@@ -163,13 +157,8 @@ def test_generated_client_drives_every_operation(
     endpoint_arn = endpoint_arn.endpoint_arn
     listed = call(apps, "list_endpoints_by_platform_application", 200, app_arn)
     assert [endpoint_arn] == [e.endpoint_arn for e in listed.endpoints]
-    user_data = api.strings({"CustomUserData": "user-7"})
-    call(
-        "endpoints",
-        "set_endpoint_attributes",
-        204,
-        endpoint_arn,
-        body=api.model("SetEndpointAttributesRequest", attributes=user_data),
+    set_attributes(
+        "endpoints", "set_endpoint_attributes", endpoint_arn, CustomUserData="user-7"
     )
     got = call("endpoints", "get_endpoint_attributes", 200, endpoint_arn)
     assert {"Enabled": "true", "Token": token, "CustomUserData": "user-7"} == (
@@ -181,14 +170,7 @@ def test_generated_client_drives_every_operation(
     )
     topic_arn = topic.topic_arn
     assert [topic_arn] == [t.topic_arn for t in call(topics, "list_topics", 200).topics]
-    display = api.strings({"DisplayName": "Generated"})
-    call(
-        topics,
-        "set_topic_attributes",
-        204,
-        topic_arn,
-        body=api.model("SetTopicAttributesRequest", attributes=display),
-    )
+    set_attributes(topics, "set_topic_attributes", topic_arn, DisplayName="Generated")
     got = call(topics, "get_topic_attributes", 200, topic_arn)
     assert "Generated" == got.attributes["DisplayName"]
     tags = api.strings({"team": "push", "env": "e2e"})
@@ -211,14 +193,8 @@ def test_generated_client_drives_every_operation(
     ]
     listed = call(subs, "list_subscriptions", 200)
     assert [sub_arn] == [s.subscription_arn for s in listed.subscriptions]
-    policy = api.strings({"FilterPolicy": json.dumps({"kind": ["news"]})})
-    call(
-        subs,
-        "set_subscription_attributes",
-        204,
-        sub_arn,
-        body=api.model("SetSubscriptionAttributesRequest", attributes=policy),
-    )
+    policy = json.dumps({"kind": ["news"]})
+    set_attributes(subs, "set_subscription_attributes", sub_arn, FilterPolicy=policy)
     got = call(subs, "get_subscription_attributes", 200, sub_arn)
     assert topic_arn == got.attributes["TopicArn"]
 
