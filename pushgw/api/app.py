@@ -56,7 +56,9 @@ async def request_context(
             413: "RequestTooLarge",
         }.get(exc.status, "BadRequest")
         message = exc.reason if exc.status != 404 else f"No route for {request.path}"
-        return error_response(exc.status, code, message, request_id)
+        # A 405 must say which methods the path takes (RFC 9110 §15.5.6).
+        allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        return error_response(exc.status, code, message, request_id, allow)
     except Exception:
         log.exception("request_crashed", path=request.path)
         return error_response(500, "InternalError", "Internal error", request_id)

@@ -1,12 +1,18 @@
-"""Reading typed fields out of a JSON request body, with errors that name them."""
+"""
+Reading an operation's members out of a JSON request (body, path and query),
+typed as `shapes` says, with errors that name the field.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
+from multidict import MultiMapping
+
+from pushgw.api.shapes import Kind, Param, Where
 from pushgw.errors import ApiError
 from pushgw.service.types import MessageAttributeInput
 
@@ -18,6 +24,66 @@ class JsonValidationError(ApiError):
 
     code = "ValidationError"
     status = 400
+
+
+def read_request(
+    params: Sequence[Param],
+    *,
+    body: Mapping[str, Any],
+    path: Mapping[str, str],
+    query: MultiMapping[str],
+) -> dict[str, Any]:
+    """The values of `params` by SNS member name; absent ones are None."""
+    out: dict[str, Any] = {}
+    for param in params:
+        key = param.json_key
+        if param.json is Where.PATH:
+            value: Any = path[key]
+        elif param.json is Where.QUERY:
+            value = (
+                query.getall(key, []) if param.kind is Kind.STRINGS else query.get(key)
+            )
+        else:
+            value = _body_value(body, param)
+        out[param.name] = param.json_default if value is None else value
+    return out
+
+
+def _body_value(body: Mapping[str, Any], param: Param) -> Any:
+    key = param.json_key
+    match param.kind:
+        case Kind.STRING:
+            return optional(body, key, str)
+        case Kind.BOOLEAN:
+            return optional(body, key, bool)
+        case Kind.MAP | Kind.TAGS:
+            return string_map(body, key)
+        case Kind.STRINGS:
+            return _strings(body, key)
+        case Kind.MESSAGE_ATTRIBUTES:
+            return message_attributes(body, key)
+        case Kind.LIST:
+            assert param.members is not None, key
+            members = param.members.params  # each element's members: body only
+            return [
+                {m.name: _body_value(item, m) for m in members}
+                for item in _objects(body, key)
+            ]
+
+
+def _objects(body: Mapping[str, Any], name: str) -> list[Mapping[str, Any]]:
+    items = optional(body, name, list) or []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise JsonValidationError(f"{name}[{index}]: expected object")
+    return items
+
+
+def _strings(body: Mapping[str, Any], name: str) -> list[str] | None:
+    items = optional(body, name, list)
+    if items is not None and not all(isinstance(i, str) and _is_utf8(i) for i in items):
+        raise JsonValidationError(f"{name}: expected array of strings")
+    return items
 
 
 def optional(body: Mapping[str, Any], name: str, kind: type[T]) -> T | None:

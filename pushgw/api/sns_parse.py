@@ -23,9 +23,11 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Any
 from urllib.parse import unquote_to_bytes
 
+from pushgw.api.shapes import Kind, Param
 from pushgw.errors import ApiError, ParameterValueInvalidError, ValidationError
 from pushgw.service.types import MessageAttributeInput
 
@@ -318,3 +320,32 @@ def _insert(tree: dict[str, object], name: str, value: str) -> None:
     if parts[-1] in node:
         raise malformed(f"{name[:128]} is both a value and a structure.")
     node[parts[-1]] = value
+
+
+def read_members(params: Params, wanted: Sequence[Param]) -> dict[str, Any]:
+    """
+    The values of `wanted`, by member name, read in order (so the first bad member
+    is the one an error names). LIST elements are dicts of their members' values.
+    """
+    return {param.name: _read(params, param) for param in wanted}
+
+
+def _read(params: Params, param: Param) -> Any:
+    name = param.name
+    match param.kind:
+        case Kind.STRING:
+            return params.string(name)
+        case Kind.BOOLEAN:
+            return params.boolean(name)
+        case Kind.MAP:
+            return params.mapping(name)
+        case Kind.TAGS:
+            return params.tags(name)
+        case Kind.STRINGS:
+            return params.strings(name)
+        case Kind.MESSAGE_ATTRIBUTES:
+            return params.message_attributes(name)
+        case Kind.LIST:
+            assert param.members is not None, name
+            members = param.members.params
+            return [read_members(e, members) for e in params.members(name) or []]

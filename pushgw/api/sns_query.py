@@ -8,8 +8,9 @@ key's action set, calls the `Service` and renders XML (`sns_xml`). Every failure
 is an SNS `ErrorResponse`; an unexpected exception is logged and answered with a
 500 `InternalError` that carries no detail.
 
-The operations live in one table, `ACTIONS`: action name → how to call the service
-with the parsed parameters and how to render its result.
+The operations come from the one table, `operations.OPERATIONS`: this module only
+reads their members off the wire (`sns_parse.read_members`) and renders their
+outputs (`sns_xml.result`).
 """
 
 from __future__ import annotations
@@ -17,16 +18,16 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
 
 import structlog
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from pushgw.api import sns_xml as xml
+from pushgw.api.operations import OPERATIONS
+from pushgw.api.shapes import Binding, Context, invoke
 from pushgw.api.sigv4 import verify_sigv4
-from pushgw.api.sns_parse import Params, decode_form, malformed, parse_query
+from pushgw.api.sns_parse import decode_form, malformed, parse_query, read_members
 from pushgw.config import AccessKey
 from pushgw.errors import (
     ApiError,
@@ -36,12 +37,9 @@ from pushgw.errors import (
     ServiceUnavailableError,
     StoreUnavailableError,
 )
-from pushgw.model import Endpoint, PlatformApplication, Subscription, Topic
 from pushgw.service import Service
 from pushgw.service.base import ForeignAccountError
-from pushgw.service.types import BatchEntry, BatchResult, Listing, PublishInput
 
-T = TypeVar("T")
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 log = structlog.get_logger(__name__)
@@ -57,285 +55,6 @@ class RequestTooLargeError(ApiError):
     status = 413
 
 
-@dataclass(frozen=True, slots=True)
-class Action(Generic[T]):
-    """One SNS operation: call the service, then render the `<XResult>` body."""
-
-    call: Callable[[Service, Params], Awaitable[T]]
-    render: Callable[[T, Service], str | None]
-    # Parameters naming the resource, for AuthorizationError (first present wins).
-    resource: tuple[str, ...] = ()
-
-
-# -- renderers -----------------------------------------------------------------
-def _no_output(_: object, __: Service) -> None:
-    return None
-
-
-def _empty_output(_: object, __: Service) -> str:
-    return ""
-
-
-def _scalar(name: str) -> Callable[[str, Service], str]:
-    return lambda value, _: xml.element(name, value)
-
-
-def _attributes(values: dict[str, str], _: Service) -> str:
-    return xml.attributes(values)
-
-
-def _tags(values: dict[str, str], _: Service) -> str:
-    return xml.tags(values)
-
-
-def _listing(
-    name: str, member: Callable[[Any, Service], str]
-) -> Callable[[Listing[Any], Service], str]:
-    def render(page: Listing[Any], svc: Service) -> str:
-        items = xml.members(name, (member(item, svc) for item in page.items))
-        return items + xml.element("NextToken", page.next_token)
-
-    return render
-
-
-def _app(app: PlatformApplication, _: Service) -> str:
-    return xml.element("PlatformApplicationArn", app.arn) + xml.attributes(
-        app.public_attributes()
-    )
-
-
-def _endpoint(endpoint: Endpoint, _: Service) -> str:
-    return xml.element("EndpointArn", endpoint.arn) + xml.attributes(
-        endpoint.public_attributes()
-    )
-
-
-def _topic(topic: Topic, _: Service) -> str:
-    return xml.element("TopicArn", topic.arn)
-
-
-def _subscription(sub: Subscription, svc: Service) -> str:
-    return "".join(
-        (
-            xml.element("SubscriptionArn", sub.arn),
-            xml.element("Owner", svc.account),
-            xml.element("Protocol", sub.protocol),
-            xml.element("Endpoint", sub.endpoint_arn),
-            xml.element("TopicArn", sub.topic_arn),
-        )
-    )
-
-
-def _batch(result: BatchResult, _: Service) -> str:
-    ok = (
-        xml.element("Id", s.id) + xml.element("MessageId", s.message_id)
-        for s in result.successful
-    )
-    failed = (
-        xml.element("Id", f.id)
-        + xml.element("Code", f.code)
-        + xml.element("Message", f.message)
-        + xml.element("SenderFault", "true" if f.sender_fault else "false")
-        for f in result.failed
-    )
-    return xml.members("Successful", ok) + xml.members("Failed", failed)
-
-
-# -- request readers -------------------------------------------------------------
-def _publish_input(p: Params) -> PublishInput:
-    return PublishInput(
-        message=p.string("Message"),
-        topic_arn=p.string("TopicArn"),
-        target_arn=p.string("TargetArn"),
-        phone_number=p.string("PhoneNumber"),
-        subject=p.string("Subject"),
-        message_structure=p.string("MessageStructure"),
-        message_attributes=p.message_attributes("MessageAttributes"),
-        message_group_id=p.string("MessageGroupId"),
-        message_deduplication_id=p.string("MessageDeduplicationId"),
-    )
-
-
-def _batch_entries(p: Params) -> list[BatchEntry]:
-    return [
-        BatchEntry(
-            id=e.string("Id"),
-            message=e.string("Message"),
-            subject=e.string("Subject"),
-            message_structure=e.string("MessageStructure"),
-            message_attributes=e.message_attributes("MessageAttributes"),
-            message_group_id=e.string("MessageGroupId"),
-            message_deduplication_id=e.string("MessageDeduplicationId"),
-        )
-        for e in p.members("PublishBatchRequestEntries") or []
-    ]
-
-
-def _subscribe(svc: Service, p: Params) -> Awaitable[str]:
-    p.boolean("ReturnSubscriptionArn")  # validated; application subs never pend
-    return svc.subscribe(
-        topic_arn=p.string("TopicArn"),
-        protocol=p.string("Protocol"),
-        endpoint=p.string("Endpoint"),
-        attributes=p.mapping("Attributes"),
-    )
-
-
-_APP = ("PlatformApplicationArn",)
-_ENDPOINT = ("EndpointArn",)
-_TOPIC = ("TopicArn",)
-_SUB = ("SubscriptionArn",)
-_RES = ("ResourceArn",)
-
-ACTIONS: Mapping[str, Action[Any]] = {
-    "CreatePlatformApplication": Action(
-        lambda s, p: s.create_platform_application(
-            name=p.string("Name"),
-            platform=p.string("Platform"),
-            attributes=p.mapping("Attributes"),
-        ),
-        _scalar("PlatformApplicationArn"),
-    ),
-    "GetPlatformApplicationAttributes": Action(
-        lambda s, p: s.get_platform_application_attributes(p.string(_APP[0])),
-        _attributes,
-        _APP,
-    ),
-    "SetPlatformApplicationAttributes": Action(
-        lambda s, p: s.set_platform_application_attributes(
-            p.string(_APP[0]), p.mapping("Attributes")
-        ),
-        _no_output,
-        _APP,
-    ),
-    "ListPlatformApplications": Action(
-        lambda s, p: s.list_platform_applications(p.string("NextToken")),
-        _listing("PlatformApplications", _app),
-    ),
-    "DeletePlatformApplication": Action(
-        lambda s, p: s.delete_platform_application(p.string(_APP[0])),
-        _no_output,
-        _APP,
-    ),
-    "CreatePlatformEndpoint": Action(
-        lambda s, p: s.create_platform_endpoint(
-            app_arn=p.string(_APP[0]),
-            token=p.string("Token"),
-            custom_user_data=p.string("CustomUserData"),
-            attributes=p.mapping("Attributes"),
-        ),
-        _scalar("EndpointArn"),
-        _APP,
-    ),
-    "GetEndpointAttributes": Action(
-        lambda s, p: s.get_endpoint_attributes(p.string(_ENDPOINT[0])),
-        _attributes,
-        _ENDPOINT,
-    ),
-    "SetEndpointAttributes": Action(
-        lambda s, p: s.set_endpoint_attributes(
-            p.string(_ENDPOINT[0]), p.mapping("Attributes")
-        ),
-        _no_output,
-        _ENDPOINT,
-    ),
-    "ListEndpointsByPlatformApplication": Action(
-        lambda s, p: s.list_endpoints_by_platform_application(
-            p.string(_APP[0]), p.string("NextToken")
-        ),
-        _listing("Endpoints", _endpoint),
-        _APP,
-    ),
-    "DeleteEndpoint": Action(
-        lambda s, p: s.delete_endpoint(p.string(_ENDPOINT[0])),
-        _no_output,
-        _ENDPOINT,
-    ),
-    "Publish": Action(
-        lambda s, p: s.publish(_publish_input(p)),
-        _scalar("MessageId"),
-        ("TopicArn", "TargetArn"),
-    ),
-    "PublishBatch": Action(
-        lambda s, p: s.publish_batch(
-            topic_arn=p.string("TopicArn"), entries=_batch_entries(p)
-        ),
-        _batch,
-        _TOPIC,
-    ),
-    "CreateTopic": Action(
-        lambda s, p: s.create_topic(
-            name=p.string("Name"),
-            attributes=p.mapping("Attributes"),
-            tags=p.tags("Tags"),
-        ),
-        _scalar("TopicArn"),
-    ),
-    "DeleteTopic": Action(
-        lambda s, p: s.delete_topic(p.string(_TOPIC[0])), _no_output, _TOPIC
-    ),
-    "GetTopicAttributes": Action(
-        lambda s, p: s.get_topic_attributes(p.string(_TOPIC[0])), _attributes, _TOPIC
-    ),
-    "SetTopicAttributes": Action(
-        lambda s, p: s.set_topic_attributes(
-            arn=p.string(_TOPIC[0]),
-            name=p.string("AttributeName"),
-            value=p.string("AttributeValue"),
-        ),
-        _no_output,
-        _TOPIC,
-    ),
-    "ListTopics": Action(
-        lambda s, p: s.list_topics(p.string("NextToken")),
-        _listing("Topics", _topic),
-    ),
-    "Subscribe": Action(_subscribe, _scalar("SubscriptionArn"), _TOPIC),
-    "Unsubscribe": Action(
-        lambda s, p: s.unsubscribe(p.string(_SUB[0])), _no_output, _SUB
-    ),
-    "ListSubscriptions": Action(
-        lambda s, p: s.list_subscriptions(p.string("NextToken")),
-        _listing("Subscriptions", _subscription),
-    ),
-    "ListSubscriptionsByTopic": Action(
-        lambda s, p: s.list_subscriptions_by_topic(
-            p.string(_TOPIC[0]), p.string("NextToken")
-        ),
-        _listing("Subscriptions", _subscription),
-        _TOPIC,
-    ),
-    "GetSubscriptionAttributes": Action(
-        lambda s, p: s.get_subscription_attributes(p.string(_SUB[0])),
-        _attributes,
-        _SUB,
-    ),
-    "SetSubscriptionAttributes": Action(
-        lambda s, p: s.set_subscription_attributes(
-            arn=p.string(_SUB[0]),
-            name=p.string("AttributeName"),
-            value=p.string("AttributeValue"),
-        ),
-        _no_output,
-        _SUB,
-    ),
-    "TagResource": Action(
-        lambda s, p: s.tag_resource(p.string(_RES[0]), p.tags("Tags")),
-        _empty_output,
-        _RES,
-    ),
-    "UntagResource": Action(
-        lambda s, p: s.untag_resource(p.string(_RES[0]), p.strings("TagKeys")),
-        _empty_output,
-        _RES,
-    ),
-    "ListTagsForResource": Action(
-        lambda s, p: s.list_tags_for_resource(p.string(_RES[0])), _tags, _RES
-    ),
-}
-
-
-# -- HTTP ------------------------------------------------------------------------
 def make_sns_handler(
     *,
     service: Service,
@@ -416,23 +135,27 @@ async def _dispatch(
     )
     pairs = query + _form_pairs(request, body)
     name, params = parse_query(pairs)
-    action = ACTIONS.get(name)
-    if action is None:
+    op = OPERATIONS.get(name)
+    if op is None:
         raise InvalidActionError(
             f"The action {name[:128]} is not valid for this web service."
         )
+    members = op.params_for(Binding.SNS)
     if key.actions is not None and name not in key.actions:
-        resource = next(filter(None, map(params.string, action.resource)), "*")
+        named = (params.string(p.name) for p in members if p.resource)
         raise AuthorizationError(
             f"User: {_principal(service, key)} is not authorized to perform:"
-            f" SNS:{name} on resource: {resource}"
+            f" SNS:{name} on resource: {next(filter(None, named), '*')}"
         )
+    # Read after the key check: a refused key gets AuthorizationError, whatever
+    # else is wrong with the request.
+    args = read_members(params, members)
     try:
-        value = await action.call(service, params)
+        value = await invoke(op, Binding.SNS, service, args)
     except ForeignAccountError as exc:
         # The service cannot know the caller; here we do, and AWS names it.
         raise exc.by(_principal(service, key)) from None
-    return name, action.render(value, service)
+    return name, xml.result(op.output, value, Context(service, args))
 
 
 def _principal(service: Service, key: AccessKey) -> str:

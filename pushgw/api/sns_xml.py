@@ -19,6 +19,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pushgw.api.shapes import Context, Field, Kind
 
 XMLNS = "http://sns.amazonaws.com/doc/2010-03-31/"
 CONTENT_TYPE = "text/xml"
@@ -52,11 +55,37 @@ def members(name: str, items: Iterable[str]) -> str:
     return f"<{name}>{inner}</{name}>" if inner else f"<{name}/>"
 
 
-def tags(values: Mapping[str, str]) -> str:
+def tags(values: Mapping[str, str], name: str = "Tags") -> str:
     """A `Tags` list of `<member><Key/><Value/></member>`."""
     return members(
-        "Tags", (element("Key", k) + element("Value", v) for k, v in values.items())
+        name, (element("Key", k) + element("Value", v) for k, v in values.items())
     )
+
+
+def result(fields: tuple[Field, ...] | None, value: Any, ctx: Context) -> str | None:
+    """
+    The inner XML of `<{Action}Result>` for an operation's output fields (see
+    `success` for None and ""); JSON-only fields are left out.
+    """
+    if fields is None:
+        return None
+    return "".join(_field(f, f.get(value, ctx), ctx) for f in fields if f.sns)
+
+
+def _field(field: Field, value: Any, ctx: Context) -> str:
+    match field.kind:
+        case Kind.MAP:
+            return attributes(value, field.name)
+        case Kind.TAGS:
+            return tags(value, field.name)
+        case Kind.LIST:
+            assert field.item is not None, field.name
+            shape = field.item.fields
+            return members(field.name, (result(shape, v, ctx) or "" for v in value))
+        case Kind.BOOLEAN:
+            return element(field.name, None if value is None else str(value).lower())
+        case _:
+            return element(field.name, value)
 
 
 def success(action: str, result: str | None, request_id: str) -> str:

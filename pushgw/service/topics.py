@@ -13,6 +13,7 @@ from pushgw.errors import (
     ConflictError,
     InvalidParameterError,
     NotFoundApiError,
+    missing_attributes,
 )
 from pushgw.model import Subscription, Topic
 from pushgw.service.base import PAGE_SIZE, ServiceBase
@@ -170,7 +171,24 @@ class TopicsMixin(ServiceBase):
             arn, param="TopicArn", action="SetTopicAttributes"
         )
         key = self.required(name, "attributeName")
-        attrs = _checked({key: value or ""}, TOPIC_ATTRIBUTES)
+        await self._update_topic(topic, {key: value or ""})
+
+    async def set_topic_attribute_map(
+        self, *, arn: str | None, attributes: Mapping[str, str] | None
+    ) -> None:
+        """
+        Several attributes at once (the JSON API; SNS takes one per call): every
+        one is checked before the single write, so a refusal changes nothing.
+        """
+        if not attributes:
+            raise missing_attributes()
+        topic = await self.topic_or_404(
+            arn, param="TopicArn", action="SetTopicAttributes"
+        )
+        await self._update_topic(topic, attributes)
+
+    async def _update_topic(self, topic: Topic, attributes: Mapping[str, str]) -> None:
+        attrs = _checked(attributes, TOPIC_ATTRIBUTES)
         await self.store.update_topic(
             dataclasses.replace(topic, attributes={**topic.attributes, **attrs})
         )
@@ -293,7 +311,21 @@ class TopicsMixin(ServiceBase):
     ) -> None:
         sub = await self._subscription_or_404(arn, action="SetSubscriptionAttributes")
         key = self.required(name, "attributeName")
-        attrs = _checked({key: value or ""}, SUBSCRIPTION_ATTRIBUTES)
+        await self._update_subscription(sub, {key: value or ""})
+
+    async def set_subscription_attribute_map(
+        self, *, arn: str | None, attributes: Mapping[str, str] | None
+    ) -> None:
+        """Several attributes at once, all checked before the single write."""
+        if not attributes:
+            raise missing_attributes()
+        sub = await self._subscription_or_404(arn, action="SetSubscriptionAttributes")
+        await self._update_subscription(sub, attributes)
+
+    async def _update_subscription(
+        self, sub: Subscription, attributes: Mapping[str, str]
+    ) -> None:
+        attrs = _checked(attributes, SUBSCRIPTION_ATTRIBUTES)
         _check_filter_policy(attrs.get("FilterPolicy"))
         await self.store.update_subscription(
             dataclasses.replace(sub, attributes={**sub.attributes, **attrs})

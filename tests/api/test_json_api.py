@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from aiohttp import ClientResponse
@@ -695,6 +696,32 @@ async def test_unknown_route_and_wrong_method(api: Api) -> None:
 
 
 @pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("PUT", "/v1/topics", {"GET", "POST"}),
+        ("POST", "/v1/subscriptions", {"GET"}),
+        (
+            "PUT",
+            "/v1/topics/arn:aws:sns:us-east-1:123456789012:t",
+            {"DELETE", "GET", "PATCH"},
+        ),
+        ("DELETE", "/v1/publish", {"POST"}),
+    ],
+)
+async def test_wrong_method_names_the_allowed_ones(
+    api: Api, method: str, path: str, allow: set[str]
+) -> None:
+    """A 405 JSON error carries Allow with the methods the path takes."""
+    response = await api.client.request(
+        method, path, headers={"Authorization": f"Bearer {ADMIN_KEY}"}
+    )
+    body = await response.json()
+
+    assert_error(response.status, body, 405, "MethodNotAllowed")
+    assert allow == {m.strip() for m in response.headers["Allow"].split(",")}
+
+
+@pytest.mark.parametrize(
     ("headers", "message"),
     [
         ({}, "Missing bearer key: send Authorization: Bearer <key>"),
@@ -785,3 +812,159 @@ async def test_lone_surrogates_are_400(api: Api, path: str, raw: bytes) -> None:
         path = f"/v1/platform-applications/{await api.gcm_app()}/endpoints"
     status, body = await api.call("POST", path, data=raw % topic.encode())
     assert 400 == status, body
+
+
+# -- the exact shape of every answer ------------------------------------------------
+def encoded(arn: str) -> str:
+    """An ARN as generated clients put it in a path: every reserved byte escaped."""
+    return quote(arn, safe="")
+
+
+def lower_encoded(arn: str) -> str:
+    """Percent-escapes with lowercase hex digits, which RFC 3986 allows too."""
+    return quote(arn, safe="").replace("%2F", "%2f").replace("%3A", "%3a")
+
+
+@pytest.mark.parametrize("in_path", [str, encoded, lower_encoded])
+async def test_every_operation_answers_with_its_shape(
+    api: Api, in_path: Callable[[str], str]
+) -> None:
+    """
+    Each of the 26 operations answers with its status and exactly its keys, with
+    the ARNs in the path raw or percent-encoded.
+    """
+    app = await api.gcm_app("shapes")
+    app_path = f"/v1/platform-applications/{in_path(app)}"
+    shapes: list[tuple[int, Any]] = [
+        await api.call("GET", "/v1/platform-applications"),
+        await api.call("GET", app_path),
+        await api.call("PATCH", app_path, {"attributes": {"Enabled": "true"}}),
+        await api.call("POST", f"{app_path}/endpoints", {"token": "t-1"}),
+        await api.call("GET", f"{app_path}/endpoints"),
+    ]
+    endpoint = shapes[3][1]["endpointArn"]
+    ep_path = f"/v1/endpoints/{in_path(endpoint)}"
+    shapes += [
+        await api.call("GET", ep_path),
+        await api.call("PATCH", ep_path, {"attributes": {"CustomUserData": "u"}}),
+        await api.call("POST", "/v1/topics", {"name": "shapes"}),
+    ]
+    topic = shapes[-1][1]["topicArn"]
+    topic_path = f"/v1/topics/{in_path(topic)}"
+    shapes += [
+        await api.call("GET", "/v1/topics"),
+        await api.call("GET", topic_path),
+        await api.call("PATCH", topic_path, {"attributes": {"DisplayName": "S"}}),
+        await api.call(
+            "POST",
+            f"{topic_path}/subscriptions",
+            {"endpointArn": endpoint, "protocol": "application"},
+        ),
+    ]
+    sub = shapes[-1][1]["subscriptionArn"]
+    sub_path = f"/v1/subscriptions/{in_path(sub)}"
+    shapes += [
+        await api.call("GET", f"{topic_path}/subscriptions"),
+        await api.call("GET", "/v1/subscriptions"),
+        await api.call("GET", sub_path),
+        await api.call(
+            "PATCH", sub_path, {"attributes": {"RawMessageDelivery": "true"}}
+        ),
+        await api.call("PUT", f"{topic_path}/tags", {"tags": {"a": "1", "b": "2"}}),
+        await api.call("GET", f"{topic_path}/tags"),
+        await api.call("DELETE", f"{topic_path}/tags", params=[("key", "a")]),
+        await api.call("POST", "/v1/publish", {"targetArn": endpoint, "message": "m"}),
+        await api.call(
+            "POST",
+            "/v1/publish-batch",
+            {"topicArn": topic, "entries": [{"id": "1", "message": "m"}]},
+        ),
+        await api.call("DELETE", sub_path),
+        await api.call("DELETE", topic_path),
+        await api.call("DELETE", ep_path),
+        await api.call("DELETE", app_path),
+    ]
+    statuses = [status for status, _ in shapes]
+    keys = [sorted(body) if isinstance(body, dict) else body for _, body in shapes]
+
+    assert [200, 200, 204, 201, 200, 200, 204, 201, 200, 200, 204, 201] == statuses[:12]
+    assert [200, 200, 200, 204, 204, 200, 204, 200, 200, 204, 204, 204, 204] == (
+        statuses[12:]
+    )
+    assert [
+        ["platformApplications"],
+        ["attributes", "platformApplicationArn"],
+        None,
+        ["endpointArn"],
+        ["endpoints"],
+        ["attributes", "endpointArn"],
+        None,
+        ["topicArn"],
+        ["topics"],
+        ["attributes", "topicArn"],
+        None,
+        ["subscriptionArn"],
+        ["subscriptions"],
+        ["subscriptions"],
+        ["attributes", "subscriptionArn"],
+        None,
+        None,
+        ["tags"],
+        None,
+        ["messageId"],
+        ["failed", "successful"],
+        None,
+        None,
+        None,
+        None,
+    ] == keys
+    listed_app = shapes[0][1]["platformApplications"][0]
+    assert app == listed_app["platformApplicationArn"]
+    assert "true" == listed_app["attributes"]["Enabled"]
+    assert {
+        "endpointArn": endpoint,
+        "attributes": {"Enabled": "true", "Token": "t-1"},
+    } == shapes[4][1]["endpoints"][0]
+    assert [{"topicArn": topic}] == shapes[8][1]["topics"]
+    assert {"tags": {"a": "1", "b": "2"}} == shapes[17][1]
+    assert [{"id": "1", "messageId": shapes[20][1]["successful"][0]["messageId"]}] == (
+        shapes[20][1]["successful"]
+    )
+    assert [] == shapes[20][1]["failed"]
+    echoed = [shapes[i][1][key] for i, key in ECHOES]
+    assert [app, endpoint, topic, sub] == echoed
+
+
+# Where test_every_operation_answers_with_its_shape's Get*Attributes answers are.
+ECHOES = [
+    (1, "platformApplicationArn"),
+    (5, "endpointArn"),
+    (9, "topicArn"),
+    (14, "subscriptionArn"),
+]
+
+
+@pytest.mark.parametrize("member", ["messageGroupId", "messageDeduplicationId"])
+async def test_publish_carries_fifo_members(api: Api, member: str) -> None:
+    """JSON Publish passes MessageGroupId/MessageDeduplicationId on, as SNS Query does."""
+    topic = await api.topic()
+
+    status, body = await api.call(
+        "POST", "/v1/publish", {"topicArn": topic, "message": "m", member: "g-1"}
+    )
+
+    expected = (
+        "Invalid parameter: The request includes MessageGroupId parameter that is"
+        " not valid for this topic type"
+    )
+    assert expected == assert_error(status, body, 400, "InvalidParameter")
+
+
+async def test_publish_fifo_member_of_wrong_type(api: Api) -> None:
+    """A MessageGroupId that is not a string is a ValidationError naming it."""
+    status, body = await api.call(
+        "POST", "/v1/publish", {"message": "m", "messageGroupId": 1}
+    )
+
+    expected = "messageGroupId: expected string"
+    assert expected == assert_error(status, body, 400, "ValidationError")

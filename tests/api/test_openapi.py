@@ -57,6 +57,15 @@ def document_operations(document: dict[str, Any]) -> set[tuple[str, str]]:
     }
 
 
+def resolve(document: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """A schema with its `$ref` (if any) looked up in the components."""
+    if "$ref" not in schema:
+        return schema
+    name = schema["$ref"].removeprefix("#/components/schemas/")
+    found: dict[str, Any] = document["components"]["schemas"][name]
+    return found
+
+
 def test_openapi_path_strips_patterns() -> None:
     """`{arn:regex}` becomes `{arn}`, regexes with classes and quantifiers too."""
     assert "/v1/topics/{arn}" == openapi_path("/v1/topics/{arn:arn:[^/]+}")
@@ -103,10 +112,11 @@ async def test_document_is_structurally_openapi_3(
             assert placeholders == in_path, (method, path)
             assert all(p["required"] for p in params if p["in"] == "path")
             if "requestBody" in operation:
-                schema = operation["requestBody"]["content"]["application/json"][
-                    "schema"
-                ]
-                assert set(schema["required"]) <= set(schema["properties"])
+                schema = resolve(
+                    document,
+                    operation["requestBody"]["content"]["application/json"]["schema"],
+                )
+                assert set(schema.get("required", [])) <= set(schema["properties"])
     assert len(operation_ids) == len(set(operation_ids))
 
 
@@ -132,3 +142,97 @@ async def test_error_schema_ref_resolves(
     for ref in refs:
         section, name = ref.removeprefix("#/components/").split("/")
         assert name in document["components"][section]
+
+
+def walk_schemas(node: Any) -> list[dict[str, Any]]:
+    """Every schema object in a document fragment (dicts with a type or a $ref)."""
+    found: list[dict[str, Any]] = []
+    if isinstance(node, dict):
+        if "type" in node or "$ref" in node:
+            found.append(node)
+        for value in node.values():
+            found += walk_schemas(value)
+    elif isinstance(node, list):
+        for value in node:
+            found += walk_schemas(value)
+    return found
+
+
+async def test_no_bare_object_schemas(
+    served: tuple[web.Application, dict[str, Any]],
+) -> None:
+    """Every object schema names its properties or the type of its values."""
+    _, document = served
+
+    bare = [
+        s
+        for s in walk_schemas(document)
+        if s.get("type") == "object"
+        and "properties" not in s
+        and "additionalProperties" not in s
+    ]
+
+    assert [] == bare
+
+
+async def test_bodies_have_real_schemas(
+    served: tuple[web.Application, dict[str, Any]],
+) -> None:
+    """Request and success bodies are named components with their members."""
+    _, document = served
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            bodies = [
+                operation.get("requestBody", {}),
+                *operation["responses"].values(),
+            ]
+            for body in bodies:
+                if "content" not in body:
+                    continue
+                ref = body["content"]["application/json"]["schema"]
+                assert {"$ref"} == set(ref), (method, path)
+                schema = resolve(document, ref)
+                assert "object" == schema["type"]
+                assert schema["properties"], (method, path)
+
+
+async def test_errors_are_declared_with_the_error_schema(
+    served: tuple[web.Application, dict[str, Any]],
+) -> None:
+    """401/403/404/405/413 (and 400/500/503) carry the Error schema; 405 has Allow."""
+    _, document = served
+    error = {"$ref": "#/components/schemas/Error"}
+    for item in document["paths"].values():
+        for operation in item.values():
+            responses = operation["responses"]
+            for code in ("400", "401", "403", "404", "405", "413", "500", "503"):
+                assert error == responses[code]["content"]["application/json"]["schema"]
+            assert "Allow" in responses["405"]["headers"]
+
+
+async def test_success_status_matches_the_table(
+    served: tuple[web.Application, dict[str, Any]],
+) -> None:
+    """Each operation documents exactly the success status the router answers."""
+    _, document = served
+    statuses = {
+        operation["operationId"]: [c for c in operation["responses"] if c < "300"]
+        for item in document["paths"].values()
+        for operation in item.values()
+    }
+
+    assert {r.operation.name: [str(r.operation.http.status)] for r in ROUTES} == (
+        statuses
+    )
+
+
+async def test_arn_path_parameters_may_be_encoded(
+    served: tuple[web.Application, dict[str, Any]],
+) -> None:
+    """Path parameters are named after their member and say they may be encoded."""
+    _, document = served
+    item = document["paths"]["/v1/platform-applications/{platformApplicationArn}"]
+    (param,) = item["get"]["parameters"]
+
+    assert "platformApplicationArn" == param["name"]
+    assert "percent-encoded" in param["description"]

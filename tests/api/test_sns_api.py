@@ -476,3 +476,19 @@ async def test_aws_cli_mobile_flow(gateway: Gateway) -> None:
     assert 0 != code
     assert "(NotFound)" in err
     assert "Endpoint does not exist" in err
+
+
+async def test_publish_message_group_id_refused(sns: Any) -> None:
+    """MessageGroupId on a standard topic is refused with SNS's InvalidParameter."""
+    topic = (await call(sns.create_topic, Name="std"))["TopicArn"]
+
+    error = await client_error(
+        sns.publish, TopicArn=topic, Message="m", MessageGroupId="g-1"
+    )
+
+    assert {
+        "Type": "Sender",
+        "Code": "InvalidParameter",
+        "Message": "Invalid parameter: The request includes MessageGroupId parameter"
+        " that is not valid for this topic type",
+    } == error["Error"]

@@ -17,14 +17,16 @@ from botocore.parsers import QueryParser
 from botocore.serialize import create_serializer
 
 from pushgw.api import sns_xml
+from pushgw.api.operations import OPERATIONS
+from pushgw.api.shapes import Binding, Context, invoke
 from pushgw.api.sns_parse import (
     InvalidQueryError,
     MissingActionError,
     Params,
     decode_form,
     parse_query,
+    read_members,
 )
-from pushgw.api.sns_query import ACTIONS
 from pushgw.errors import ApiError, NotFoundApiError, ValidationError
 from pushgw.model import Endpoint, Platform, PlatformApplication, Subscription, Topic
 from pushgw.service import Service
@@ -79,11 +81,19 @@ async def dispatch(action: str, params: dict[str, Any], returns: Any = None) -> 
     """Serialise with botocore, parse, call a Recorder; return its one call."""
     name, parsed = parse_query(decode_form(wire(action, params)))
     recorder = Recorder(returns)
-    await ACTIONS[name].call(cast(Service, recorder), parsed)
+    op = OPERATIONS[name]
+    args = read_members(parsed, op.params_for(Binding.SNS))
+    await invoke(op, Binding.SNS, cast(Service, recorder), args)
 
     assert action == name
     assert 1 == len(recorder.calls)
     return recorder.calls[0]
+
+
+def render(action: str, value: Any) -> str | None:
+    """The `<{action}Result>` content the SNS binding renders for `value`."""
+    ctx = Context(cast(Service, Recorder()), {})
+    return sns_xml.result(OPERATIONS[action].output, value, ctx)
 
 
 def parse_xml(action: str, body: str, status: int = 200) -> dict[str, Any]:
@@ -118,28 +128,36 @@ REQUESTS: list[
     (
         "GetPlatformApplicationAttributes",
         {"PlatformApplicationArn": APP},
-        ("get_platform_application_attributes", (APP,), {}),
+        ("get_platform_application_attributes", (), {"arn": APP}),
     ),
     (
         "SetPlatformApplicationAttributes",
         {"PlatformApplicationArn": APP, "Attributes": {"A": "1", "B": ""}},
-        ("set_platform_application_attributes", (APP, {"A": "1", "B": ""}), {}),
+        (
+            "set_platform_application_attributes",
+            (),
+            {"arn": APP, "attributes": {"A": "1", "B": ""}},
+        ),
     ),
     (
         "SetPlatformApplicationAttributes",
         {"PlatformApplicationArn": APP, "Attributes": {}},
-        ("set_platform_application_attributes", (APP, None), {}),
+        ("set_platform_application_attributes", (), {"arn": APP, "attributes": None}),
     ),
     (
         "ListPlatformApplications",
         {"NextToken": "abc=="},
-        ("list_platform_applications", ("abc==",), {}),
+        ("list_platform_applications", (), {"next_token": "abc=="}),
     ),
-    ("ListPlatformApplications", {}, ("list_platform_applications", (None,), {})),
+    (
+        "ListPlatformApplications",
+        {},
+        ("list_platform_applications", (), {"next_token": None}),
+    ),
     (
         "DeletePlatformApplication",
         {"PlatformApplicationArn": APP},
-        ("delete_platform_application", (APP,), {}),
+        ("delete_platform_application", (), {"arn": APP}),
     ),
     (
         "CreatePlatformEndpoint",
@@ -177,19 +195,31 @@ REQUESTS: list[
     (
         "GetEndpointAttributes",
         {"EndpointArn": ENDPOINT},
-        ("get_endpoint_attributes", (ENDPOINT,), {}),
+        ("get_endpoint_attributes", (), {"arn": ENDPOINT}),
     ),
     (
         "SetEndpointAttributes",
         {"EndpointArn": ENDPOINT, "Attributes": {"CustomUserData": HOSTILE}},
-        ("set_endpoint_attributes", (ENDPOINT, {"CustomUserData": HOSTILE}), {}),
+        (
+            "set_endpoint_attributes",
+            (),
+            {"arn": ENDPOINT, "attributes": {"CustomUserData": HOSTILE}},
+        ),
     ),
     (
         "ListEndpointsByPlatformApplication",
         {"PlatformApplicationArn": APP, "NextToken": "n"},
-        ("list_endpoints_by_platform_application", (APP, "n"), {}),
+        (
+            "list_endpoints_by_platform_application",
+            (),
+            {"app_arn": APP, "next_token": "n"},
+        ),
     ),
-    ("DeleteEndpoint", {"EndpointArn": ENDPOINT}, ("delete_endpoint", (ENDPOINT,), {})),
+    (
+        "DeleteEndpoint",
+        {"EndpointArn": ENDPOINT},
+        ("delete_endpoint", (), {"arn": ENDPOINT}),
+    ),
     (
         "CreateTopic",
         {
@@ -212,8 +242,12 @@ REQUESTS: list[
         {"Name": "news"},
         ("create_topic", (), {"name": "news", "attributes": None, "tags": None}),
     ),
-    ("DeleteTopic", {"TopicArn": TOPIC}, ("delete_topic", (TOPIC,), {})),
-    ("GetTopicAttributes", {"TopicArn": TOPIC}, ("get_topic_attributes", (TOPIC,), {})),
+    ("DeleteTopic", {"TopicArn": TOPIC}, ("delete_topic", (), {"arn": TOPIC})),
+    (
+        "GetTopicAttributes",
+        {"TopicArn": TOPIC},
+        ("get_topic_attributes", (), {"arn": TOPIC}),
+    ),
     (
         "SetTopicAttributes",
         {"TopicArn": TOPIC, "AttributeName": "DisplayName", "AttributeValue": "x"},
@@ -223,7 +257,7 @@ REQUESTS: list[
             {"arn": TOPIC, "name": "DisplayName", "value": "x"},
         ),
     ),
-    ("ListTopics", {}, ("list_topics", (None,), {})),
+    ("ListTopics", {}, ("list_topics", (), {"next_token": None})),
     (
         "Subscribe",
         {
@@ -244,17 +278,25 @@ REQUESTS: list[
             },
         ),
     ),
-    ("Unsubscribe", {"SubscriptionArn": SUB}, ("unsubscribe", (SUB,), {})),
-    ("ListSubscriptions", {"NextToken": "t"}, ("list_subscriptions", ("t",), {})),
+    ("Unsubscribe", {"SubscriptionArn": SUB}, ("unsubscribe", (), {"arn": SUB})),
+    (
+        "ListSubscriptions",
+        {"NextToken": "t"},
+        ("list_subscriptions", (), {"next_token": "t"}),
+    ),
     (
         "ListSubscriptionsByTopic",
         {"TopicArn": TOPIC},
-        ("list_subscriptions_by_topic", (TOPIC, None), {}),
+        (
+            "list_subscriptions_by_topic",
+            (),
+            {"topic_arn": TOPIC, "next_token": None},
+        ),
     ),
     (
         "GetSubscriptionAttributes",
         {"SubscriptionArn": SUB},
-        ("get_subscription_attributes", (SUB,), {}),
+        ("get_subscription_attributes", (), {"arn": SUB}),
     ),
     (
         "SetSubscriptionAttributes",
@@ -272,17 +314,17 @@ REQUESTS: list[
     (
         "TagResource",
         {"ResourceArn": TOPIC, "Tags": [{"Key": "k", "Value": "v"}]},
-        ("tag_resource", (TOPIC, {"k": "v"}), {}),
+        ("tag_resource", (), {"arn": TOPIC, "tags": {"k": "v"}}),
     ),
     (
         "UntagResource",
         {"ResourceArn": TOPIC, "TagKeys": ["a", "b"]},
-        ("untag_resource", (TOPIC, ["a", "b"]), {}),
+        ("untag_resource", (), {"arn": TOPIC, "keys": ["a", "b"]}),
     ),
     (
         "ListTagsForResource",
         {"ResourceArn": TOPIC},
-        ("list_tags_for_resource", (TOPIC,), {}),
+        ("list_tags_for_resource", (), {"arn": TOPIC}),
     ),
 ]
 
@@ -318,7 +360,7 @@ def test_every_operation_is_in_the_table() -> None:
         "ListTagsForResource",
     }
 
-    assert expected == set(ACTIONS)
+    assert expected == set(OPERATIONS)
     assert expected <= set(MODEL.operation_names)
 
 
@@ -517,7 +559,7 @@ def test_rendered_result_parses_with_botocore(
     action: str, value: Any, expected: dict[str, Any]
 ) -> None:
     """Each result renders to XML that botocore parses into the modelled shape."""
-    result = ACTIONS[action].render(value, cast(Service, Recorder()))
+    result = render(action, value)
     body = sns_xml.success(action, result, "req-1")
 
     parsed = parse_xml(action, body)
@@ -540,9 +582,7 @@ def test_operations_without_output_have_only_response_metadata() -> None:
 
 def test_empty_list_is_an_empty_element() -> None:
     """An empty list is `<Endpoints/>` and there is no NextToken at the end."""
-    result = ACTIONS["ListEndpointsByPlatformApplication"].render(
-        Listing([]), cast(Service, Recorder())
-    )
+    result = render("ListEndpointsByPlatformApplication", Listing([]))
 
     assert "<Endpoints/>" == result
 
