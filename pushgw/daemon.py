@@ -79,10 +79,10 @@ def sd_notify(state: str) -> None:
 
 
 def store_url(config: Config) -> str:
-    """The store URL with a relative SQLite path resolved against the config."""
+    """The store URL with a relative SQLite path resolved (`Config.state_path`)."""
     url = config.store.url
     if url.startswith("sqlite:") and not url.startswith("sqlite:///"):
-        path = config.path(url.removeprefix("sqlite:"))
+        path = config.state_path(url.removeprefix("sqlite:"))
         path.parent.mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{path.resolve()}".replace("sqlite:////", "sqlite:///")
     return url
@@ -111,7 +111,8 @@ class Gateway:
             store_url(config), timeout_s=config.store.timeout_s
         )
         if config.store.encryption_key_file:
-            key = config.path(config.store.encryption_key_file).read_bytes().strip()
+            key = config.secret_path(config.store.encryption_key_file).read_bytes()
+            key = key.strip()
             self.store = EncryptedStore(self.store, key)
         else:
             log.warning(
