@@ -14,7 +14,8 @@ from pushgw.errors import ConfigError, PushGwError
 SEARCH_ORDER = f"--config FILE, else ${CONFIG_ENV}, else {SYSTEM_CONFIG}"
 EPILOG = f"""\
 Config file: {SEARCH_ORDER}
-(no development fallback: the Makefile passes --config config/dev.toml).
+(no development fallback: the Makefile passes --config config/dev.toml; demo
+and mock-providers take --config only).
 Relative paths in it resolve against its directory, except a relative SQLite
 path (against $STATE_DIRECTORY when set) and the secret *_file keys (against
 $CREDENTIALS_DIRECTORY when set); systemd sets both for deploy/pushgw.service.
@@ -86,8 +87,7 @@ def cmd_mock_providers(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from pushgw.demo import run_demo
 
-    path, _origin = find_config(args.config)
-    code: int = asyncio.run(run_demo(path))
+    code: int = asyncio.run(run_demo(args.config))
     return code
 
 
@@ -104,6 +104,18 @@ def _config_option(parser: argparse.ArgumentParser) -> None:
         "-c",
         metavar="FILE",
         help=f"the TOML config file (default: ${CONFIG_ENV}, else {SYSTEM_CONFIG})",
+    )
+
+
+def _dev_config_option(parser: argparse.ArgumentParser) -> None:
+    # No search order here: on a production host the default would be the
+    # production config, and the demo would create apps and topics in its store.
+    parser.add_argument(
+        "--config",
+        "-c",
+        metavar="FILE",
+        required=True,
+        help="the development config with the mock ports (config/dev.toml)",
     )
 
 
@@ -151,11 +163,11 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.set_defaults(func=cmd_migrate)
 
     mocks = command("mock-providers", "run the six loopback mock platforms")
-    _config_option(mocks)
+    _dev_config_option(mocks)
     mocks.set_defaults(func=cmd_mock_providers)
 
     demo = command("demo", "run the five-step flow against the mocks")
-    _config_option(demo)
+    _dev_config_option(demo)
     demo.set_defaults(func=cmd_demo)
 
     bench = command(

@@ -231,3 +231,14 @@ def test_help_names_the_search_order() -> None:
         "Config file: --config FILE, else $PUSHGW_CONFIG, else /etc/pushgw/pushgw.toml"
         in result.stdout
     )
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("command", ["demo", "mock-providers"])
+def test_dev_commands_need_an_explicit_config(command: str) -> None:
+    """demo and mock-providers never search: on a production host the default
+    would be the production config (and its store)."""
+    result = run(command, env={"PUSHGW_CONFIG": "/etc/pushgw/pushgw.toml"})
+
+    assert 2 == result.returncode
+    assert "the following arguments are required: --config/-c" in result.stderr
