@@ -2,9 +2,11 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# The development config, passed explicitly: `pushgw` itself never falls back to it
+# (--config, else $PUSHGW_CONFIG, else /etc/pushgw/pushgw.toml).
 CONFIG ?= config/dev.toml
 
-.PHONY: demo test lint serve mocks bench slow clean
+.PHONY: demo test lint quick serve mocks bench clean
 
 $(BIN)/pushgw: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -26,7 +28,7 @@ lint: $(BIN)/pushgw
 quick: $(BIN)/pushgw  ## the fast tests only (no slow marker)
 	$(BIN)/pytest -q
 
-serve: $(BIN)/pushgw  ## the daemon in the foreground on config/dev.toml
+serve: $(BIN)/pushgw  ## the daemon in the foreground on config/dev.toml (after `make mocks`: it reads their CA)
 	$(BIN)/pushgw serve --config $(CONFIG)
 
 mocks: $(BIN)/pushgw  ## the six loopback mocks + control API on 127.0.0.1:9100

@@ -8,17 +8,31 @@ import sys
 from collections.abc import Sequence
 
 from pushgw import __version__
-from pushgw.config import Config, load_config
+from pushgw.config import CONFIG_ENV, SYSTEM_CONFIG, Config, find_config, load_config
 from pushgw.errors import ConfigError, PushGwError
 
-DEFAULT_CONFIG = "config/dev.toml"
+SEARCH_ORDER = f"--config FILE, else ${CONFIG_ENV}, else {SYSTEM_CONFIG}"
+EPILOG = f"""\
+Config file: {SEARCH_ORDER}
+(no development fallback: the Makefile passes --config config/dev.toml; demo
+and mock-providers take --config only).
+Relative paths in it resolve against its directory, except a relative SQLite
+path (against $STATE_DIRECTORY when set) and the secret *_file keys (against
+$CREDENTIALS_DIRECTORY when set); systemd sets both for deploy/pushgw.service.
+Config errors exit 2.
+"""
 
 
-def _load(path: str) -> Config:
+def _load(given: str | None, *, check_files: bool = True) -> tuple[Config, str]:
+    """The config by the search order, or exit 2 with one line on stderr."""
+    path, origin = find_config(given)
     try:
-        return load_config(path)
+        return load_config(path, check_files=check_files), path
     except ConfigError as exc:
-        print(f"pushgw: config error: {exc}", file=sys.stderr)
+        hint = ""
+        if origin == "default":
+            hint = f" (no --config given and ${CONFIG_ENV} is not set)"
+        print(f"pushgw: config error: {exc}{hint}", file=sys.stderr)
         raise SystemExit(2) from None
 
 
@@ -26,21 +40,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from pushgw import log
     from pushgw.daemon import serve
 
-    config = _load(args.config)
+    config, path = _load(args.config)
     log.configure(level=config.logging.level, fmt=config.logging.format)
-    asyncio.run(serve(config, config_path=args.config))
+    asyncio.run(serve(config, config_path=path))
     return 0
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    config = _load(args.config)
-    try:
-        config.sns_access_keys()
-        config.api_keys()
-    except ConfigError as exc:
-        print(f"pushgw: config error: {exc}", file=sys.stderr)
-        return 2
-    print(f"{args.config}: OK")
+    # The same loader as `serve`, key, secret and CA files included.
+    _config, path = _load(args.config)
+    print(f"{path}: OK")
     return 0
 
 
@@ -48,15 +57,19 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     from pushgw.daemon import store_url
     from pushgw.store.factory import open_store
 
-    config = _load(args.config)
+    # Only the store is opened: no key or secret file is read, and migrations are
+    # often run from a shell, outside the unit's $CREDENTIALS_DIRECTORY.
+    config, _path = _load(args.config, check_files=False)
+    url = store_url(config)
 
     async def run() -> None:
-        store = open_store(store_url(config))
+        store = open_store(url)
         await store.open()  # applies pending migrations
         await store.close()
 
     asyncio.run(run())
-    print("migrations applied")
+    # Name the store: a relative SQLite path depends on $STATE_DIRECTORY.
+    print(f"migrations applied: {url.split('@')[-1]}")
     return 0
 
 
@@ -64,7 +77,8 @@ def cmd_mock_providers(args: argparse.Namespace) -> int:
     from providers.mocks.runner import run_mocks
     from pushgw import log
 
-    config = _load(args.config)
+    # The mocks write the CA file that the config's providers.apns.ca_file names.
+    config, _path = _load(args.config, check_files=False)
     log.configure(level=config.logging.level, fmt=config.logging.format)
     asyncio.run(run_mocks(config))
     return 0
@@ -84,42 +98,96 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return code
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="pushgw", description=__doc__)
-    parser.add_argument("--version", action="version", version=__version__)
-    sub = parser.add_subparsers(dest="command", required=True)
+def _config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        "-c",
+        metavar="FILE",
+        help=f"the TOML config file (default: ${CONFIG_ENV}, else {SYSTEM_CONFIG})",
+    )
 
-    serve = sub.add_parser("serve", help="run the daemon")
-    serve.add_argument("--config", "-c", default=DEFAULT_CONFIG)
+
+def _dev_config_option(parser: argparse.ArgumentParser) -> None:
+    # No search order here: on a production host the default would be the
+    # production config, and the demo would create apps and topics in its store.
+    parser.add_argument(
+        "--config",
+        "-c",
+        metavar="FILE",
+        required=True,
+        help="the development config with the mock ports (config/dev.toml)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `pushgw` argument parser; every subcommand and option has help."""
+    parser = argparse.ArgumentParser(
+        prog="pushgw",
+        description="Self-hosted, Amazon-SNS-compatible mobile-push gateway.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--version", action="version", version=__version__, help="print the version"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(
+        name: str, text: str, *, add_help: bool = True
+    ) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name,
+            help=text,
+            description=f"{text[0].upper()}{text[1:]}.",
+            epilog=EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+            add_help=add_help,
+        )
+
+    serve = command("serve", "run the daemon (Type=notify under systemd)")
+    _config_option(serve)
     serve.set_defaults(func=cmd_serve)
 
-    check = sub.add_parser("check-config", help="validate a config file")
-    check.add_argument("config", nargs="?", default=DEFAULT_CONFIG)
-    check.add_argument("-c", "--config", dest="config")
+    check = command(
+        "check-config",
+        "validate a config file with the loader `serve` uses; exit 2 on an error",
+    )
+    check.add_argument(
+        "file", nargs="?", metavar="FILE", help="the config file (same as --config)"
+    )
+    _config_option(check)
     check.set_defaults(func=cmd_check_config)
 
-    migrate = sub.add_parser("migrate", help="apply pending schema migrations")
-    migrate.add_argument("--config", "-c", default=DEFAULT_CONFIG)
+    migrate = command("migrate", "apply pending schema migrations to the store")
+    _config_option(migrate)
     migrate.set_defaults(func=cmd_migrate)
 
-    mocks = sub.add_parser("mock-providers", help="run the six loopback mock platforms")
-    mocks.add_argument("--config", "-c", default=DEFAULT_CONFIG)
+    mocks = command("mock-providers", "run the six loopback mock platforms")
+    _dev_config_option(mocks)
     mocks.set_defaults(func=cmd_mock_providers)
 
-    demo = sub.add_parser("demo", help="the five-step flow against the mocks")
-    demo.add_argument("--config", "-c", default=DEFAULT_CONFIG)
+    demo = command("demo", "run the five-step flow against the mocks")
+    _dev_config_option(demo)
     demo.set_defaults(func=cmd_demo)
 
-    bench = sub.add_parser(
+    bench = command(
         "bench",
-        help="load scenarios against the mocks (pushgw bench --help)",
-        add_help=False,
+        "run load scenarios against the mocks (pushgw bench --help)",
+        add_help=False,  # its own parser (bench/run.py) answers --help
     )
     bench.set_defaults(func=cmd_bench)
+    return parser
 
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = build_parser()
     args, rest = parser.parse_known_args(argv)
     if args.command != "bench" and rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if args.command == "check-config":
+        if args.file and args.config and args.file != args.config:
+            parser.error("check-config: give the file once (FILE or --config)")
+        args.config = args.config or args.file
     args.rest = rest
     try:
         code = args.func(args)

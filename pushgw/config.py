@@ -1,52 +1,102 @@
 """
-Configuration: TOML into frozen dataclasses.
+Configuration: TOML into frozen dataclasses, one loader for `pushgw check-config`,
+`pushgw serve` and a SIGHUP reload, so what check-config accepts, serve runs.
 
-Unknown keys and wrong types are errors that name the dotted key
-(`providers.apns.timeout_s: expected float, got str`); `pushgw check-config` runs
-this same loader. Times are float seconds with `_s` in the name.
+Unknown keys, wrong types and broken constraints are errors that name the dotted
+key and the rule (`delivery.lease_s: expected > 0, got -5.0`). The constraints sit
+next to each field as `Annotated[...]` metadata (`pushgw/schema.py` says why):
+every number has a range, every enum its choices, the store URL its grammar, and
+every file the daemon reads (key, secret and CA files) must exist and be readable
+when the config is loaded, not when the first request needs it. Times are float
+seconds with `_s` in the name.
+
+Where the file comes from (`find_config`): `--config`, else $PUSHGW_CONFIG, else
+/etc/pushgw/pushgw.toml. There is no development fallback: `make` passes
+`--config config/dev.toml`.
+
+Where relative paths point (systemd sets the two variables for the unit):
+- `store.url = "sqlite:NAME"`: $STATE_DIRECTORY (`StateDirectory=`) when set;
+- secret files (`store.encryption_key_file`, `auth.*.secret_access_key_file`,
+  `auth.*.key_file`): $CREDENTIALS_DIRECTORY (`LoadCredential=`) when set;
+- otherwise, and for every other path (CA files), the config file's directory.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import tomllib
-import types
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any
 
 from providers.base import ProviderSettings
 from pushgw.errors import ConfigError
+from pushgw.schema import (
+    DERIVED,
+    File,
+    HttpUrl,
+    OneOf,
+    Pattern,
+    Range,
+    StoreUrl,
+    build,
+    fernet_key,
+    file_fields,
+    non_empty,
+    pem_ca,
+)
 
-T = TypeVar("T")
+CONFIG_ENV = "PUSHGW_CONFIG"
+SYSTEM_CONFIG = "/etc/pushgw/pushgw.toml"
+STATE_ENV = "STATE_DIRECTORY"  # systemd StateDirectory=
+CREDENTIALS_ENV = "CREDENTIALS_DIRECTORY"  # systemd LoadCredential=
+
+# The shapes most fields share. Times must be > 0: a zero lease, poll or timeout
+# is a busy loop or an instant failure, never what was meant.
+Seconds = Annotated[float, Range(0, low_open=True)]
+Count = Annotated[int, Range(1)]
+Port = Annotated[int, Range(1, 65535)]
+Name = Annotated[str, Pattern(r"\S+", "a non-empty name without spaces")]
+Url = Annotated[str, HttpUrl()]
+SecretFile = Annotated[str, File(secret=True, content=non_empty)]
+CaFile = Annotated[str, File(content=pem_ca)]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ServerConfig:
-    host: str = "127.0.0.1"
-    port: int = 8080
-    max_body_bytes: int = 1_048_576  # hard limit on request bodies
-    graceful_timeout_s: float = 10.0  # SIGTERM: let in-flight sends finish this long
+    host: Name = "127.0.0.1"
+    port: Port = 8080
+    # Hard limit on request bodies; SNS itself accepts 256 KiB messages.
+    max_body_bytes: Annotated[int, Range(1024, 1 << 30)] = 1_048_576
+    # SIGTERM: let in-flight sends finish this long (keep it under the unit's
+    # TimeoutStopSec=, or systemd kills the drain).
+    graceful_timeout_s: Seconds = 10.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SnsConfig:
-    region: str = "us-east-1"
-    account: str = "123456789012"
+    # Both go into ARNs and the SigV4 scope, where ':' and '/' are separators.
+    region: Annotated[
+        str, Pattern(r"[a-z0-9]+(-[a-z0-9]+)*", "a region name such as us-east-1")
+    ] = "us-east-1"
+    account: Annotated[str, Pattern(r"\d{12}", "a 12-digit account id")] = (
+        "123456789012"
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StoreConfig:
     # memory: | sqlite:///abs/path.db | sqlite:relative/path.db | postgresql://...
-    url: str = "sqlite:state/pushgw.db"
+    # A relative SQLite path is under $STATE_DIRECTORY when set (`state_path`).
+    url: Annotated[str, StoreUrl()] = "sqlite:pushgw.db"
     # Fernet key file (44 base64 chars): provider credentials are encrypted at
     # rest with it. "" = stored in clear (development only; a warning is logged).
-    encryption_key_file: str = ""
+    encryption_key_file: Annotated[str, File(secret=True, content=fernet_key)] = ""
     # Deadline of one store operation (PostgreSQL statements and connects): a
     # stalled database becomes an error the daemon retries, never a hang.
-    timeout_s: float = 5.0
+    timeout_s: Seconds = 5.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -69,18 +119,21 @@ class ApiKey:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SnsKeyEntry:
-    access_key_id: str
-    secret_access_key: str = ""
-    secret_access_key_file: str = ""  # preferred in production (systemd credentials)
-    actions: list[str] = field(default_factory=list)  # empty = all
+    # The SigV4 credential scope is split on '/', so no '/' in the id.
+    access_key_id: Annotated[
+        str, Pattern(r"[A-Za-z0-9_.-]+", "letters, digits, '_', '.' or '-'")
+    ]
+    secret_access_key: str = ""  # exactly one of the two (checked by _check)
+    secret_access_key_file: SecretFile = ""  # preferred in production
+    actions: list[Name] = field(default_factory=list)  # empty = all
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ApiKeyEntry:
-    name: str
-    key: str = ""
-    key_file: str = ""
-    actions: list[str] = field(default_factory=list)
+    name: Name
+    key: str = ""  # exactly one of the two (checked by _check)
+    key_file: SecretFile = ""
+    actions: list[Name] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -92,16 +145,16 @@ class AuthConfig:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DeliveryConfig:
     enabled: bool = True  # run the dispatcher in this process
-    max_in_flight: int = 512  # sends in flight, whole process
-    per_app_in_flight: int = 256  # sends in flight per platform application
-    claim_batch: int = 256  # jobs claimed per store round trip
-    lease_s: float = 60.0  # a claimed job is someone else's after this
-    poll_interval_s: float = 0.5  # idle polling when no wake-up arrives
-    chunk_size: int = 1000  # subscriptions per topic fan-out chunk
-    retry_base_s: float = 1.0  # first back-off; doubles each attempt, with jitter
-    retry_max_s: float = 300.0
-    default_ttl_s: float = 2_419_200.0  # SNS default: 4 weeks
-    app_backoff_s: float = 5.0  # pause an app whose provider is failing
+    max_in_flight: Count = 512  # sends in flight, whole process
+    per_app_in_flight: Count = 256  # sends in flight per platform application
+    claim_batch: Count = 256  # jobs claimed per store round trip
+    lease_s: Seconds = 60.0  # a claimed job is someone else's after this
+    poll_interval_s: Seconds = 0.5  # idle polling when no wake-up arrives
+    chunk_size: Count = 1000  # subscriptions per topic fan-out chunk
+    retry_base_s: Seconds = 1.0  # first back-off; doubles each attempt, with jitter
+    retry_max_s: Seconds = 300.0  # >= retry_base_s (checked by _check)
+    default_ttl_s: Seconds = 2_419_200.0  # SNS default: 4 weeks
+    app_backoff_s: Seconds = 5.0  # pause an app whose provider is failing
     # This node's stable identity in job leases. A restarted daemon takes its own
     # previous leases back at once (other nodes wait for them to expire), so it
     # must be unique per daemon sharing a store. "" = host name + config path.
@@ -110,19 +163,23 @@ class DeliveryConfig:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LoggingConfig:
-    level: str = "info"
-    format: str = "auto"  # auto (JSON unless a tty) | json | console
+    # The levels structlog's filtering logger knows (log.configure upper-cases).
+    level: Annotated[
+        str, OneOf("debug", "info", "warning", "error", "critical", ignore_case=True)
+    ] = "info"
+    # auto: JSON unless stdout is a terminal.
+    format: Annotated[str, OneOf("auto", "json", "console")] = "auto"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ProviderEntry:
-    base_url: str = ""
-    sandbox_url: str = ""
-    token_url: str = ""
-    timeout_s: float = 10.0
-    max_connections: int = 10
+    base_url: Url = ""
+    sandbox_url: Url = ""
+    token_url: Url = ""
+    timeout_s: Seconds = 10.0
+    max_connections: Count = 10
     allow_loopback: bool = False
-    ca_file: str = ""
+    ca_file: CaFile = ""
     scope: str = ""
 
     def settings(self) -> ProviderSettings:
@@ -160,14 +217,15 @@ DEFAULT_PROVIDERS: Mapping[str, ProviderEntry] = {
 class MocksConfig:
     """Ports of `pushgw mock-providers` (fixed so configs can point at them)."""
 
-    control_port: int = 9100
-    apns_port: int = 9101
-    fcm_port: int = 9102
-    adm_port: int = 9103
-    baidu_port: int = 9104
-    mpns_port: int = 9105
-    wns_port: int = 9106
-    ca_file: str = "state/mock-ca.pem"  # the APNs mock's test CA, written at start
+    control_port: Port = 9100
+    apns_port: Port = 9101
+    fcm_port: Port = 9102
+    adm_port: Port = 9103
+    baidu_port: Port = 9104
+    mpns_port: Port = 9105
+    wns_port: Port = 9106
+    # The APNs mock's test CA: written by the mocks, so not a File to check.
+    ca_file: str = "state/mock-ca.pem"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -182,10 +240,13 @@ class Config:
         default_factory=lambda: dict(DEFAULT_PROVIDERS)
     )
     mocks: MocksConfig = field(default_factory=MocksConfig)
-    # Directory relative paths in this file are resolved against.
-    base_dir: str = "."
+    # The config file's directory: relative paths resolve against it by default.
+    base_dir: str = field(default=".", metadata=DERIVED)
+    # $STATE_DIRECTORY and $CREDENTIALS_DIRECTORY at load time ("" = unset).
+    state_dir: str = field(default="", metadata=DERIVED)
+    credentials_dir: str = field(default="", metadata=DERIVED)
     # The file this config was read from ("" when built in code).
-    source: str = ""
+    source: str = field(default="", metadata=DERIVED)
 
     def provider(self, name: str) -> ProviderSettings:
         entry = self.providers.get(name, DEFAULT_PROVIDERS[name])
@@ -195,14 +256,22 @@ class Config:
 
     def path(self, value: str) -> Path:
         """Resolve a path from the config file relative to the file's directory."""
-        p = Path(value)
-        return p if p.is_absolute() else Path(self.base_dir) / p
+        return _under(self.base_dir, value)
+
+    def state_path(self, value: str) -> Path:
+        """Resolve a state path (the SQLite file): $STATE_DIRECTORY, else `path`."""
+        return _under(self.state_dir or self.base_dir, value)
+
+    def secret_path(self, value: str) -> Path:
+        """Resolve a secret file: $CREDENTIALS_DIRECTORY, else `path`."""
+        return _under(self.credentials_dir or self.base_dir, value)
 
     def sns_access_keys(self) -> dict[str, AccessKey]:
         keys = {}
-        for entry in self.auth.sns_keys:
+        for i, entry in enumerate(self.auth.sns_keys):
             secret = entry.secret_access_key or self._read_secret(
-                entry.secret_access_key_file, "auth.sns_keys.secret_access_key_file"
+                entry.secret_access_key_file,
+                f"auth.sns_keys[{i}].secret_access_key_file",
             )
             keys[entry.access_key_id] = AccessKey(
                 access_key_id=entry.access_key_id,
@@ -213,9 +282,9 @@ class Config:
 
     def api_keys(self) -> list[ApiKey]:
         out = []
-        for entry in self.auth.api_keys:
+        for i, entry in enumerate(self.auth.api_keys):
             key = entry.key or self._read_secret(
-                entry.key_file, "auth.api_keys.key_file"
+                entry.key_file, f"auth.api_keys[{i}].key_file"
             )
             out.append(
                 ApiKey(
@@ -225,31 +294,88 @@ class Config:
         return out
 
     def _read_secret(self, path: str, dotted: str) -> str:
+        # The loader checked the file; this still fails cleanly if it has gone
+        # since (a SIGHUP reload reads the secrets again).
         if not path:
             raise ConfigError(f"{dotted}: a secret or a secret file is required")
         try:
-            return self.path(path).read_text().strip()
+            return self.secret_path(path).read_text().strip()
         except OSError as exc:
             raise ConfigError(f"{dotted}: cannot read {path}: {exc}") from exc
 
 
-def load_config(path: str | Path) -> Config:
-    """Read and validate a TOML config file. Raises ConfigError."""
+def _under(directory: str, value: str) -> Path:
+    p = Path(value)
+    return p if p.is_absolute() else Path(directory) / p
+
+
+def find_config(
+    explicit: str | None, env: Mapping[str, str] = os.environ
+) -> tuple[str, str]:
+    """
+    The config file to use and why: `--config`, else $PUSHGW_CONFIG, else
+    /etc/pushgw/pushgw.toml. Never the development config: a daemon started
+    without `--config` must not quietly run on dev keys and loopback mocks.
+
+    Returns:
+        (path, origin), origin being "--config", "$PUSHGW_CONFIG" or "default".
+    """
+    if explicit:
+        return explicit, "--config"
+    if env.get(CONFIG_ENV):
+        return env[CONFIG_ENV], f"${CONFIG_ENV}"
+    return SYSTEM_CONFIG, "default"
+
+
+def load_config(
+    path: str | Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    check_files: bool = True,
+) -> Config:
+    """
+    Read and validate a TOML config file.
+
+    Args:
+        path: the TOML file; relative paths inside it resolve against its
+            directory (or the systemd directories in `env`, see the module doc).
+        env: where $STATE_DIRECTORY and $CREDENTIALS_DIRECTORY come from
+            (default: the process environment).
+        check_files: check that the key, secret and CA files exist and are
+            readable. Only the commands that do not read them turn this off
+            (`mock-providers` and `demo` write the CA the config names).
+
+    Raises:
+        ConfigError: naming the dotted key and the broken rule.
+    """
     path = Path(path)
     try:
         raw = tomllib.loads(path.read_text())
     except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc}") from exc
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
-    config = config_from_mapping(raw, base_dir=str(path.parent.resolve()))
+    config = config_from_mapping(
+        raw,
+        base_dir=str(path.parent.resolve()),
+        env=env,
+        check_files=check_files,
+    )
     return dataclasses.replace(config, source=str(path.resolve()))
 
 
-def config_from_mapping(raw: Mapping[str, Any], *, base_dir: str = ".") -> Config:
+def config_from_mapping(
+    raw: Mapping[str, Any],
+    *,
+    base_dir: str = ".",
+    env: Mapping[str, str] | None = None,
+    check_files: bool = True,
+) -> Config:
+    """The loader behind `load_config`, for a mapping already parsed."""
+    env = os.environ if env is None else env
     data = dict(raw)
     providers_raw = data.pop("providers", {})
-    config = _build(Config, data, "")
+    config = build(Config, data)
     if not isinstance(providers_raw, Mapping):
         raise ConfigError("providers: expected a table")
     providers = dict(DEFAULT_PROVIDERS)
@@ -263,50 +389,79 @@ def config_from_mapping(raw: Mapping[str, Any], *, base_dir: str = ".") -> Confi
             raise ConfigError(f"providers.{name}: expected a table")
         defaults = dataclasses.asdict(DEFAULT_PROVIDERS[name])
         defaults.update(entry)
-        providers[name] = _build(ProviderEntry, defaults, f"providers.{name}.")
-    config = dataclasses.replace(config, providers=providers, base_dir=base_dir)
+        providers[name] = build(ProviderEntry, defaults, f"providers.{name}.")
+    config = dataclasses.replace(
+        config,
+        providers=providers,
+        base_dir=base_dir,
+        # STATE_DIRECTORY lists one path per StateDirectory= entry; ours is first.
+        state_dir=env.get(STATE_ENV, "").split(":")[0],
+        credentials_dir=env.get(CREDENTIALS_ENV, ""),
+    )
     _check(config)
+    if check_files:
+        _check_files(config)
     return config
 
 
 def _check(config: Config) -> None:
-    if config.logging.format not in ("auto", "json", "console"):
-        raise ConfigError("logging.format: expected one of auto, json, console")
-    if not (0 < config.server.port < 65536):
-        raise ConfigError("server.port: expected 1..65535")
-    for name in ("max_in_flight", "per_app_in_flight", "claim_batch", "chunk_size"):
-        if getattr(config.delivery, name) < 1:
-            raise ConfigError(f"delivery.{name}: expected a positive integer")
-
-
-def _build(cls: type[T], data: Mapping[str, Any], prefix: str) -> T:
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a table")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    kwargs: dict[str, Any] = {}
-    for key, value in data.items():
-        if key not in names or key in ("base_dir", "source"):
-            raise ConfigError(f"{prefix}{key}: unknown key")
-        kwargs[key] = _convert(hints[key], value, f"{prefix}{key}")
-    return cls(**kwargs)
-
-
-def _convert(hint: Any, value: Any, dotted: str) -> Any:
-    origin = typing.get_origin(hint)
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value, dotted + ".")  # type: ignore[arg-type]
-    if origin is list:
-        (item_type,) = typing.get_args(hint)
-        if not isinstance(value, list):
-            raise ConfigError(f"{dotted}: expected a list")
-        return [_convert(item_type, v, f"{dotted}[{i}]") for i, v in enumerate(value)]
-    if origin in (types.UnionType, typing.Union):
-        raise ConfigError(f"{dotted}: unsupported config type")  # not used
-    expected: tuple[type, ...] = (int, float) if hint is float else (hint,)
-    # bool is an int in Python; do not let `true` pass for a number or vice versa.
-    if isinstance(value, bool) != (hint is bool) or not isinstance(value, expected):
+    """Rules between fields; each field's own rules ran in `_convert`."""
+    d = config.delivery
+    if d.retry_max_s < d.retry_base_s:
         raise ConfigError(
-            f"{dotted}: expected {hint.__name__}, got {type(value).__name__}"
+            f"delivery.retry_max_s: expected >= delivery.retry_base_s "
+            f"({d.retry_base_s:g}), got {d.retry_max_s:g}"
         )
-    return float(value) if hint is float else value  # type: ignore[arg-type]
+    _check_keys(
+        "auth.sns_keys",
+        ("secret_access_key", "secret_access_key_file"),
+        [
+            (e.access_key_id, e.secret_access_key, e.secret_access_key_file)
+            for e in config.auth.sns_keys
+        ],
+    )
+    _check_keys(
+        "auth.api_keys",
+        ("key", "key_file"),
+        [(e.name, e.key, e.key_file) for e in config.auth.api_keys],
+    )
+
+
+def _check_keys(
+    table: str, names: tuple[str, str], entries: list[tuple[str, str, str]]
+) -> None:
+    """Each key entry has its secret inline or in a file (not both), and a
+    unique id: a second entry with the same id would silently replace the first."""
+    seen: dict[str, int] = {}
+    for i, (ident, inline, from_file) in enumerate(entries):
+        if bool(inline) == bool(from_file):
+            raise ConfigError(
+                f"{table}[{i}]: set exactly one of {names[0]} and {names[1]}"
+            )
+        if ident in seen:
+            raise ConfigError(
+                f"{table}[{i}]: {ident!r} is already {table}[{seen[ident]}]"
+            )
+        seen[ident] = i
+
+
+def _check_files(config: Config) -> None:
+    """Every key, secret and CA file named in the config can be read."""
+    for dotted, rule, value in file_fields(config):
+        path = config.secret_path(value) if rule.secret else config.path(value)
+        problem = rule.check_path(path)
+        if problem is not None:
+            raise ConfigError(
+                f"{dotted}: {problem}{_relative_hint(config, rule, value)}"
+            )
+
+
+def _relative_hint(config: Config, rule: File, value: str) -> str:
+    """Say where a relative path was looked for: the classic systemd surprise."""
+    if Path(value).is_absolute():
+        return ""
+    if rule.secret:
+        if config.credentials_dir:
+            return f" (relative to ${CREDENTIALS_ENV})"
+        return f" (relative to the config file: ${CREDENTIALS_ENV} is not set)"
+    return " (relative to the config file)"

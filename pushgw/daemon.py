@@ -79,10 +79,10 @@ def sd_notify(state: str) -> None:
 
 
 def store_url(config: Config) -> str:
-    """The store URL with a relative SQLite path resolved against the config."""
+    """The store URL with a relative SQLite path resolved (`Config.state_path`)."""
     url = config.store.url
     if url.startswith("sqlite:") and not url.startswith("sqlite:///"):
-        path = config.path(url.removeprefix("sqlite:"))
+        path = config.state_path(url.removeprefix("sqlite:"))
         path.parent.mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{path.resolve()}".replace("sqlite:////", "sqlite:///")
     return url
@@ -109,7 +109,8 @@ class Gateway:
         self.config = config
         sealer = PLAIN
         if config.store.encryption_key_file:
-            key = config.path(config.store.encryption_key_file).read_bytes().strip()
+            key = config.secret_path(config.store.encryption_key_file).read_bytes()
+            key = key.strip()
             sealer = CredentialSealer(key)
         else:
             log.warning(
@@ -353,28 +354,43 @@ async def serve(
     """
     gateway = Gateway(config, provider_factory=provider_factory)
     await gateway.start()
-    sd_notify("READY=1")
+    if shutdown_trigger is None:
+        # Installed before READY=1: systemd may send SIGHUP (`systemctl reload`) as
+        # soon as the unit is active, and SIGHUP's default action kills the process.
+        stop = asyncio.Event()
+        shutdown_trigger = stop.wait
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        if config_path is not None:
+            loop.add_signal_handler(signal.SIGHUP, _reload, gateway, config_path)
+    sd_notify(f"READY=1\nSTATUS={_serving(gateway)}")
     usec = os.environ.get("WATCHDOG_USEC", "")
     if usec.isdigit():
         gateway.start_watchdog(int(usec) / 1_000_000 / 2)
     try:
-        if shutdown_trigger is None:
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, stop.set)
-            if config_path is not None:
-                loop.add_signal_handler(signal.SIGHUP, _reload, gateway, config_path)
-            await stop.wait()
-        else:
-            await shutdown_trigger()
+        await shutdown_trigger()
     finally:
-        sd_notify("STOPPING=1")
+        sd_notify("STOPPING=1\nSTATUS=Stopping: draining in-flight sends")
         await gateway.stop()
 
 
+def _serving(gateway: Gateway) -> str:
+    """The STATUS= line `systemctl status` shows while the daemon runs."""
+    return f"Serving on {gateway.config.server.host}:{gateway.port}"
+
+
 def _reload(gateway: Gateway, path: str) -> None:
+    # RELOADING=1 keeps the unit "reloading" until READY=1, so `systemctl reload`
+    # returns once the new config is in force. MONOTONIC_USEC (CLOCK_MONOTONIC, in
+    # the same datagram) lets systemd match it to its SIGHUP (Type=notify-reload).
+    usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+    sd_notify(f"RELOADING=1\nMONOTONIC_USEC={usec}\nSTATUS=Reloading {path}")
+    status = f"{_serving(gateway)}; config reloaded"
     try:
         gateway.reload(load_config(path))
     except ConfigError as exc:
         log.error("config_reload_failed", error=str(exc))
+        status = f"{_serving(gateway)}; reload failed, previous config kept: {exc}"
+    finally:
+        sd_notify(f"READY=1\nSTATUS={status}")  # never leave the unit reloading

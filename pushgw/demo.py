@@ -145,7 +145,8 @@ async def wait_received(fleet: MockFleet, devices: dict[str, dict[str, str]]) ->
 
 
 async def run_demo(config_path: str) -> int:
-    config: Config = load_config(config_path)
+    # The fleet writes the mock CA the config names; `serve` checks it after.
+    config: Config = load_config(config_path, check_files=False)
     fleet, runner = await start_fleet(config)
     base = f"http://{config.server.host}:{config.server.port}"
     proc = await asyncio.create_subprocess_exec(

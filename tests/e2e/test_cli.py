@@ -2,27 +2,41 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
+import trustme
 
 from tests.e2e.harness import ROOT, mock_ports, write_config
 
+# The variables that pick the config and its directories; each test sets its own.
+SEARCH_VARS = ("PUSHGW_CONFIG", "STATE_DIRECTORY", "CREDENTIALS_DIRECTORY")
 
-def run(*args: str) -> subprocess.CompletedProcess[str]:
+
+def run(
+    *args: str, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if k not in SEARCH_VARS}
     return subprocess.run(
         [sys.executable, "-m", "pushgw", *args],
         capture_output=True,
         text=True,
         cwd=ROOT,
+        env={**base, **(env or {})},
         timeout=60,
         check=False,
     )
+
+
+def stderr_lines(result: subprocess.CompletedProcess[str]) -> list[str]:
+    return [line for line in result.stderr.splitlines() if line.strip()]
 
 
 @pytest.mark.e2e
@@ -36,7 +50,8 @@ def test_migrate_creates_the_schema_and_is_idempotent(tmp_path: Path) -> None:
     first = run("migrate", "--config", str(config))
     second = run("migrate", "--config", str(config))
 
-    assert (0, 0) == (first.returncode, second.returncode)
+    assert (0, 0) == (first.returncode, second.returncode), first.stderr
+    assert f"migrations applied: sqlite:///{db}\n" == second.stdout
     with sqlite3.connect(db) as conn:
         versions = [v for (v,) in conn.execute("SELECT version FROM schema_migrations")]
     assert sorted(versions) == versions and len(versions) >= 2
@@ -59,6 +74,8 @@ def test_unknown_subcommand_and_bad_config_fail_cleanly(tmp_path: Path) -> None:
 
 def start_failure(config: Path) -> tuple[subprocess.CompletedProcess[str], float]:
     """`pushgw serve` on a config it cannot start with; its result and run time."""
+    # The CA the mocks would write: the config must load before the start fails.
+    trustme.CA().cert_pem.write_to_path(str(config.parent / "mock-ca.pem"))
     started = time.monotonic()
     result = run("serve", "--config", str(config))
     return result, time.monotonic() - started
@@ -109,3 +126,119 @@ def test_serve_with_an_unreachable_store_exits_at_once_with_one_line(
     assert errors[0].startswith("pushgw: cannot open the store: "), errors
     assert "Traceback" not in result.stderr
     assert elapsed < 10, f"took {elapsed:.1f} s"
+
+
+# A value `pushgw check-config` used to pass and `serve` then crashed on (or ran
+# with), each with the one line that now names the key and the rule.
+BAD_VALUES = [
+    (
+        '[logging]\nlevel = "verbose"\n',
+        "logging.level: expected one of debug, info, warning, error, critical;"
+        " got 'verbose'",
+    ),
+    (
+        '[store]\nencryption_key_file = "missing.key"\n',
+        "store.encryption_key_file: cannot read {dir}/missing.key: No such file or"
+        " directory (relative to the config file: $CREDENTIALS_DIRECTORY is not set)",
+    ),
+    ("[delivery]\nlease_s = -5\n", "delivery.lease_s: expected > 0, got -5.0"),
+    (
+        '[store]\nurl = "mysql://db/pushgw"\n',
+        "store.url: expected memory:, sqlite:PATH, sqlite:///ABSOLUTE/PATH or"
+        " postgresql://...; got 'mysql://db/pushgw'",
+    ),
+]
+
+
+def bad_config(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(("text", "message"), BAD_VALUES)
+def test_check_config_rejects_bad_values(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    """check-config exits 2 with one line naming the dotted key and the rule."""
+    result = run("check-config", str(bad_config(tmp_path, text)))
+
+    assert 2 == result.returncode
+    assert [f"pushgw: config error: {message.format(dir=tmp_path)}"] == stderr_lines(
+        result
+    )
+    assert "" == result.stdout
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(("text", "message"), BAD_VALUES)
+def test_serve_rejects_bad_values_before_starting(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    """serve runs the same loader: exit 2, the same one line, no traceback."""
+    result = run("serve", "--config", str(bad_config(tmp_path, text)))
+
+    assert 2 == result.returncode
+    assert [f"pushgw: config error: {message.format(dir=tmp_path)}"] == stderr_lines(
+        result
+    )
+
+
+@pytest.mark.e2e
+def test_config_search_order(tmp_path: Path) -> None:
+    """--config wins over $PUSHGW_CONFIG, which is used when --config is absent."""
+    good = tmp_path / "good.toml"
+    good.write_text('[store]\nurl = "memory:"\n')
+    bad = bad_config(tmp_path, "[delivery]\nlease_s = -5\n")
+
+    from_env = run("check-config", env={"PUSHGW_CONFIG": str(good)})
+    explicit = run(
+        "check-config", "--config", str(bad), env={"PUSHGW_CONFIG": str(good)}
+    )
+    positional = run("check-config", str(good), env={"PUSHGW_CONFIG": str(bad)})
+
+    assert (0, f"{good}: OK\n") == (from_env.returncode, from_env.stdout)
+    assert 2 == explicit.returncode
+    assert "delivery.lease_s" in explicit.stderr
+    assert (0, f"{good}: OK\n") == (positional.returncode, positional.stdout)
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(
+    Path("/etc/pushgw/pushgw.toml").exists(), reason="this host has a real config"
+)
+@pytest.mark.parametrize("command", ["serve", "check-config", "migrate"])
+def test_without_config_the_system_file_is_used_never_dev_toml(command: str) -> None:
+    """No --config and no $PUSHGW_CONFIG: /etc/pushgw/pushgw.toml, and its absence
+    is an error saying so (the development config is never picked up)."""
+    result = run(command)
+
+    assert 2 == result.returncode
+    assert [
+        "pushgw: config error: cannot read /etc/pushgw/pushgw.toml: No such file or"
+        " directory (no --config given and $PUSHGW_CONFIG is not set)"
+    ] == stderr_lines(result)
+
+
+@pytest.mark.e2e
+def test_help_names_the_search_order() -> None:
+    """`pushgw serve --help` says where the config comes from."""
+    result = run("serve", "--help")
+
+    assert 0 == result.returncode
+    assert (
+        "Config file: --config FILE, else $PUSHGW_CONFIG, else /etc/pushgw/pushgw.toml"
+        in result.stdout
+    )
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("command", ["demo", "mock-providers"])
+def test_dev_commands_need_an_explicit_config(command: str) -> None:
+    """demo and mock-providers never search: on a production host the default
+    would be the production config (and its store)."""
+    result = run(command, env={"PUSHGW_CONFIG": "/etc/pushgw/pushgw.toml"})
+
+    assert 2 == result.returncode
+    assert "the following arguments are required: --config/-c" in result.stderr
