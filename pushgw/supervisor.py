@@ -5,9 +5,11 @@ The claim loop, the lease heartbeat, the PostgreSQL LISTEN connection and the
 systemd watchdog each run as a named task here. A task that raises is logged
 with its name and error, and started again after a capped, doubling back-off
 for as long as the fault lasts: a store outage is a state the daemon is in, not
-the end of delivery. A task shows it is well by calling `pulse.beat()`; the
-supervisor reports a task as failing from its first error until its next beat,
-which is what `/readyz` and the metrics read.
+the end of delivery. A task that returns has finished its work (the claim loop
+does once the dispatcher stops) and is not started again. A task shows it is
+well by calling `pulse.beat()`; the supervisor reports a task as failing from
+its first error until its next beat, which is what `/readyz` and the metrics
+read.
 """
 
 from __future__ import annotations
@@ -122,20 +124,16 @@ class Supervisor:
         while not self._stopping:
             health.last_attempt = self._clock()
             beats_before = health.last_beat
-            failure: Exception | None = None
             try:
                 await fn(pulse)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 failure = exc
-            if failure is None and self._stopping:
+            else:
+                log.info("task_finished", task=health.name)
                 return
-            error = (
-                f"{type(failure).__name__}: {failure}"
-                if failure is not None
-                else "returned unexpectedly"
-            )
+            error = f"{type(failure).__name__}: {failure}"
             if health.last_beat != beats_before:
                 delay = self._first_delay  # it got going before failing again
             health.failures += 1

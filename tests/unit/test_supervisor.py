@@ -53,19 +53,22 @@ async def test_a_failing_task_is_restarted_and_reported_until_it_beats() -> None
     assert not supervisor.running("claim")
 
 
-async def test_a_task_that_returns_is_restarted_too() -> None:
-    """A side task is meant to run until stopped: returning is a failure."""
+async def test_a_task_that_returns_has_finished() -> None:
+    """A task that returns (the claim loop once the dispatcher stops) is done:
+    not started again, not reported as failing."""
     runs = 0
 
-    async def quits(pulse: Pulse) -> None:
+    async def finishes(pulse: Pulse) -> None:
         nonlocal runs
         runs += 1
 
     supervisor = Supervisor(first_delay_s=0.01, max_delay_s=0.01)
-    supervisor.start("listen", quits)
+    supervisor.start("claim", finishes)
     try:
-        await eventually(lambda: runs >= 3)
-        assert "returned unexpectedly" == supervisor.health["listen"].last_error
+        await eventually(lambda: not supervisor.running("claim"))
+        await asyncio.sleep(0.05)
+        assert 1 == runs
+        assert [] == supervisor.failing()
     finally:
         await supervisor.stop()
 
