@@ -23,7 +23,7 @@ test: $(BIN)/pushgw lint  ## lint, types, and the test suite (slow tests include
 lint: $(BIN)/pushgw
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
-	$(BIN)/mypy pushgw providers
+	$(BIN)/mypy pushgw
 
 quick: $(BIN)/pushgw  ## the fast tests only (no slow marker)
 	$(BIN)/pytest -q

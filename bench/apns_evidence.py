@@ -28,11 +28,11 @@ from typing import Any
 from aioapns import APNs, NotificationRequest
 from aioapns.connection import APNsProductionClientProtocol
 
-from providers.apns import ApnsProvider
-from providers.base import Outcome, ProviderSettings, RenderedMessage, SendResult
-from providers.mocks.apns import ApnsMock
-from providers.mocks.base import FaultRule
 from pushgw.model import Endpoint, Platform, PlatformApplication
+from pushgw.providers.apns import ApnsProvider
+from pushgw.providers.base import Outcome, ProviderSettings, RenderedMessage, SendResult
+from pushgw.providers.mocks.apns import ApnsMock
+from pushgw.providers.mocks.base import FaultRule
 
 MESSAGE = RenderedMessage(message_id="m", body="hello", native=False)
 PAYLOAD = {"aps": {"alert": "hello"}}

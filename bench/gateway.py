@@ -23,8 +23,8 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from bench.mockproc import MockProcess
-from providers.mocks.config import provider_tables, to_toml
+from pushgw.bench.mockproc import MockProcess
+from pushgw.providers.mocks.config import provider_tables, to_toml
 
 ROOT = Path(__file__).resolve().parents[1]
 ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"

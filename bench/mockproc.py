@@ -29,7 +29,7 @@ PLATFORMS = ("APNS", "GCM", "ADM", "BAIDU", "MPNS", "WNS")
 
 
 def _child(pipe: multiprocessing.connection.Connection, ca_file: str) -> None:
-    from providers.mocks.runner import MockFleet
+    from pushgw.providers.mocks.runner import MockFleet
 
     async def main() -> None:
         fleet = MockFleet()

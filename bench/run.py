@@ -34,7 +34,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.gateway import (
+from pushgw.bench.gateway import (
     GatewayProcess,
     SnsClient,
     cpu_seconds,
@@ -43,7 +43,7 @@ from bench.gateway import (
     populate,
     write_config,
 )
-from bench.mockproc import PLATFORMS, MockProcess
+from pushgw.bench.mockproc import PLATFORMS, MockProcess
 
 SCENARIOS = ("fanout-apns", "ceiling", "fanout-mixed", "publish-api")
 P99_LIMIT_S = 0.100
@@ -288,10 +288,10 @@ class Bench:
 
     # -- ceiling: the adapter alone ----------------------------------------------
     async def ceiling(self) -> Result:
-        from providers.apns import ApnsProvider
-        from providers.base import RenderedMessage
         from pushgw.config import DeliveryConfig
         from pushgw.model import Endpoint, Platform, PlatformApplication
+        from pushgw.providers.apns import ApnsProvider
+        from pushgw.providers.base import RenderedMessage
 
         n = self.args.endpoints
         if self.apns_creds is None or len(self.apns_tokens) < n:

@@ -19,16 +19,16 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
-from providers.base import (
+from pushgw.model import Endpoint, Platform, PlatformApplication
+from pushgw.providers.base import (
     Outcome,
     ProviderSettings,
     RenderedMessage,
     SendResult,
     parse_retry_after,
 )
-from providers.http import Answer, HttpProvider
-from providers.oauth import AccessTokenCache, request_token
-from pushgw.model import Endpoint, Platform, PlatformApplication
+from pushgw.providers.http import Answer, HttpProvider
+from pushgw.providers.oauth import AccessTokenCache, request_token
 
 DEFAULT_TOKEN_URL = "https://api.amazon.com/auth/O2/token"
 DEFAULT_SCOPE = "messaging:push"

@@ -36,15 +36,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from hpack import NeverIndexedHeaderTuple
 
-from providers.base import (
-    Outcome,
-    Provider,
-    ProviderSettings,
-    RenderedMessage,
-    SendResult,
-    parse_retry_after,
-)
-from providers.h2client import H2Pool, Response
 from pushgw.errors import ProviderSetupError
 from pushgw.model import (
     APPLE_PLATFORMS,
@@ -53,6 +44,15 @@ from pushgw.model import (
     Platform,
     PlatformApplication,
 )
+from pushgw.providers.base import (
+    Outcome,
+    Provider,
+    ProviderSettings,
+    RenderedMessage,
+    SendResult,
+    parse_retry_after,
+)
+from pushgw.providers.h2client import H2Pool, Response
 
 # Apple: refresh the token "no more than once every 20 minutes and no less than
 # once every 60 minutes"; 40 minutes sits in the middle of that window.

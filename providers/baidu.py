@@ -17,9 +17,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote_plus, urlencode
 
-from providers.base import Outcome, ProviderSettings, RenderedMessage, SendResult
-from providers.http import Answer, HttpProvider
 from pushgw.model import Endpoint, Platform, PlatformApplication
+from pushgw.providers.base import Outcome, ProviderSettings, RenderedMessage, SendResult
+from pushgw.providers.http import Answer, HttpProvider
 
 SEND_PATH = "/rest/3.0/push/single_device"
 USER_AGENT = "BCCS_SDK/3.0 (Linux) Python (pushgw)"  # the SDKs' UA shape

@@ -8,8 +8,8 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from providers.base import Outcome, Provider, RenderedMessage, SendResult
 from pushgw.model import Endpoint, Platform
+from pushgw.providers.base import Outcome, Provider, RenderedMessage, SendResult
 
 BEHAVIOURS: dict[str, SendResult] = {
     "unregistered-": SendResult(Outcome.INVALID_TOKEN, "410 Unregistered", status=410),

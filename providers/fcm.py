@@ -29,7 +29,9 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
-from providers.base import (
+from pushgw.errors import ProviderSetupError
+from pushgw.model import Endpoint, Platform, PlatformApplication
+from pushgw.providers.base import (
     Outcome,
     Provider,
     ProviderSettings,
@@ -38,10 +40,8 @@ from providers.base import (
     TransportFailure,
     parse_retry_after,
 )
-from providers.http import Answer, plain_text
-from providers.oauth import AccessTokenCache, request_token
-from pushgw.errors import ProviderSetupError
-from pushgw.model import Endpoint, Platform, PlatformApplication
+from pushgw.providers.http import Answer, plain_text
+from pushgw.providers.oauth import AccessTokenCache, request_token
 
 SCOPE: Final = "https://www.googleapis.com/auth/firebase.messaging"
 # google-auth hard-codes this audience whatever `token_uri` says (PROVIDERS §2.2).

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import json
 
-from providers.base import Provider
-from providers.fcm import FcmProvider
-from providers.gcm_legacy import GcmLegacyProvider
 from pushgw.model import PlatformApplication
+from pushgw.providers.base import Provider
+from pushgw.providers.fcm import FcmProvider
+from pushgw.providers.gcm_legacy import GcmLegacyProvider
 
 
 def is_service_account(credential: str) -> bool:

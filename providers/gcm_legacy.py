@@ -21,16 +21,16 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from providers.base import (
+from pushgw.model import Endpoint, Platform, PlatformApplication
+from pushgw.providers.base import (
     Outcome,
     ProviderSettings,
     RenderedMessage,
     SendResult,
     parse_retry_after,
 )
-from providers.fcm import MAX_PAYLOAD_BYTES, payload_bytes, remaining_ttl
-from providers.http import Answer, HttpProvider, plain_text
-from pushgw.model import Endpoint, Platform, PlatformApplication
+from pushgw.providers.fcm import MAX_PAYLOAD_BYTES, payload_bytes, remaining_ttl
+from pushgw.providers.http import Answer, HttpProvider, plain_text
 
 SHUTDOWN_NOTE: Final = (
     "the legacy FCM HTTP API was shut down by Google (shutdown began 2024-07-22); "

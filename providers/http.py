@@ -19,8 +19,8 @@ from typing import Any, NamedTuple
 
 import aiohttp
 
-from providers.base import Provider, ProviderSettings, TransportFailure
 from pushgw.model import PlatformApplication
+from pushgw.providers.base import Provider, ProviderSettings, TransportFailure
 
 # aiohttp's exceptions that mean "the exchange failed; try again later". Its
 # ClientResponseError family is not here: we never call raise_for_status().

@@ -27,11 +27,11 @@ import uuid
 from dataclasses import dataclass
 from typing import Self
 
-from providers.base import Outcome, ProviderSettings, RenderedMessage, SendResult
-from providers.channel_guard import check_mpns_channel
-from providers.http import Answer, HttpProvider
 from pushgw.errors import ProviderSetupError
 from pushgw.model import Endpoint, Platform, PlatformApplication
+from pushgw.providers.base import Outcome, ProviderSettings, RenderedMessage, SendResult
+from pushgw.providers.channel_guard import check_mpns_channel
+from pushgw.providers.http import Answer, HttpProvider
 
 MAX_XML_BYTES = 3072  # toast/tile; 3 KB is the commonly quoted limit (unverified)
 MAX_RAW_BYTES = 1024  # "any text up to 1 Kb" (Azure Notification Hubs doc)

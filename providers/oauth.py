@@ -28,8 +28,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final, Protocol, TypeVar
 from urllib.parse import urlencode
 
-from providers.base import TRANSPORT_ERRORS, TokenFetchError, describe
-from providers.http import Answer, plain_text
+from pushgw.providers.base import TRANSPORT_ERRORS, TokenFetchError, describe
+from pushgw.providers.http import Answer, plain_text
 
 __all__ = ["AccessTokenCache", "Post", "TokenFetchError", "request_token"]
 

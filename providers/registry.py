@@ -11,45 +11,45 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from providers.base import Provider, ProviderSettings
 from pushgw.model import APPLE_PLATFORMS, Platform, PlatformApplication
+from pushgw.providers.base import Provider, ProviderSettings
 
 AdapterLookup = Callable[[PlatformApplication], type[Provider]]
 
 
 def _apns(app: PlatformApplication) -> type[Provider]:
-    from providers.apns import ApnsProvider
+    from pushgw.providers.apns import ApnsProvider
 
     return ApnsProvider
 
 
 def _gcm(app: PlatformApplication) -> type[Provider]:
     # FCM v1 or the legacy API, told apart by the credential (providers.gcm).
-    from providers.gcm import gcm_provider_class
+    from pushgw.providers.gcm import gcm_provider_class
 
     return gcm_provider_class(app)
 
 
 def _adm(app: PlatformApplication) -> type[Provider]:
-    from providers.adm import AdmProvider
+    from pushgw.providers.adm import AdmProvider
 
     return AdmProvider
 
 
 def _baidu(app: PlatformApplication) -> type[Provider]:
-    from providers.baidu import BaiduProvider
+    from pushgw.providers.baidu import BaiduProvider
 
     return BaiduProvider
 
 
 def _mpns(app: PlatformApplication) -> type[Provider]:
-    from providers.mpns import MpnsProvider
+    from pushgw.providers.mpns import MpnsProvider
 
     return MpnsProvider
 
 
 def _wns(app: PlatformApplication) -> type[Provider]:
-    from providers.wns import WnsProvider
+    from pushgw.providers.wns import WnsProvider
 
     return WnsProvider
 

@@ -19,17 +19,17 @@ import re
 import time
 from dataclasses import dataclass
 
-from providers.base import (
+from pushgw.model import Endpoint, Platform, PlatformApplication
+from pushgw.providers.base import (
     Outcome,
     ProviderSettings,
     RenderedMessage,
     SendResult,
     parse_retry_after,
 )
-from providers.channel_guard import check_wns_channel
-from providers.http import Answer, HttpProvider
-from providers.oauth import AccessTokenCache, request_token
-from pushgw.model import Endpoint, Platform, PlatformApplication
+from pushgw.providers.channel_guard import check_wns_channel
+from pushgw.providers.http import Answer, HttpProvider
+from pushgw.providers.oauth import AccessTokenCache, request_token
 
 DEFAULT_TOKEN_URL = "https://login.live.com/accesstoken.srf"
 DEFAULT_SCOPE = "notify.windows.com"

@@ -6,6 +6,8 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
 
 from pushgw import __version__
 from pushgw.config import CONFIG_ENV, SYSTEM_CONFIG, Config, find_config, load_config
@@ -46,6 +48,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    """A starter config from the packaged example, with its own encryption key,
+    so `pushgw serve --config DIR/pushgw.toml` runs from a plain install."""
+    from cryptography.fernet import Fernet
+
+    target = Path(args.directory)
+    if target.exists() and any(target.iterdir()):
+        print(f"pushgw: {target} is not empty", file=sys.stderr)
+        return 2
+    target.mkdir(parents=True, exist_ok=True)
+    example = resources.files("pushgw").joinpath("defaults", "pushgw.example.toml")
+    (target / "pushgw.toml").write_text(example.read_text())
+    key = target / "encryption.key"
+    key.touch(mode=0o600)
+    key.write_bytes(Fernet.generate_key() + b"\n")
+    print(f"wrote {target / 'pushgw.toml'} and {key}")
+    print(f"run: pushgw serve --config {target / 'pushgw.toml'}")
+    return 0
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     # The same loader as `serve`, key, secret and CA files included.
     _config, path = _load(args.config)
@@ -74,8 +96,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_mock_providers(args: argparse.Namespace) -> int:
-    from providers.mocks.runner import run_mocks
     from pushgw import log
+    from pushgw.providers.mocks.runner import run_mocks
 
     # The mocks write the CA file that the config's providers.apns.ca_file names.
     config, _path = _load(args.config, check_files=False)
@@ -92,7 +114,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from bench.run import main as bench_main
+    from pushgw.bench.run import main as bench_main
 
     code: int = bench_main(args.rest)
     return code
@@ -107,15 +129,22 @@ def _config_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _dev_config_option(parser: argparse.ArgumentParser) -> None:
+def _dev_config_option(parser: argparse.ArgumentParser, *, builtin: bool) -> None:
     # No search order here: on a production host the default would be the
     # production config, and the demo would create apps and topics in its store.
+    # The demo's default is the development config built into the package,
+    # copied to a new temporary directory: it never touches anything else.
     parser.add_argument(
         "--config",
         "-c",
         metavar="FILE",
-        required=True,
-        help="the development config with the mock ports (config/dev.toml)",
+        required=not builtin,
+        help="the development config with the mock ports (config/dev.toml)"
+        + (
+            "; default: the built-in one, in a new temporary directory"
+            if builtin
+            else ""
+        ),
     )
 
 
@@ -163,12 +192,21 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.set_defaults(func=cmd_migrate)
 
     mocks = command("mock-providers", "run the six loopback mock platforms")
-    _dev_config_option(mocks)
+    _dev_config_option(mocks, builtin=False)
     mocks.set_defaults(func=cmd_mock_providers)
 
     demo = command("demo", "run the five-step flow against the mocks")
-    _dev_config_option(demo)
+    _dev_config_option(demo, builtin=True)
     demo.set_defaults(func=cmd_demo)
+
+    init = command(
+        "init",
+        "write a starter config (SQLite, an encryption key) into a new directory",
+    )
+    init.add_argument(
+        "directory", metavar="DIR", help="created if absent; must be empty"
+    )
+    init.set_defaults(func=cmd_init)
 
     bench = command(
         "bench",

@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-from providers.base import ProviderSettings
 from pushgw.errors import ConfigError
+from pushgw.providers.base import ProviderSettings
 from pushgw.schema import (
     DERIVED,
     File,

@@ -30,18 +30,18 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from providers.base import Provider
-from providers.channel_guard import check_mpns_channel, check_wns_channel
-from providers.registry import create_provider
 from pushgw import log as log_setup
 from pushgw.api.app import make_app
 from pushgw.arn import ArnBuilder
 from pushgw.config import Config, load_config
 from pushgw.delivery.dispatcher import CLAIM_TASK, Dispatcher, default_node_id
 from pushgw.delivery.providers import ProviderPool
-from pushgw.errors import ConfigError, PushGwError, StoreError
+from pushgw.errors import ConfigError, StartupError, StoreError
 from pushgw.log import get_logger
 from pushgw.model import Platform, PlatformApplication
+from pushgw.providers.base import Provider
+from pushgw.providers.channel_guard import check_mpns_channel, check_wns_channel
+from pushgw.providers.registry import create_provider
 from pushgw.service import Service
 from pushgw.store.base import Store
 from pushgw.store.factory import open_store
@@ -57,10 +57,6 @@ PROBE_TIMEOUT_S = 1.5  # /readyz reports a store probe unanswered by then
 PROBE_CACHE_S = 0.5  # /readyz and /metrics share one probe per this interval
 LISTEN_TASK = "store-listen"
 WATCHDOG_TASK = "watchdog"
-
-
-class StartupError(PushGwError):
-    """The daemon could not start."""
 
 
 def sd_notify(state: str) -> None:
@@ -182,7 +178,6 @@ class Gateway:
         app = make_app(
             config=self.config,
             service=self.service,
-            store=self.store,
             metrics=self.metrics,
             ready=self.readiness,
             sns_keys=self.sns_keys,

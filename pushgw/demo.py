@@ -21,13 +21,16 @@ import contextlib
 import json
 import os
 import sys
+import tempfile
 import time
+from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from providers.mocks.runner import MockFleet, start_fleet
 from pushgw.config import Config, load_config
+from pushgw.providers.mocks.runner import MockFleet, start_fleet
 
 PLATFORMS = ("APNS", "GCM", "ADM", "BAIDU", "MPNS", "WNS")
 WAIT_S = 30.0
@@ -144,13 +147,30 @@ async def wait_received(fleet: MockFleet, devices: dict[str, dict[str, str]]) ->
     return ok
 
 
-async def run_demo(config_path: str) -> int:
+def builtin_config() -> str:
+    """A copy of the packaged development config in a new directory of its own
+    (its state goes beside it), for `pushgw demo` without --config."""
+    root = Path(tempfile.mkdtemp(prefix="pushgw-demo-"))
+    target = root / "config"
+    target.mkdir()
+    for name in ("dev.toml", "dev-encryption.key"):
+        (target / name).write_bytes(
+            resources.files("pushgw").joinpath("defaults", name).read_bytes()
+        )
+    say(f"using the built-in development config, state in {root}")
+    return str(target / "dev.toml")
+
+
+async def run_demo(config_path: str | None) -> int:
+    if config_path is None:
+        config_path = builtin_config()
     # The fleet writes the mock CA the config names; `serve` checks it after.
     config: Config = load_config(config_path, check_files=False)
     fleet, runner = await start_fleet(config)
     base = f"http://{config.server.host}:{config.server.port}"
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
+        "-P",  # not the current directory first: a ./pushgw folder is not us
         "-m",
         "pushgw",
         "serve",

@@ -20,8 +20,8 @@ from typing import Any
 
 from aiohttp import web
 
-from providers.mocks.base import FaultRule
-from providers.mocks.http import AiohttpMock, dropped
+from pushgw.providers.mocks.base import FaultRule
+from pushgw.providers.mocks.http import AiohttpMock, dropped
 
 TOKEN_PATH = "/auth/O2/token"
 SEND_PATH = "/messaging/registrations/{registration_id}/messages"

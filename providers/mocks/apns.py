@@ -48,9 +48,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from hpack import NeverIndexedHeaderTuple
 
-from providers.h2client import FastH2Connection
-from providers.mocks.base import FaultRule, MockPlatform
-from providers.mocks.tls import MockCA
+from pushgw.providers.h2client import FastH2Connection
+from pushgw.providers.mocks.base import FaultRule, MockPlatform
+from pushgw.providers.mocks.tls import MockCA
 
 DEFAULT_BUNDLE: Final = "com.example.app"
 JWT_MAX_AGE_S: Final = 3600.0  # "more than one hour old" -> ExpiredProviderToken

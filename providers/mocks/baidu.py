@@ -18,9 +18,14 @@ from typing import Any
 
 from aiohttp import web
 
-from providers.baidu import MAX_MSG_BYTES, MAX_MSG_EXPIRES_S, SEND_PATH, baidu_sign
-from providers.mocks.base import FaultRule
-from providers.mocks.http import AiohttpMock, dropped
+from pushgw.providers.baidu import (
+    MAX_MSG_BYTES,
+    MAX_MSG_EXPIRES_S,
+    SEND_PATH,
+    baidu_sign,
+)
+from pushgw.providers.mocks.base import FaultRule
+from pushgw.providers.mocks.http import AiohttpMock, dropped
 
 SKEW_S = 600  # accepted |now - timestamp| (older SDKs: 10 minutes)
 ALNUM = string.ascii_letters + string.digits

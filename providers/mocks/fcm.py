@@ -44,15 +44,15 @@ from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from providers.mocks.base import FaultRule
-from providers.mocks.h2server import (
+from pushgw.providers.mocks.base import FaultRule
+from pushgw.providers.mocks.h2server import (
     DualServer,
     MockRequest,
     handler_app,
     server_ssl_context,
 )
-from providers.mocks.http import AiohttpMock
-from providers.mocks.tls import MockCA
+from pushgw.providers.mocks.http import AiohttpMock
+from pushgw.providers.mocks.tls import MockCA
 
 TOKEN_AUDIENCE: Final = "https://oauth2.googleapis.com/token"
 JWT_BEARER: Final = "urn:ietf:params:oauth:grant-type:jwt-bearer"

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
-from providers.mocks.base import FaultRule, MockPlatform
+from pushgw.providers.mocks.base import FaultRule, MockPlatform
 
 # The wire answer of a fault that is not a transport fault is platform specific;
 # these three are not, so the base plays them.

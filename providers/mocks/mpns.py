@@ -36,8 +36,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from providers.mocks.base import DEVICE_STATES
-from providers.mocks.http import AiohttpMock, dropped
+from pushgw.providers.mocks.base import DEVICE_STATES
+from pushgw.providers.mocks.http import AiohttpMock, dropped
 
 MPNS_STATES = DEVICE_STATES | {"inactive", "suppressed", "queuefull"}
 MAX_XML_BYTES = 3072

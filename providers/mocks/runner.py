@@ -26,15 +26,15 @@ from typing import Any
 
 from aiohttp import web
 
-from providers.mocks.adm import AdmMock
-from providers.mocks.apns import ApnsMock
-from providers.mocks.baidu import BaiduMock
-from providers.mocks.base import FaultRule, MockPlatform
-from providers.mocks.fcm import FcmMock
-from providers.mocks.mpns import MpnsMock
-from providers.mocks.wns import WnsMock
 from pushgw.config import Config
 from pushgw.log import get_logger
+from pushgw.providers.mocks.adm import AdmMock
+from pushgw.providers.mocks.apns import ApnsMock
+from pushgw.providers.mocks.baidu import BaiduMock
+from pushgw.providers.mocks.base import FaultRule, MockPlatform
+from pushgw.providers.mocks.fcm import FcmMock
+from pushgw.providers.mocks.mpns import MpnsMock
+from pushgw.providers.mocks.wns import WnsMock
 
 log = get_logger("pushgw.mocks")
 

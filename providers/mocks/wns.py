@@ -27,8 +27,8 @@ from typing import Any
 
 from aiohttp import web
 
-from providers.mocks.base import DEVICE_STATES, FaultRule
-from providers.mocks.http import AiohttpMock, dropped
+from pushgw.providers.mocks.base import DEVICE_STATES, FaultRule
+from pushgw.providers.mocks.http import AiohttpMock, dropped
 
 WNS_STATES = DEVICE_STATES | {"foreign"}
 MAX_PAYLOAD_BYTES = 5000

@@ -15,7 +15,6 @@ from pushgw.config import AccessKey, ApiKey, Config
 from pushgw.errors import ApiError, ServiceUnavailableError, StoreUnavailableError
 from pushgw.log import get_logger
 from pushgw.service import Service
-from pushgw.store.base import Store
 
 log = get_logger("pushgw.api")
 
@@ -68,7 +67,6 @@ def make_app(
     *,
     config: Config,
     service: Service,
-    store: Store,
     ready: Readiness | None = None,
     metrics: Metrics | None = None,
     sns_keys: dict[str, AccessKey] | None = None,

@@ -17,12 +17,12 @@ from typing import Any
 from aiohttp import web
 
 from pushgw import safejson
-from pushgw.api.json_body import JsonValidationError, read_request
+from pushgw.api.json_body import read_request
 from pushgw.api.operations import TABLE
 from pushgw.api.shapes import Binding, Context, Field, Kind, Operation, Where, invoke
 from pushgw.api.shapes import camel_case as camel
 from pushgw.config import ApiKey
-from pushgw.errors import ApiError
+from pushgw.errors import ForbiddenError, JsonValidationError, UnauthorizedError
 from pushgw.service import Service
 
 # An ARN in a path, raw (`app/GCM/x`) or percent-encoded (`app%2FGCM%2Fx`, what
@@ -34,20 +34,6 @@ _SLASH = r"(?:/|%2F)"
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-class UnauthorizedError(ApiError):
-    """Missing or invalid bearer key."""
-
-    code = "Unauthorized"
-    status = 401
-
-
-class ForbiddenError(ApiError):
-    """This key may not perform this action."""
-
-    code = "AuthorizationError"
-    status = 403
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,17 +13,10 @@ from typing import Any, TypeVar
 from multidict import MultiMapping
 
 from pushgw.api.shapes import Kind, Param, Where
-from pushgw.errors import ApiError
+from pushgw.errors import JsonValidationError
 from pushgw.service.types import MessageAttributeInput
 
 T = TypeVar("T")
-
-
-class JsonValidationError(ApiError):
-    """The request body is invalid."""
-
-    code = "ValidationError"
-    status = 400
 
 
 def read_request(

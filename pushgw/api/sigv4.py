@@ -24,18 +24,19 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from pushgw.config import AccessKey
-from pushgw.errors import ApiError
+from pushgw.errors import (
+    IncompleteSignatureError,
+    InvalidClientTokenIdError,
+    MissingAuthenticationTokenError,
+    RequestExpiredError,
+    SignatureDoesNotMatchError,
+)
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 TERMINATOR = "aws4_request"
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 AMZ_DATE_FORMAT = "%Y%m%dT%H%M%SZ"
 MAX_EXPIRES_S = 604_800  # 7 days, the SigV4 maximum for presigned requests
-SIGNATURE_MISMATCH = (
-    "The request signature we calculated does not match the signature you"
-    " provided. Check your AWS Secret Access Key and signing method. Consult the"
-    " service documentation for details."
-)
 
 _QUERY_REQUIRED = (
     "X-Amz-Algorithm",
@@ -44,47 +45,6 @@ _QUERY_REQUIRED = (
     "X-Amz-Date",
     "X-Amz-SignedHeaders",
 )
-
-
-class SigV4Error(ApiError):
-    """The request signature was rejected."""
-
-    status = 403
-
-
-class MissingAuthenticationTokenError(SigV4Error):
-    """Request is missing Authentication Token"""
-
-    code = "MissingAuthenticationToken"
-
-
-class InvalidClientTokenIdError(SigV4Error):
-    """The security token included in the request is invalid."""
-
-    code = "InvalidClientTokenId"
-
-
-class SignatureDoesNotMatchError(SigV4Error):
-    """The signature (or its scope or date) does not match the request."""
-
-    code = "SignatureDoesNotMatch"
-
-    def __init__(self, message: str | None = None) -> None:
-        super().__init__(message or SIGNATURE_MISMATCH)
-
-
-class IncompleteSignatureError(SigV4Error):
-    """The request signature does not conform to AWS standards."""
-
-    code = "IncompleteSignature"
-    status = 400
-
-
-class RequestExpiredError(SigV4Error):
-    """Request has expired."""
-
-    code = "RequestExpired"
-    status = 400
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,12 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from pushgw.api.shapes import Kind, Param
-from pushgw.errors import ApiError, ParameterValueInvalidError, ValidationError
+from pushgw.errors import (
+    InvalidQueryError,
+    MissingActionError,
+    ParameterValueInvalidError,
+    ValidationError,
+)
 from pushgw.service.types import MessageAttributeInput
 
 # Presigned-request parameters: authentication, not operation input.
@@ -48,20 +53,6 @@ _BAD_PERCENT = re.compile(rb"%(?![0-9A-Fa-f]{2})")
 # Characters XML 1.0 cannot represent, even as character references.
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _INDEX = re.compile(rf"[0-9]{{1,{MAX_INDEX_DIGITS}}}")
-
-
-class InvalidQueryError(ApiError):
-    """The AWS query string is malformed or does not adhere to AWS standards."""
-
-    code = "InvalidQueryParameter"
-    status = 400
-
-
-class MissingActionError(ApiError):
-    """The request is missing an action or a required parameter."""
-
-    code = "MissingAction"
-    status = 400
 
 
 def malformed(detail: str) -> InvalidQueryError:

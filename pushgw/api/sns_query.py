@@ -32,13 +32,14 @@ from pushgw.config import AccessKey
 from pushgw.errors import (
     ApiError,
     AuthorizationError,
+    ForeignAccountError,
     InternalError,
     InvalidActionError,
+    RequestTooLargeError,
     ServiceUnavailableError,
     StoreUnavailableError,
 )
 from pushgw.service import Service
-from pushgw.service.base import ForeignAccountError
 
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 
@@ -46,13 +47,6 @@ log = structlog.get_logger(__name__)
 
 READ_CHUNK = 65_536  # bytes per read while enforcing the body limit
 FORM_TYPE = "application/x-www-form-urlencoded"
-
-
-class RequestTooLargeError(ApiError):
-    """The request body is too large."""
-
-    code = "RequestEntityTooLarge"
-    status = 413
 
 
 def make_sns_handler(

@@ -37,13 +37,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from providers.base import (
-    TRANSPORT_ERRORS,
-    Outcome,
-    RenderedMessage,
-    SendResult,
-    redact,
-)
 from pushgw.config import DeliveryConfig
 from pushgw.delivery.chunk import TopicChunk
 from pushgw.delivery.decision import DONE, STORE_RETRY_S, Decision, RetryAt
@@ -65,6 +58,13 @@ from pushgw.model import (
     Platform,
     PlatformApplication,
     Subscription,
+)
+from pushgw.providers.base import (
+    TRANSPORT_ERRORS,
+    Outcome,
+    RenderedMessage,
+    SendResult,
+    redact,
 )
 from pushgw.sns import events
 from pushgw.store.base import Store

@@ -7,9 +7,9 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from providers.base import Provider
 from pushgw.log import get_logger
 from pushgw.model import PlatformApplication
+from pushgw.providers.base import Provider
 
 log = get_logger("pushgw.delivery")
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from providers.base import RenderedMessage
 from pushgw import payload
 from pushgw.model import Message, Platform
+from pushgw.providers.base import RenderedMessage
 from pushgw.sns.mobile import MOBILE_PREFIX, ttl_attribute
 
 

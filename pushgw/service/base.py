@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from pushgw import arn as arns
 from pushgw.errors import (
-    AuthorizationError,
+    ForeignAccountError,
     InvalidParameterError,
     NotFoundApiError,
     ValidationError,
@@ -23,37 +23,6 @@ if TYPE_CHECKING:
     from pushgw.store.base import Store
 
 PAGE_SIZE = 100  # [SPEC] exactly 100 per page (SNS_API §3)
-
-
-class ForeignAccountError(AuthorizationError):
-    """
-    403 for an ARN of another AWS account (SNS_API §9, "policy deny / foreign
-    account"): pushgw holds only its own account's resources, and no resource
-    policy lets another account's resource be used through it.
-
-    The service knows the action but not the caller. The SNS Query API, which
-    knows the access key, names it with `by()`; elsewhere (JSON API, direct
-    callers) the principal is the account's root, the one identity every pushgw
-    key acts as, as GetSubscriptionAttributes' SubscriptionPrincipal says.
-    """
-
-    def __init__(self, *, action: str, arn: str, principal: str) -> None:
-        # AWS appends which policy type failed to allow the call; cross-account
-        # that is the resource-based policy [field: quoted AWS CLI output of
-        # cross-account SNS:Subscribe and SNS:Publish].
-        super().__init__(
-            f"User: {principal} is not authorized to perform: SNS:{action} on"
-            f" resource: {arn} because no resource-based policy allows the"
-            f" SNS:{action} action"
-        )
-        self.action = action
-        self.arn = arn
-
-    def by(self, principal: str) -> ForeignAccountError:
-        """The same refusal naming `principal` as the caller."""
-        return ForeignAccountError(
-            action=self.action, arn=self.arn, principal=principal
-        )
 
 
 class ServiceBase:

@@ -9,10 +9,11 @@ from collections.abc import Mapping, Sequence
 
 from pushgw import arn as arns
 from pushgw.errors import (
-    ApiError,
     ConflictError,
     InvalidParameterError,
     NotFoundApiError,
+    ResourceNotFoundError,
+    TagLimitExceededError,
     missing_attributes,
 )
 from pushgw.model import Subscription, Topic
@@ -59,20 +60,6 @@ SNS_PROTOCOLS = frozenset(
     }
 )
 MAX_TAGS = 50
-
-
-class TagLimitExceededError(ApiError):
-    """Could not complete request: tag quota of per resource exceeded"""
-
-    code = "TagLimitExceeded"
-    status = 400
-
-
-class ResourceNotFoundError(ApiError):
-    """Resource does not exist"""
-
-    code = "ResourceNotFound"
-    status = 404
 
 
 class TopicsMixin(ServiceBase):

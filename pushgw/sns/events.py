@@ -15,10 +15,10 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from providers.base import SendResult, redact
 from pushgw.arn import new_id
 from pushgw.log import get_logger
 from pushgw.model import Endpoint, Message, PlatformApplication
+from pushgw.providers.base import SendResult, redact
 from pushgw.store.base import NewJob, Store
 
 log = get_logger("pushgw.delivery")

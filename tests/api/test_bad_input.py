@@ -281,9 +281,7 @@ async def _side(request: pytest.FixtureRequest) -> AsyncIterator[Side]:
 async def json_api() -> AsyncIterator[tuple[Api, InMemoryStore]]:
     """The JSON API in-process, as test_json_api builds it."""
     service, store = make_service()
-    app = make_json_app(
-        config=config_from_mapping(CONFIG), service=service, store=store
-    )
+    app = make_json_app(config=config_from_mapping(CONFIG), service=service)
     async with TestClient(TestServer(app)) as client:
         yield Api(client), store
 

@@ -107,8 +107,8 @@ def make_service() -> tuple[Service, InMemoryStore]:
 
 @pytest.fixture(name="api")
 async def _api() -> AsyncIterator[Api]:
-    service, store = make_service()
-    app = make_app(config=config_from_mapping(CONFIG), service=service, store=store)
+    service, _store = make_service()
+    app = make_app(config=config_from_mapping(CONFIG), service=service)
     async with TestClient(TestServer(app)) as client:
         yield Api(client)
 
@@ -771,7 +771,7 @@ async def test_unexpected_exception_is_json_500() -> None:
 
     store = InMemoryStore()
     service = Exploding(store=store, arns=ArnBuilder("us-east-1", "123456789012"))
-    app = make_app(config=config_from_mapping(CONFIG), service=service, store=store)
+    app = make_app(config=config_from_mapping(CONFIG), service=service)
     async with TestClient(TestServer(app)) as client:
         status, body = await Api(client).call("GET", "/v1/topics")
     assert "Internal error" == assert_error(status, body, 500, "InternalError")

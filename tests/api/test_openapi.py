@@ -24,7 +24,7 @@ HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "tra
 def build_app() -> web.Application:
     store = InMemoryStore()
     service = Service(store=store, arns=ArnBuilder("us-east-1", "123456789012"))
-    return make_app(config=config_from_mapping({}), service=service, store=store)
+    return make_app(config=config_from_mapping({}), service=service)
 
 
 @pytest.fixture(name="served")

@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from providers.base import Provider
-from providers.fake import FakeProvider
 from pushgw.arn import ArnBuilder
 from pushgw.config import DeliveryConfig
 from pushgw.delivery.dispatcher import Dispatcher
 from pushgw.delivery.providers import ProviderPool
 from pushgw.model import PlatformApplication
+from pushgw.providers.base import Provider
+from pushgw.providers.fake import FakeProvider
 from pushgw.service import Service
 from pushgw.service.types import MessageAttributeInput, PublishInput
 from pushgw.store.memory import InMemoryStore

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from providers.fake import FakeProvider
 from pushgw.delivery import dispatcher as dispatcher_module
 from pushgw.delivery.dispatcher import CLAIM_TASK
 from pushgw.errors import StoreUnavailableError
+from pushgw.providers.fake import FakeProvider
 from pushgw.service.types import PublishInput
 from pushgw.store.memory import InMemoryStore
 from pushgw.supervisor import Supervisor

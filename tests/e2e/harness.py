@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from providers.mocks.config import mock_urls, provider_tables, to_toml
+from pushgw.providers.mocks.config import mock_urls, provider_tables, to_toml
 
 ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"

@@ -234,11 +234,20 @@ def test_help_names_the_search_order() -> None:
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("command", ["demo", "mock-providers"])
-def test_dev_commands_need_an_explicit_config(command: str) -> None:
+def test_dev_commands_never_search_for_a_config(tmp_path: Path) -> None:
     """demo and mock-providers never search: on a production host the default
-    would be the production config (and its store)."""
-    result = run(command, env={"PUSHGW_CONFIG": "/etc/pushgw/pushgw.toml"})
+    would be the production config (and its store). mock-providers needs
+    --config; demo without it uses the built-in development config in a new
+    temporary directory, whatever $PUSHGW_CONFIG says."""
+    production = tmp_path / "production.toml"
+    production.write_text('[store]\nurl = "sqlite:///must-not-be-touched.db"\n')
+    env = {"PUSHGW_CONFIG": str(production)}
 
-    assert 2 == result.returncode
-    assert "the following arguments are required: --config/-c" in result.stderr
+    mocks = run("mock-providers", env=env)
+    demo = run("demo", env=env)
+
+    assert 2 == mocks.returncode
+    assert "the following arguments are required: --config/-c" in mocks.stderr
+    assert 0 == demo.returncode, demo.stdout[-2000:] + demo.stderr[-2000:]
+    assert "using the built-in development config" in demo.stdout
+    assert not Path("/must-not-be-touched.db").exists()

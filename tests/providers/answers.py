@@ -8,7 +8,7 @@ from typing import Any
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from providers.http import Answer
+from pushgw.providers.http import Answer
 
 
 def answer(

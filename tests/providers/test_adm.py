@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from providers.adm import AdmProvider, adm_md5, classify
-from providers.base import Outcome, ProviderSettings, RenderedMessage, SendResult
-from providers.mocks.adm import AdmMock
-from providers.mocks.base import FaultRule
 from pushgw.model import Endpoint, MessageAttribute, Platform, PlatformApplication
+from pushgw.providers.adm import AdmProvider, adm_md5, classify
+from pushgw.providers.base import Outcome, ProviderSettings, RenderedMessage, SendResult
+from pushgw.providers.mocks.adm import AdmMock
+from pushgw.providers.mocks.base import FaultRule
 from tests.providers.answers import answer
 from tests.providers.clock import ManualClock as Clock
 

@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from providers.apns import ApnsProvider, JwtSigner
-from providers.base import Outcome, ProviderSettings, RenderedMessage, SendResult
-from providers.mocks.apns import ApnsMock
-from providers.mocks.base import FaultRule
 from pushgw.errors import ProviderSetupError
 from pushgw.model import Endpoint, MessageAttribute, Platform, PlatformApplication
+from pushgw.providers.apns import ApnsProvider, JwtSigner
+from pushgw.providers.base import Outcome, ProviderSettings, RenderedMessage, SendResult
+from pushgw.providers.mocks.apns import ApnsMock
+from pushgw.providers.mocks.base import FaultRule
 
 MakeProvider = Callable[..., Awaitable[ApnsProvider]]
 
@@ -188,7 +188,7 @@ async def test_unregistered_answer_carries_timestamp(
     mock: ApnsMock, ca_file: str
 ) -> None:
     """A 410 from the mock is one DATA frame with reason and a millisecond timestamp."""
-    from providers.h2client import H2Pool
+    from pushgw.providers.h2client import H2Pool
 
     token = mock.register_device(state="unregistered")
     settings = ProviderSettings(base_url=mock.base_url, ca_file=ca_file)

@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from providers.baidu import BaiduProvider, baidu_sign, classify, php_urlencode
-from providers.base import Outcome, ProviderSettings, RenderedMessage
-from providers.mocks.baidu import BaiduMock
-from providers.mocks.base import FaultRule
 from pushgw.model import Endpoint, MessageAttribute, Platform, PlatformApplication
+from pushgw.providers.baidu import BaiduProvider, baidu_sign, classify, php_urlencode
+from pushgw.providers.base import Outcome, ProviderSettings, RenderedMessage
+from pushgw.providers.mocks.baidu import BaiduMock
+from pushgw.providers.mocks.base import FaultRule
 from tests.providers.clock import ManualClock as Clock
 
 APP_ARN = "arn:aws:sns:us-east-1:123456789012:app/BAIDU/myapp"

@@ -8,7 +8,8 @@ import ssl
 import h2.exceptions
 import pytest
 
-from providers.base import (
+from pushgw.model import Endpoint, Platform, PlatformApplication
+from pushgw.providers.base import (
     Outcome,
     Provider,
     ProviderSettings,
@@ -17,7 +18,6 @@ from providers.base import (
     TokenFetchError,
     TransportFailure,
 )
-from pushgw.model import Endpoint, Platform, PlatformApplication
 
 APP_ARN = "arn:aws:sns:us-east-1:123456789012:app/GCM/base"
 

@@ -14,14 +14,14 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from providers.base import Outcome, ProviderSettings, RenderedMessage, SendResult
-from providers.fcm import FcmProvider, classify
-from providers.gcm import gcm_provider_class
-from providers.gcm_legacy import GcmLegacyProvider
-from providers.mocks.base import FaultRule
-from providers.mocks.fcm import FcmMock
 from pushgw.errors import ProviderSetupError
 from pushgw.model import Endpoint, MessageAttribute, Platform, PlatformApplication
+from pushgw.providers.base import Outcome, ProviderSettings, RenderedMessage, SendResult
+from pushgw.providers.fcm import FcmProvider, classify
+from pushgw.providers.gcm import gcm_provider_class
+from pushgw.providers.gcm_legacy import GcmLegacyProvider
+from pushgw.providers.mocks.base import FaultRule
+from pushgw.providers.mocks.fcm import FcmMock
 from tests.providers.answers import answer
 from tests.providers.clock import ManualClock as FakeClock
 

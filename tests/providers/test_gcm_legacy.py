@@ -11,11 +11,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from providers.base import Outcome, ProviderSettings, RenderedMessage
-from providers.gcm_legacy import GcmLegacyProvider, classify
-from providers.mocks.base import FaultRule
-from providers.mocks.fcm import FcmMock
 from pushgw.model import Endpoint, MessageAttribute, Platform, PlatformApplication
+from pushgw.providers.base import Outcome, ProviderSettings, RenderedMessage
+from pushgw.providers.gcm_legacy import GcmLegacyProvider, classify
+from pushgw.providers.mocks.base import FaultRule
+from pushgw.providers.mocks.fcm import FcmMock
 from tests.providers.answers import answer
 
 APP_ARN = "arn:aws:sns:us-east-1:123456789012:app/GCM/legacy"

@@ -12,7 +12,7 @@ import pytest
 import trustme
 from aiohttp import web
 
-from providers.mocks.h2server import (
+from pushgw.providers.mocks.h2server import (
     DualServer,
     MockRequest,
     handler_app,

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import trustme
 
-from providers.base import Outcome, ProviderSettings, RenderedMessage
-from providers.mocks.base import FaultRule
-from providers.mocks.mpns import MpnsMock
-from providers.mpns import MpnsProvider, classify, toast_xml
 from pushgw.model import Endpoint, MessageAttribute, Platform, PlatformApplication
+from pushgw.providers.base import Outcome, ProviderSettings, RenderedMessage
+from pushgw.providers.mocks.base import FaultRule
+from pushgw.providers.mocks.mpns import MpnsMock
+from pushgw.providers.mpns import MpnsProvider, classify, toast_xml
 from tests.providers.answers import answer
 
 APP_ARN = "arn:aws:sns:us-east-1:123456789012:app/MPNS/test"

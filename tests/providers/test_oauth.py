@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from providers.adm import AdmProvider
-from providers.base import (
+from pushgw.model import Endpoint, Platform, PlatformApplication
+from pushgw.providers.adm import AdmProvider
+from pushgw.providers.base import (
     Outcome,
     Provider,
     ProviderSettings,
@@ -24,15 +25,14 @@ from providers.base import (
     TokenFetchError,
     TransportFailure,
 )
-from providers.fcm import FcmProvider
-from providers.http import Answer
-from providers.mocks.adm import AdmMock
-from providers.mocks.fcm import FcmMock
-from providers.mocks.http import AiohttpMock
-from providers.mocks.wns import WnsMock
-from providers.oauth import AccessTokenCache, request_token
-from providers.wns import WnsProvider
-from pushgw.model import Endpoint, Platform, PlatformApplication
+from pushgw.providers.fcm import FcmProvider
+from pushgw.providers.http import Answer
+from pushgw.providers.mocks.adm import AdmMock
+from pushgw.providers.mocks.fcm import FcmMock
+from pushgw.providers.mocks.http import AiohttpMock
+from pushgw.providers.mocks.wns import WnsMock
+from pushgw.providers.oauth import AccessTokenCache, request_token
+from pushgw.providers.wns import WnsProvider
 from tests.providers.answers import answer
 
 KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)

@@ -8,17 +8,17 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from providers.adm import AdmProvider
-from providers.apns import ApnsProvider
-from providers.baidu import BaiduProvider
-from providers.base import Provider, ProviderSettings
-from providers.fcm import FcmProvider
-from providers.gcm_legacy import GcmLegacyProvider
-from providers.mpns import MpnsProvider
-from providers.registry import ADAPTERS, adapter_for, create_provider
-from providers.wns import WnsProvider
 from pushgw.config import DEFAULT_PROVIDERS
 from pushgw.model import Platform, PlatformApplication
+from pushgw.providers.adm import AdmProvider
+from pushgw.providers.apns import ApnsProvider
+from pushgw.providers.baidu import BaiduProvider
+from pushgw.providers.base import Provider, ProviderSettings
+from pushgw.providers.fcm import FcmProvider
+from pushgw.providers.gcm_legacy import GcmLegacyProvider
+from pushgw.providers.mpns import MpnsProvider
+from pushgw.providers.registry import ADAPTERS, adapter_for, create_provider
+from pushgw.providers.wns import WnsProvider
 
 
 def _pem(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> str:

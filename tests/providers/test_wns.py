@@ -11,11 +11,11 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
-from providers.base import Outcome, ProviderSettings, RenderedMessage
-from providers.mocks.base import FaultRule
-from providers.mocks.wns import WnsMock
-from providers.wns import WnsProvider, classify, toast_xml
 from pushgw.model import Endpoint, MessageAttribute, Platform, PlatformApplication
+from pushgw.providers.base import Outcome, ProviderSettings, RenderedMessage
+from pushgw.providers.mocks.base import FaultRule
+from pushgw.providers.mocks.wns import WnsMock
+from pushgw.providers.wns import WnsProvider, classify, toast_xml
 from tests.providers.answers import answer
 from tests.providers.clock import ManualClock as FakeClock
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from providers.channel_guard import (
+from pushgw.providers.channel_guard import (
     MPNS_SUFFIXES,
     WNS_SUFFIXES,
     check_channel_uri,

@@ -14,14 +14,10 @@ from botocore.auth import SigV4Auth, SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from pushgw.api.sigv4 import (
-    SIGNATURE_MISMATCH,
-    SigV4Error,
-    signing_key,
-    verify_sigv4,
-)
+from pushgw.api.sigv4 import signing_key, verify_sigv4
 from pushgw.api.sns_parse import decode_form
 from pushgw.config import AccessKey
+from pushgw.errors import SIGNATURE_MISMATCH, SigV4Error
 
 KEY = AccessKey(
     access_key_id="AKIAIOSFODNN7EXAMPLE",

@@ -20,14 +20,18 @@ from pushgw.api import sns_xml
 from pushgw.api.operations import OPERATIONS
 from pushgw.api.shapes import Binding, Context, invoke
 from pushgw.api.sns_parse import (
-    InvalidQueryError,
-    MissingActionError,
     Params,
     decode_form,
     parse_query,
     read_members,
 )
-from pushgw.errors import ApiError, NotFoundApiError, ValidationError
+from pushgw.errors import (
+    ApiError,
+    InvalidQueryError,
+    MissingActionError,
+    NotFoundApiError,
+    ValidationError,
+)
 from pushgw.model import Endpoint, Platform, PlatformApplication, Subscription, Topic
 from pushgw.service import Service
 from pushgw.service.types import (
