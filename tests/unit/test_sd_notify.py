@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pushgw.config import load_config
-from pushgw.daemon import serve
+from pushgw.daemon import Gateway, serve
 
 
 class FakeNotifySocket:
@@ -124,3 +124,48 @@ async def test_failed_reload_still_reports_ready(
         f"STATUS=Serving on 127.0.0.1:{port}; reload failed, previous config kept:"
         " delivery.lease_s: expected > 0, got -5.0",
     ] == reloaded
+
+
+async def test_watchdog_pings_only_while_the_claim_loop_is_alive(
+    notify: FakeNotifySocket, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """WATCHDOG=1 goes out while delivery runs; with the claim loop wedged (a
+    store call that never returns) the pings stop, so systemd restarts it."""
+    monkeypatch.setenv("WATCHDOG_USEC", "200000")  # a ping every 0.1 s
+    monkeypatch.setattr("pushgw.delivery.dispatcher.PULSE_S", 0.05)
+    gateway: list[Gateway] = []
+    real_init = Gateway.__init__
+
+    def keep(self: Gateway, *args: object, **kwargs: object) -> None:
+        real_init(self, *args, **kwargs)  # type: ignore[arg-type]
+        gateway.append(self)
+
+    monkeypatch.setattr(Gateway, "__init__", keep)
+    _, _, task = await start(tmp_path, notify)
+    try:
+        assert ["WATCHDOG=1"] == await notify.next()
+        assert ["WATCHDOG=1"] == await notify.next()
+
+        wedged = asyncio.Event()
+
+        async def hang(**_: object) -> list[object]:
+            wedged.set()
+            await asyncio.Event().wait()
+            return []
+
+        monkeypatch.setattr(gateway[0].store, "claim_jobs", hang)
+        gateway[0].dispatcher.wake()
+        await asyncio.wait_for(wedged.wait(), 5)
+        await asyncio.sleep(0.5)  # past the 0.2 s the watchdog tolerates
+        while True:  # drain the pings sent before it noticed
+            try:
+                notify.sock.recv(4096)
+            except BlockingIOError:
+                break
+        await asyncio.sleep(0.5)
+
+        with pytest.raises(BlockingIOError):
+            notify.sock.recv(4096)  # no ping for a wedged daemon
+    finally:
+        os.kill(os.getpid(), signal.SIGTERM)
+        await asyncio.wait_for(task, 15)
