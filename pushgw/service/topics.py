@@ -96,7 +96,9 @@ class TopicsMixin(ServiceBase):
     ) -> Topic | None:
         """Create `topic`: None, or the topic a concurrent CreateTopic created first."""
         try:
-            await self.store.insert_topic(topic)
+            # With its tags in one transaction: a concurrent CreateTopic never
+            # sees the topic without them, and a crash never leaves it untagged.
+            await self.store.insert_topic(topic, tags)
         except ConflictError:
             # The same name was created between our read and our insert: answer as
             # if that request had come first (idempotent, or "different ...").
@@ -104,8 +106,6 @@ class TopicsMixin(ServiceBase):
             if existing is None:  # and deleted again meanwhile
                 raise
             return existing
-        if tags:
-            await self.store.set_tags(topic.arn, tags)
         return None
 
     async def _check_same_topic(

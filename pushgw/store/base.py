@@ -125,8 +125,11 @@ class Store(Protocol):
         """Endpoints by ARN (missing ones are absent from the result)."""
 
     # -- topics ----------------------------------------------------------------
-    async def insert_topic(self, topic: Topic) -> Topic:
-        """Insert. Raises ConflictError if the ARN exists."""
+    async def insert_topic(
+        self, topic: Topic, tags: Mapping[str, str] | None = None
+    ) -> Topic:
+        """Insert with its tags, in one transaction. ConflictError if the ARN
+        exists (and then nothing is written)."""
 
     async def get_topic(self, arn: str) -> Topic | None: ...
 

@@ -148,10 +148,14 @@ class InMemoryStore:
         return {a: self.endpoints[a][1] for a in arns if a in self.endpoints}
 
     # -- topics ----------------------------------------------------------------
-    async def insert_topic(self, topic: Topic) -> Topic:
+    async def insert_topic(
+        self, topic: Topic, tags: Mapping[str, str] | None = None
+    ) -> Topic:
         if topic.arn in self.topics:
             raise ConflictError("topic exists")
         self.topics[topic.arn] = (next(self._seq), topic)
+        if tags:
+            self.tags.setdefault(topic.arn, {}).update(tags)
         return topic
 
     async def get_topic(self, arn: str) -> Topic | None:

@@ -1169,3 +1169,18 @@ async def test_postgres_stall_is_unavailable_then_recovers(backend) -> None:
     finally:
         await locker.close()
         await store.close()
+
+
+async def test_insert_topic_writes_its_tags_in_the_same_transaction(
+    store: Store,
+) -> None:
+    """A topic is created with its tags at once; a clashing insert writes
+    neither (so a concurrent CreateTopic never sees a half-made topic)."""
+    topic = make_topic("tagged")
+    await store.insert_topic(topic, {"team": "ios", "env": "prod"})
+
+    with pytest.raises(ConflictError):
+        await store.insert_topic(topic, {"team": "android", "new": "x"})
+
+    assert {"team": "ios", "env": "prod"} == await store.get_tags(topic.arn)
+    assert topic.arn == (await store.get_topic(topic.arn)).arn  # type: ignore[union-attr]

@@ -36,6 +36,10 @@ _APP_PUT = (
     + ", ".join(f"{c} = excluded.{c}" for c in APP_COLUMNS[1:])
 )
 _APP_UPDATE = update_sql("apps", APP_COLUMNS)
+_TAG_UPSERT = (
+    "INSERT INTO tags (arn, key, value) VALUES (:arn, :key, :value)"
+    " ON CONFLICT (arn, key) DO UPDATE SET value = excluded.value"
+)
 _ENDPOINT_INSERT = insert_sql("endpoints", ENDPOINT_COLUMNS)
 _ENDPOINT_UPDATE = update_sql("endpoints", ENDPOINT_COLUMNS)
 _TOPIC_INSERT = insert_sql("topics", TOPIC_COLUMNS)
@@ -145,8 +149,19 @@ class CatalogSql(SqlBase):
         return {r["arn"]: endpoint_from_row(r) for r in rows}
 
     # -- topics ----------------------------------------------------------------
-    async def insert_topic(self, topic: Topic) -> Topic:
-        await self._write(_TOPIC_INSERT, topic_params(topic))
+    async def insert_topic(
+        self, topic: Topic, tags: Mapping[str, str] | None = None
+    ) -> Topic:
+        rows = [
+            {"arn": topic.arn, "key": k, "value": v} for k, v in (tags or {}).items()
+        ]
+
+        async def insert(tx: Tx) -> None:
+            await tx.execute(_TOPIC_INSERT, topic_params(topic))
+            if rows:
+                await tx.executemany(_TAG_UPSERT, rows)
+
+        await self._transact(insert)
         return topic
 
     async def get_topic(self, arn: str) -> Topic | None:
@@ -241,13 +256,7 @@ class CatalogSql(SqlBase):
         if not tags:
             return
         rows = [{"arn": arn, "key": k, "value": v} for k, v in tags.items()]
-        await self._transact(
-            lambda tx: tx.executemany(
-                "INSERT INTO tags (arn, key, value) VALUES (:arn, :key, :value)"
-                " ON CONFLICT (arn, key) DO UPDATE SET value = excluded.value",
-                rows,
-            )
-        )
+        await self._transact(lambda tx: tx.executemany(_TAG_UPSERT, rows))
 
     async def remove_tags(self, arn: str, keys: Sequence[str]) -> None:
         if not keys:
