@@ -29,13 +29,31 @@ def _load(given: str | None, *, check_files: bool = True) -> tuple[Config, str]:
     """The config by the search order, or exit 2 with one line on stderr."""
     path, origin = find_config(given)
     try:
-        return load_config(path, check_files=check_files), path
+        config = load_config(path, check_files=check_files)
+        _check_actions(config)
+        return config, path
     except ConfigError as exc:
         hint = ""
         if origin == "default":
             hint = f" (no --config given and ${CONFIG_ENV} is not set)"
         print(f"pushgw: config error: {exc}{hint}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def _check_actions(config: Config) -> None:
+    """Every `actions` entry of a key names an operation (the API's table): a
+    typo would otherwise grant nothing, silently."""
+    from pushgw.api.operations import OPERATIONS
+
+    keys = [("auth.sns_keys", k.access_key_id, k.actions) for k in config.auth.sns_keys]
+    keys += [("auth.api_keys", k.name, k.actions) for k in config.auth.api_keys]
+    for table, name, actions in keys:
+        unknown = sorted(set(actions) - set(OPERATIONS))
+        if unknown:
+            raise ConfigError(
+                f"{table} {name!r}: unknown action {unknown[0]!r}"
+                f" (actions are SNS action names, e.g. Publish)"
+            )
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -147,6 +147,11 @@ BAD_VALUES = [
         "store.url: expected memory:, sqlite:PATH, sqlite:///ABSOLUTE/PATH or"
         " postgresql://...; got 'mysql://db/pushgw'",
     ),
+    (
+        '[[auth.api_keys]]\nname = "ops"\nkey = "k"\nactions = ["Publsh"]\n',
+        "auth.api_keys 'ops': unknown action 'Publsh' (actions are SNS action"
+        " names, e.g. Publish)",
+    ),
 ]
 
 
