@@ -34,7 +34,7 @@ from pushgw import log as log_setup
 from pushgw.api.app import make_app
 from pushgw.arn import ArnBuilder
 from pushgw.config import Config, load_config
-from pushgw.delivery.dispatcher import CLAIM_TASK, Dispatcher, default_node_id
+from pushgw.delivery.dispatcher import CLAIM_TASK, Dispatcher, node_id_for
 from pushgw.delivery.providers import ProviderPool
 from pushgw.errors import ConfigError, StartupError, StoreError
 from pushgw.log import get_logger
@@ -123,7 +123,7 @@ class Gateway:
             store=self.store,
             providers=self.providers,
             config=config.delivery,
-            node=config.delivery.node_id or default_node_id(config.source),
+            node=node_id_for(config.delivery, config.source),
         )
         self.supervisor = Supervisor()
         self.service = Service(

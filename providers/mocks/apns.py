@@ -50,6 +50,7 @@ from hpack import NeverIndexedHeaderTuple
 
 from pushgw.providers.h2client import FastH2Connection
 from pushgw.providers.mocks.base import FaultRule, MockPlatform
+from pushgw.providers.mocks.h2server import H2ServerConnection
 from pushgw.providers.mocks.tls import MockCA
 
 DEFAULT_BUNDLE: Final = "com.example.app"
@@ -121,7 +122,7 @@ class _Request:
         self.body = b""
 
 
-class _ServerConnection(asyncio.Protocol):
+class _ServerConnection(H2ServerConnection):
     """One client connection to the mock."""
 
     def __init__(self, mock: ApnsMock) -> None:
@@ -309,19 +310,8 @@ class _ServerConnection(asyncio.Protocol):
         self.flush()
 
     def flush(self) -> None:
-        if self.held:
-            return
-        data = self.conn.data_to_send()
-        if data and self.transport is not None:
-            self.transport.write(data)
-
-    def close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
-
-    def abort(self) -> None:
-        if self.transport is not None:
-            self.transport.abort()
+        if not self.held:  # a "hold" fault keeps the bytes back
+            super().flush()
 
 
 class ApnsMock(MockPlatform):

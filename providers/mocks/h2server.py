@@ -58,7 +58,28 @@ Handler = Callable[[MockRequest], Awaitable[web.Response | None]]
 _CONFIG = h2.config.H2Configuration(client_side=False, header_encoding="utf-8")
 
 
-class _H2Connection(asyncio.Protocol):
+class H2ServerConnection(asyncio.Protocol):
+    """The writing side every HTTP/2 mock connection shares (this module's and
+    the APNs mock's): its h2 state, its transport, and how bytes leave."""
+
+    conn: h2.connection.H2Connection
+    transport: asyncio.Transport | None
+
+    def flush(self) -> None:
+        data = self.conn.data_to_send()
+        if data and self.transport is not None:
+            self.transport.write(data)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+
+class _H2Connection(H2ServerConnection):
     """One client connection over HTTP/2."""
 
     def __init__(self, server: DualServer) -> None:
@@ -181,19 +202,6 @@ class _H2Connection(asyncio.Protocol):
         task = self.tasks.pop(sid, None)
         if task is not None:
             task.cancel()
-
-    def flush(self) -> None:
-        data = self.conn.data_to_send()
-        if data and self.transport is not None:
-            self.transport.write(data)
-
-    def close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
-
-    def abort(self) -> None:
-        if self.transport is not None:
-            self.transport.abort()
 
 
 class _AlpnSwitch(asyncio.Protocol):

@@ -105,11 +105,15 @@ class TopicChunk:
             await self._try_flush()
 
     async def _try_flush(self) -> None:
-        """A progress save in passing: if the store is down, the next one will do."""
+        """A progress save in passing: if it fails, the next one will do (the
+        last one, before the chunk completes, is retried until it lands). It
+        never ends the ticker: a failure is logged, whatever it is."""
         try:
             await self._flush()
         except StoreUnavailableError as exc:
             log.warning("chunk_progress_deferred", job_id=self.job.id, error=str(exc))
+        except Exception:
+            log.exception("chunk_progress_failed", job_id=self.job.id)
 
     def _wanted(self, sub: Subscription) -> bool:
         text = sub.attributes.get("FilterPolicy")

@@ -60,7 +60,6 @@ from pushgw.model import (
     Subscription,
 )
 from pushgw.providers.base import (
-    TRANSPORT_ERRORS,
     Outcome,
     RenderedMessage,
     SendResult,
@@ -81,9 +80,12 @@ CLAIM_TASK = "dispatcher"
 HEARTBEAT_TASK = "lease-heartbeat"
 
 
-def default_node_id(source: str = "") -> str:
-    """Host name plus a digest of the config path: stable across restarts of
-    one daemon, distinct for daemons with their own configs on one host."""
+def node_id_for(config: DeliveryConfig, source: str = "") -> str:
+    """`delivery.node_id`, else host name plus a digest of the config path
+    (`source`): stable across restarts of one daemon, distinct for daemons with
+    their own configs on one host."""
+    if config.node_id:
+        return config.node_id
     where = source or f"pid-{uuid.uuid4().hex}"  # no config file: no takeover
     return f"{socket.gethostname()}:{hashlib.sha256(where.encode()).hexdigest()[:8]}"
 
@@ -113,7 +115,7 @@ class Dispatcher:
         self.providers = providers
         self.config = config
         self.clock = clock
-        self.node = node or config.node_id or default_node_id()
+        self.node = node or node_id_for(config)
         self.owner = f"{self.node}/{uuid.uuid4().hex[:8]}"
         self.retry = RetryPolicy(config.retry_base_s, config.retry_max_s)
         self.stats: collections.Counter[str] = collections.Counter()
@@ -414,9 +416,9 @@ class Dispatcher:
         except ProviderSetupError as exc:
             return SendResult(Outcome.BAD_CREDENTIALS, f"provider setup: {exc}")
         try:
+            # Provider.send maps transport errors to RETRY itself: whatever
+            # it raises is a bug in our adapter code.
             return await provider.send(endpoint, rendered)
-        except TRANSPORT_ERRORS as exc:  # missed by the adapter's own mapping
-            return SendResult(Outcome.RETRY, f"transport: {type(exc).__name__}")
         except Exception:
             self.stats["adapter_errors"] += 1
             log.exception("adapter_error", app=app.arn, device=redact(endpoint.token))

@@ -889,10 +889,18 @@ async def test_replace_endpoint_token_is_conditional(store: Store) -> None:
 
 
 async def test_probe_writes(store: Store) -> None:
-    """The readiness probe is a write the store accepts, repeatedly."""
+    """The readiness probe is a write the store accepts, repeatedly: one row
+    per node, holding the latest time."""
     await store.probe(node="node-a", now=NOW)
     await store.probe(node="node-a", now=NOW + 1)
     await store.probe(node="node-b", now=NOW)
+
+    if isinstance(store, InMemoryStore):
+        seen = dict(store.nodes)
+    else:
+        rows = await store._read("SELECT id, seen_at FROM nodes")  # type: ignore[attr-defined]
+        seen = {r["id"]: r["seen_at"] for r in rows}
+    assert {"node-a": NOW + 1, "node-b": NOW} == seen
 
 
 async def test_sqlite_full_database_is_unavailable_then_recovers(tmp_path) -> None:
