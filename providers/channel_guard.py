@@ -10,28 +10,21 @@ notify.windows.com"
 
 The check is pure (no DNS, no I/O), so the service layer runs it when an endpoint
 is created and the adapters run it again before every send. It is deliberately
-strict: only plain ASCII host names under an allowed suffix, the scheme's default
-port, no userinfo, no IP literals (loopback ones only when the settings allow
-loopback, which is for the mocks).
+strict: the form rules of `pushgw.netguard.split_url` (ASCII, no userinfo, no
+fragment, canonical host forms only), then a host name under an allowed suffix,
+the scheme's default port, no IP literals (loopback hosts only when the settings
+allow loopback, which is for the mocks). What a provider host name resolves to
+is checked at connect time, by the adapters' guarded session (`netguard`).
 """
 
 from __future__ import annotations
 
-import ipaddress
-import re
-from urllib.parse import urlsplit
+from pushgw.netguard import AddressKind, classify_host, split_url
 
 WNS_SUFFIXES: tuple[str, ...] = ("notify.windows.com",)
 MPNS_SUFFIXES: tuple[str, ...] = ("notify.live.net",)
 
-MAX_URI_LENGTH = 2048  # WNS channel URIs are ~250 characters
 _DEFAULT_PORTS = {"https": 443, "http": 80}
-# What a DNS host name may contain once lower-cased; anything else (percent
-# escapes, backslashes, IDNA, brackets) is refused instead of normalised.
-_HOST_RE = re.compile(
-    r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$"
-)
-_BAD_CHARS_RE = re.compile(r"[\x00-\x20\x7f\\]")
 
 
 def check_channel_uri(
@@ -56,37 +49,20 @@ def check_channel_uri(
     Returns:
         A short reason when refused, else None.
     """
-    if len(uri) > MAX_URI_LENGTH:
-        return f"channel URI longer than {MAX_URI_LENGTH} characters"
-    if not uri.isascii() or _BAD_CHARS_RE.search(uri):
-        return "channel URI contains whitespace, control, backslash or non-ASCII"
-    try:
-        parts = urlsplit(uri)
-        port = parts.port
-    except ValueError as exc:
-        return f"channel URI is malformed: {exc}"
-    scheme = parts.scheme.lower()
-    if scheme not in _DEFAULT_PORTS:
-        return "channel URI scheme must be https"
-    if "@" in parts.netloc:
-        return "channel URI must not contain userinfo"
-    if parts.fragment:
-        return "channel URI must not contain a fragment"
-    host = (parts.hostname or "").lower()
-    if not host:
-        return "channel URI has no host"
-    if _is_loopback(host):
+    parts = split_url(uri, what="channel URI")
+    if isinstance(parts, str):
+        return parts
+    if classify_host(parts) is AddressKind.LOOPBACK:
         return None if allow_loopback else "loopback channel URIs are not allowed"
-    if _is_ip_literal(host):
+    host = parts.host
+    if parts.address is not None:
         return "channel URI host must be a provider domain, not an IP address"
-    if not _HOST_RE.match(host):
-        return "channel URI host is not a valid DNS name"
     if not any(host == s or host.endswith("." + s) for s in allowed_suffixes):
         return "channel URI host is not under " + " or ".join(allowed_suffixes)
-    if scheme == "http" and not allow_http:
+    if parts.scheme == "http" and not allow_http:
         return "channel URI scheme must be https"
-    if port is not None and port != _DEFAULT_PORTS[scheme]:
-        return f"channel URI port {port} is not allowed"
+    if parts.port is not None and parts.port != _DEFAULT_PORTS[parts.scheme]:
+        return f"channel URI port {parts.port} is not allowed"
     return None
 
 
@@ -105,22 +81,3 @@ def check_mpns_channel(uri: str, *, allow_loopback: bool) -> str | None:
         allow_loopback=allow_loopback,
         allow_http=True,
     )
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _is_ip_literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        # Dotted forms such as 0x7f.1 or 2130706433 are not valid names under a
-        # provider suffix either, so the suffix check refuses them.
-        return False
-    return True

@@ -9,7 +9,8 @@ no live service answers it any more.
 
 Each send POSTs the toast/tile XML (or raw body) to the endpoint's channel URI,
 after `channel_guard` has checked it is under notify.live.net (or loopback when
-the settings allow it). An "authenticated web service" sends with a TLS client
+the settings allow it), through a session that connects only to public addresses
+(`pushgw.netguard`; loopback too with `allow_loopback`). An "authenticated web service" sends with a TLS client
 certificate: when the application's PlatformPrincipal is a PEM certificate and
 its PlatformCredential a PEM private key, they are used for https channels.
 Response codes: https://learn.microsoft.com/previous-versions/windows/apps/ff941100(v=vs.105)
@@ -193,6 +194,7 @@ class MpnsProvider(HttpProvider):
 
     platforms = frozenset({Platform.MPNS})
     settings_name = "mpns"
+    guards_endpoint_urls = True  # channel URIs come from clients (netguard)
 
     @classmethod
     async def create(

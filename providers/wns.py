@@ -7,7 +7,9 @@ One adapter per platform application: an OAuth2 client-credentials token
 configuring `token_url` and `scope`) cached single-flight, and one keep-alive
 HTTP/1.1 pool. Each send POSTs the rendered XML (or raw bytes) to the endpoint's
 channel URI, after `channel_guard` has checked that the URI is a WNS host, so
-the bearer token never leaves for another server.
+the bearer token never leaves for another server; the channel session connects
+only to public addresses (`pushgw.netguard`; loopback too with `allow_loopback`),
+whatever that host resolves to. The token URL is configuration: not guarded.
 
 Wire reference:
 https://learn.microsoft.com/en-us/windows/apps/design/shell/tiles-and-notifications/push-request-response-headers
@@ -206,6 +208,7 @@ class WnsProvider(HttpProvider):
 
     platforms = frozenset({Platform.WNS})
     settings_name = "wns"
+    guards_endpoint_urls = True  # channel URIs come from clients (netguard)
 
     def __init__(self, *, app: PlatformApplication, settings: ProviderSettings) -> None:
         super().__init__(app=app, settings=settings)
@@ -244,4 +247,7 @@ class WnsProvider(HttpProvider):
             "scope": self.settings.scope or DEFAULT_SCOPE,
         }
         url = self.settings.token_url or DEFAULT_TOKEN_URL
-        return await request_token(self.post, url, form, default_expires_in=86400.0)
+        # The token URL comes from the configuration: not through the guard.
+        return await request_token(
+            self.post_configured, url, form, default_expires_in=86400.0
+        )

@@ -73,6 +73,13 @@ class ServerConfig:
     # SIGTERM: let in-flight sends finish this long (keep it under the unit's
     # TimeoutStopSec=, or systemd kills the drain).
     graceful_timeout_s: Seconds = 10.0
+    # How clients reach this gateway (behind a proxy, its public https URL):
+    # the base of SubscribeURL, UnsubscribeURL and SigningCertURL in what HTTP
+    # subscribers receive. "" = http(s)://host:port as bound.
+    public_url: Url = ""
+    # Serve HTTPS on `port` with this certificate chain and key (both or none).
+    tls_cert_file: Annotated[str, File(content=non_empty)] = ""
+    tls_key_file: SecretFile = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -84,6 +91,26 @@ class SnsConfig:
     account: Annotated[str, Pattern(r"\d{12}", "a 12-digit account id")] = (
         "123456789012"
     )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HttpSubscriptionsConfig:
+    """Delivery to HTTP/HTTPS subscribers (`[http_subscriptions]`)."""
+
+    # RSA key and X.509 certificate (PEM) that sign what subscribers receive;
+    # the certificate is served at SigningCertURL. Unset: a key pair is made at
+    # start (one daemon, development only: a warning is logged).
+    signing_key_file: SecretFile = ""
+    signing_cert_file: Annotated[str, File(content=non_empty)] = ""
+    # Subscriber URLs on loopback and private networks (development and tests
+    # only). Cloud metadata addresses stay refused.
+    allow_private_urls: bool = False
+    # Extra CA bundle trusted for https subscribers (a test CA).
+    ca_file: CaFile = ""
+    timeout_s: Seconds = 15.0  # one delivery attempt, connect to last byte
+    max_in_flight: Count = 64  # HTTP deliveries at once, per process (own lane)
+    max_connections_per_host: Count = 8
+    max_response_bytes: Annotated[int, Range(0, 1 << 24)] = 65_536  # read, then dropped
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -159,6 +186,10 @@ class DeliveryConfig:
     # previous leases back at once (other nodes wait for them to expire), so it
     # must be unique per daemon sharing a store. "" = host name + config path.
     node_id: str = ""
+    # A topic ARN that receives SNS's delivery-status record of every push
+    # failure (and of sampled successes, SuccessFeedbackSampleRate) as a
+    # message: subscribe an HTTP endpoint to it. "" = logged only.
+    status_topic_arn: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -235,6 +266,9 @@ class Config:
     store: StoreConfig = field(default_factory=StoreConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
+    http_subscriptions: HttpSubscriptionsConfig = field(
+        default_factory=HttpSubscriptionsConfig
+    )
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     providers: dict[str, ProviderEntry] = field(
         default_factory=lambda: dict(DEFAULT_PROVIDERS)
@@ -253,6 +287,14 @@ class Config:
         if entry.ca_file:
             entry = dataclasses.replace(entry, ca_file=str(self.path(entry.ca_file)))
         return entry.settings()
+
+    @property
+    def public_url(self) -> str:
+        """The base URL subscribers are given (no trailing slash)."""
+        if self.server.public_url:
+            return self.server.public_url.rstrip("/")
+        scheme = "https" if self.server.tls_cert_file else "http"
+        return f"{scheme}://{self.server.host}:{self.server.port}"
 
     def path(self, value: str) -> Path:
         """Resolve a path from the config file relative to the file's directory."""
@@ -412,6 +454,23 @@ def _check(config: Config) -> None:
             f"delivery.retry_max_s: expected >= delivery.retry_base_s "
             f"({d.retry_base_s:g}), got {d.retry_max_s:g}"
         )
+    for table, names, pair in (
+        (
+            "server",
+            ("tls_cert_file", "tls_key_file"),
+            (config.server.tls_cert_file, config.server.tls_key_file),
+        ),
+        (
+            "http_subscriptions",
+            ("signing_key_file", "signing_cert_file"),
+            (
+                config.http_subscriptions.signing_key_file,
+                config.http_subscriptions.signing_cert_file,
+            ),
+        ),
+    ):
+        if bool(pair[0]) != bool(pair[1]):
+            raise ConfigError(f"{table}: set both {names[0]} and {names[1]}, or none")
     _check_keys(
         "auth.sns_keys",
         ("secret_access_key", "secret_access_key_file"),

@@ -22,19 +22,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import functools
 import os
 import signal
 import socket
+import ssl
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from aiohttp import web
 
 from pushgw import log as log_setup
+from pushgw import netguard
 from pushgw.api.app import make_app
 from pushgw.arn import ArnBuilder
 from pushgw.config import Config, load_config
 from pushgw.delivery.dispatcher import CLAIM_TASK, Dispatcher, node_id_for
+from pushgw.delivery.http import HttpSender, HttpSenderSettings
 from pushgw.delivery.providers import ProviderPool
 from pushgw.errors import ConfigError, StartupError, StoreError
 from pushgw.log import get_logger
@@ -43,6 +50,8 @@ from pushgw.providers.base import Provider
 from pushgw.providers.channel_guard import check_mpns_channel, check_wns_channel
 from pushgw.providers.registry import create_provider
 from pushgw.service import Service
+from pushgw.sns.confirmation import TOKEN_TTL_S
+from pushgw.sns.http_messages import SigningKey, generate_dev_signing_pair, host_of
 from pushgw.store.base import Store
 from pushgw.store.factory import open_store
 from pushgw.store.sealing import PLAIN, CredentialSealer
@@ -57,6 +66,8 @@ PROBE_TIMEOUT_S = 1.5  # /readyz reports a store probe unanswered by then
 PROBE_CACHE_S = 0.5  # /readyz and /metrics share one probe per this interval
 LISTEN_TASK = "store-listen"
 WATCHDOG_TASK = "watchdog"
+HOUSEKEEPING_TASK = "housekeeping"
+HOUSEKEEPING_S = 3600.0
 
 
 def sd_notify(state: str) -> None:
@@ -96,6 +107,44 @@ def channel_checker(config: Config) -> Callable[[Platform, str], str | None]:
     return check
 
 
+def signing_key(config: Config) -> SigningKey:
+    """The key that signs what HTTP subscribers receive: from config, else a
+    pair made now (one daemon only: others would sign with keys of their own)."""
+    hooks = config.http_subscriptions
+    if hooks.signing_key_file:
+        try:
+            return SigningKey.from_files(
+                config.secret_path(hooks.signing_key_file),
+                config.path(hooks.signing_cert_file),
+            )
+        except ValueError as exc:
+            raise ConfigError(f"http_subscriptions: {exc}") from exc
+    log.warning(
+        "signing_key_generated",
+        hint="set http_subscriptions.signing_key_file and signing_cert_file",
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        key_path, cert_path = generate_dev_signing_pair(
+            Path(tmp), host=host_of(config.public_url)
+        )
+        return SigningKey.from_files(key_path, cert_path)
+
+
+def server_tls(config: Config) -> ssl.SSLContext | None:
+    """`server.tls_cert_file`: serve HTTPS (and SigningCertURL over it)."""
+    if not config.server.tls_cert_file:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(
+            config.path(config.server.tls_cert_file),
+            config.secret_path(config.server.tls_key_file),
+        )
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"server.tls_cert_file: {exc}") from exc
+    return context
+
+
 class Gateway:
     """The running parts of one daemon, for `serve` and for in-process tests."""
 
@@ -119,11 +168,27 @@ class Gateway:
             lambda app: create_provider(app, config.provider)
         )
         self.providers = ProviderPool(factory)
+        self.signing_key = signing_key(config)
+        hooks = config.http_subscriptions
+        self.http_sender = HttpSender(
+            store=self.store,
+            key=self.signing_key,
+            settings=HttpSenderSettings(
+                public_url=config.public_url,
+                timeout_s=hooks.timeout_s,
+                max_in_flight=hooks.max_in_flight,
+                max_connections_per_host=hooks.max_connections_per_host,
+                max_response_bytes=hooks.max_response_bytes,
+                allow_private_urls=hooks.allow_private_urls,
+                ca_file=str(config.path(hooks.ca_file)) if hooks.ca_file else None,
+            ),
+        )
         self.dispatcher = Dispatcher(
             store=self.store,
             providers=self.providers,
             config=config.delivery,
             node=node_id_for(config.delivery, config.source),
+            http_sender=self.http_sender,
         )
         self.supervisor = Supervisor()
         self.service = Service(
@@ -131,6 +196,9 @@ class Gateway:
             arns=ArnBuilder(config.sns.region, config.sns.account),
             on_enqueue=self.dispatcher.accepted,
             channel_check=channel_checker(config),
+            url_check=functools.partial(
+                netguard.check_subscriber_url, allow_private=hooks.allow_private_urls
+            ),
         )
         # Kept here and changed in place on reload: the API reads them per request.
         self.sns_keys = config.sns_access_keys()
@@ -153,6 +221,7 @@ class Gateway:
         except BaseException:
             await self.stop()
             raise
+        self.supervisor.start(HOUSEKEEPING_TASK, self._housekeeping)
         if self.config.delivery.enabled:
             self.dispatcher.supervise(self.supervisor)
             listen = getattr(self.store, "listen_forever", None)
@@ -174,6 +243,19 @@ class Gateway:
             owner=self.dispatcher.owner,
         )
 
+    async def _housekeeping(self, pulse: Pulse) -> None:
+        """Hourly: drop subscriptions whose confirmation token expired and old
+        deletion records (SubscriptionsDeleted counts the last 3 days)."""
+        while True:
+            now = time.time()
+            purged = await self.store.purge_subscriptions(
+                pending_before=now - TOKEN_TTL_S, deleted_before=now - TOKEN_TTL_S
+            )
+            if purged:
+                log.info("subscriptions_purged", rows=purged)
+            pulse.beat()
+            await asyncio.sleep(HOUSEKEEPING_S)
+
     async def _bind(self) -> None:
         app = make_app(
             config=self.config,
@@ -182,16 +264,27 @@ class Gateway:
             ready=self.readiness,
             sns_keys=self.sns_keys,
             api_keys=self.api_keys,
+            signing_cert=(self.signing_key.cert_path, self.signing_key.cert_pem),
         )
         self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self.runner.setup()
         site = web.TCPSite(
-            self.runner, self.config.server.host, self.config.server.port or None
+            self.runner,
+            self.config.server.host,
+            self.config.server.port or None,
+            ssl_context=server_tls(self.config),
         )
         await site.start()
         server = site._server  # aiohttp exposes no public bound-port API
         if server is not None and server.sockets:  # type: ignore[attr-defined]
             self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        if not self.config.server.public_url and not self.config.server.port:
+            # Bound to a port of the system's choice (tests): say that one.
+            scheme = "https" if self.config.server.tls_cert_file else "http"
+            self.http_sender.settings = dataclasses.replace(
+                self.http_sender.settings,
+                public_url=f"{scheme}://{self.config.server.host}:{self.port}",
+            )
 
     def start_watchdog(self, interval_s: float) -> None:
         """Ping systemd every `interval_s` while delivery is alive."""
@@ -233,6 +326,7 @@ class Gateway:
             await self.runner.cleanup()
             self.runner = None
         await self.providers.aclose()
+        await self.http_sender.aclose()
         await self.store.close()  # also when open() failed half-way
         if self._store_open:
             log.info("pushgw_stopped", stats=dict(self.dispatcher.stats))

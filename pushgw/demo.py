@@ -153,7 +153,12 @@ def builtin_config() -> str:
     root = Path(tempfile.mkdtemp(prefix="pushgw-demo-"))
     target = root / "config"
     target.mkdir()
-    for name in ("dev.toml", "dev-encryption.key"):
+    for name in (
+        "dev.toml",
+        "dev-encryption.key",
+        "dev-sns-signing.key",
+        "dev-sns-signing.pem",
+    ):
         (target / name).write_bytes(
             resources.files("pushgw").joinpath("defaults", name).read_bytes()
         )

@@ -138,9 +138,15 @@ class Topic:
     created_at: float = 0.0
 
 
+HTTP_PROTOCOLS = frozenset({"http", "https"})
+
+
 @dataclass(frozen=True, slots=True)
 class Subscription:
-    """An `application` subscription of an endpoint to a topic."""
+    """
+    A subscription to a topic: an endpoint (`application`, `endpoint_arn` is its
+    ARN) or a URL (`http`/`https`, `endpoint_arn` is the URL).
+    """
 
     arn: str
     topic_arn: str
@@ -150,6 +156,17 @@ class Subscription:
     created_at: float = 0.0
     # Creation order within the store; keyset for fan-out chunks.
     seq: int = 0
+    # The secret half of the confirmation token while the subscription waits
+    # for ConfirmSubscription; None once confirmed (application ones never wait).
+    confirm_token: str | None = None
+
+    @property
+    def pending(self) -> bool:
+        return self.confirm_token is not None
+
+    @property
+    def is_http(self) -> bool:
+        return self.protocol in HTTP_PROTOCOLS
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +201,15 @@ class Message:
     expires_at: float | None = None
 
 
-JobKind = Literal["endpoint", "topic"]
+# `http` jobs deliver one message (or a subscription's confirmation) to one
+# HTTP/HTTPS subscription; they run in a lane of their own (`lane_of`).
+JobKind = Literal["endpoint", "topic", "http"]
+PUSH_LANE, HTTP_LANE = 0, 1
+
+
+def lane_of(kind: JobKind) -> int:
+    """The claim lane: HTTP subscribers never take the slots of push delivery."""
+    return HTTP_LANE if kind == "http" else PUSH_LANE
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +220,9 @@ class DeliveryJob:
     `endpoint` jobs deliver one message to one endpoint. `topic` jobs deliver one
     message to the subscriptions of a topic with `seq` in (`cursor`, `range_hi`];
     `cursor` records progress so a retried chunk skips what was already done.
+    `http` jobs deliver to the subscription `subscription_arn`: the message
+    itself, or, when `payload` is set, the control document it describes (a
+    SubscriptionConfirmation or UnsubscribeConfirmation, `sns/http_jobs.py`).
     """
 
     id: int
@@ -212,3 +240,5 @@ class DeliveryJob:
     last_error: str | None = None
     # Topic jobs: subscription seqs above `cursor` already done.
     done: tuple[int, ...] = ()
+    subscription_arn: str | None = None
+    payload: str | None = None

@@ -71,10 +71,13 @@ def make_app(
     metrics: Metrics | None = None,
     sns_keys: dict[str, AccessKey] | None = None,
     api_keys: list[ApiKey] | None = None,
+    signing_cert: tuple[str, bytes] | None = None,
 ) -> web.Application:
     """
     Build the application. `sns_keys` and `api_keys` are read on every request,
     so a caller that keeps them can change them in place (SIGHUP reload).
+    `signing_cert` (path, PEM) is the certificate HTTP subscribers fetch from
+    SigningCertURL to verify what they receive; it is public, like AWS's.
     """
     app = web.Application(
         middlewares=[request_context], client_max_size=config.server.max_body_bytes
@@ -114,4 +117,11 @@ def make_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", prometheus)
+    if signing_cert is not None:
+        cert_path, cert_pem = signing_cert
+
+        async def certificate(_: web.Request) -> web.Response:
+            return web.Response(body=cert_pem, content_type="application/x-pem-file")
+
+        app.router.add_get(cert_path, certificate)
     return app

@@ -1,5 +1,5 @@
 """
-The one table of operations: the 26 mobile-push actions of SNS.
+The one table of operations: the 27 actions of SNS that pushgw serves.
 
 Each entry says, once, what the SNS Query binding (`sns_query`), the JSON binding
 (`json_api`) and the OpenAPI document (`openapi`) are derived from: the action
@@ -129,7 +129,12 @@ TOPIC = Shape("Topic", (Field("TopicArn", S, lambda topic, _: topic.arn),))
 SUBSCRIPTION = Shape(
     "Subscription",
     (
-        Field("SubscriptionArn", S, lambda sub, _: sub.arn),
+        # SNS lists a subscription awaiting confirmation without its ARN.
+        Field(
+            "SubscriptionArn",
+            S,
+            lambda sub, _: "PendingConfirmation" if sub.pending else sub.arn,
+        ),
         Field("Owner", S, lambda _, ctx: ctx.service.account),
         Field("Protocol", S, lambda sub, _: sub.protocol),
         Field("Endpoint", S, lambda sub, _: sub.endpoint_arn),
@@ -335,11 +340,12 @@ TABLE: tuple[Operation, ...] = (
     ),
     Operation(
         "Subscribe",
-        "Subscribe an endpoint (protocol application)",
+        "Subscribe an endpoint (application) or a URL (http, https: pending until"
+        " confirmed)",
         "subscribe",
         (
-            # Read first, as SNS Query always has; application subs never pend.
-            Param("ReturnSubscriptionArn", B, json=None, checked_only=True),
+            # Read first, as SNS Query always has.
+            Param("ReturnSubscriptionArn", B),
             replace(TOPIC_ARN, arg="topic_arn"),
             Param("Protocol", S, required=True, json_default="application"),
             Param("Endpoint", S, json_name="endpointArn"),
@@ -349,12 +355,29 @@ TABLE: tuple[Operation, ...] = (
         Http("POST", _TOPIC + "/subscriptions", 201),
     ),
     Operation(
+        "ConfirmSubscription",
+        "Confirm an http/https subscription with the Token it was sent",
+        "confirm_subscription",
+        (
+            replace(TOPIC_ARN, arg="topic_arn"),
+            Param("Token", S, required=True),
+            Param("AuthenticateOnUnsubscribe", S),
+        ),
+        _scalar("SubscriptionArn"),
+        Http("POST", _TOPIC + "/confirmations", 200),
+        # SNS: a signature is needed only for AuthenticateOnUnsubscribe=true.
+        anonymous=True,
+    ),
+    Operation(
         "Unsubscribe",
         "Delete a subscription (idempotent)",
         "unsubscribe",
         (SUBSCRIPTION_ARN,),
         None,
         Http("DELETE", _SUB, 204),
+        # The UnsubscribeURL of a notification needs no signature unless the
+        # subscription was confirmed with AuthenticateOnUnsubscribe=true.
+        anonymous=True,
     ),
     Operation(
         "ListSubscriptions",

@@ -148,6 +148,8 @@ class Operation:
     output: tuple[Field, ...] | None  # None: no Result element at all
     http: Http
     packs: Callable[..., Any] | None = None  # the service takes one input object
+    # SNS Query may call it unsigned; the Service method takes `authenticated`.
+    anonymous: bool = False
 
     def params_for(self, binding: Binding) -> tuple[Param, ...]:
         if binding is Binding.SNS:
@@ -161,10 +163,17 @@ class Operation:
 
 
 async def invoke(
-    op: Operation, binding: Binding, service: Service, args: Mapping[str, Any]
+    op: Operation,
+    binding: Binding,
+    service: Service,
+    args: Mapping[str, Any],
+    *,
+    authenticated: bool = True,
 ) -> Any:
     """Call the Service with the values a binding read (by SNS member name)."""
     kwargs = keywords(op.params_for(binding), args)
+    if op.anonymous:
+        kwargs["authenticated"] = authenticated
     method = getattr(service, op.method_for(binding))
     if op.packs is not None:
         return await method(op.packs(**kwargs))

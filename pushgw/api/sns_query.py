@@ -117,17 +117,19 @@ async def _dispatch(
     body = await _read_body(request, max_body_bytes)
     path, _, raw_query = request.raw_path.partition("?")
     query = decode_form(_raw_bytes(raw_query))
-    key = verify_sigv4(
-        method=request.method,
-        path=path,
-        query=query,
-        headers=request.headers,
-        body=body,
-        keys=keys,
-        region=region,
-        now=now,
-    )
     pairs = query + _form_pairs(request, body)
+    key: AccessKey | None = None
+    if _signed(query, request.headers) or not _anonymous_action(pairs):
+        key = verify_sigv4(
+            method=request.method,
+            path=path,
+            query=query,
+            headers=request.headers,
+            body=body,
+            keys=keys,
+            region=region,
+            now=now,
+        )
     name, params = parse_query(pairs)
     op = OPERATIONS.get(name)
     if op is None:
@@ -135,7 +137,7 @@ async def _dispatch(
             f"The action {name[:128]} is not valid for this web service."
         )
     members = op.params_for(Binding.SNS)
-    if key.actions is not None and name not in key.actions:
+    if key is not None and key.actions is not None and name not in key.actions:
         named = (params.string(p.name) for p in members if p.resource)
         raise AuthorizationError(
             f"User: {_principal(service, key)} is not authorized to perform:"
@@ -145,15 +147,32 @@ async def _dispatch(
     # else is wrong with the request.
     args = read_members(params, members)
     try:
-        value = await invoke(op, Binding.SNS, service, args)
+        value = await invoke(
+            op, Binding.SNS, service, args, authenticated=key is not None
+        )
     except ForeignAccountError as exc:
         # The service cannot know the caller; here we do, and AWS names it.
         raise exc.by(_principal(service, key)) from None
     return name, xml.result(op.output, value, Context(service, args))
 
 
-def _principal(service: Service, key: AccessKey) -> str:
+def _anonymous_action(pairs: list[tuple[str, str]]) -> bool:
+    """The request names one action that may come unsigned (the SubscribeURL
+    and UnsubscribeURL that subscribers are sent are plain GETs)."""
+    actions = [v for k, v in pairs if k == "Action"]
+    op = OPERATIONS.get(actions[0]) if len(actions) == 1 else None
+    return op is not None and op.anonymous
+
+
+def _signed(query: list[tuple[str, str]], headers: Mapping[str, str]) -> bool:
+    """Whether the request carries a SigV4 signature (header or query)."""
+    return "Authorization" in headers or any(k == "X-Amz-Signature" for k, _ in query)
+
+
+def _principal(service: Service, key: AccessKey | None) -> str:
     """The IAM user AWS would name for this access key."""
+    if key is None:
+        return "anonymous"
     return f"arn:aws:iam::{service.account}:user/{key.access_key_id}"
 
 

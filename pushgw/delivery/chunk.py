@@ -77,12 +77,15 @@ class TopicChunk:
 
     async def run(self) -> None:
         endpoints = await self.host.store.get_endpoints(
-            [s.endpoint_arn for s in self.subs]
+            [s.endpoint_arn for s in self.subs if not s.is_http]
         )
         tasks: set[asyncio.Task[None]] = set()
         ticker = asyncio.create_task(self._tick(), name=f"progress-{self.job.id}")
         try:
             for sub in self.subs:
+                if sub.is_http:
+                    self._hand_over(sub)
+                    continue
                 endpoint = endpoints.get(sub.endpoint_arn)
                 if endpoint is None or not self._wanted(sub):
                     self._finish(sub.seq)
@@ -126,6 +129,23 @@ class TopicChunk:
                 self.policies[text] = None  # refused at Subscribe; match nothing
         policy = self.policies[text]
         return policy is not None and matches(policy, self.message.attributes)
+
+    def _hand_over(self, sub: Subscription) -> None:
+        """
+        An HTTP/HTTPS subscriber is not sent to from the chunk: it becomes an
+        `http` job of its own (stored with the next progress save, before its
+        seq counts as done), run in the HTTP lane with the subscription's
+        delivery policy. A pending subscription receives nothing.
+        """
+        if not sub.pending and self._wanted(sub):
+            self.retries.append(
+                NewJob(
+                    kind="http",
+                    subscription_arn=sub.arn,
+                    next_attempt_at=self.host.clock(),
+                )
+            )
+        self._finish(sub.seq)
 
     async def _one(self, seq: int, endpoint: Endpoint) -> None:
         attempts = 1

@@ -18,6 +18,8 @@ class Done:
 class RetryAt:
     at: float
     error: str
+    # False: a postponement (a rate or in-flight limit), not a failed attempt.
+    counts: bool = True
 
 
 Decision = Done | RetryAt

@@ -40,6 +40,7 @@ from typing import TypeVar
 from pushgw.config import DeliveryConfig
 from pushgw.delivery.chunk import TopicChunk
 from pushgw.delivery.decision import DONE, STORE_RETRY_S, Decision, RetryAt
+from pushgw.delivery.http import HttpSender
 from pushgw.delivery.providers import AppGate, ProviderPool
 from pushgw.delivery.render import expires_at, render
 from pushgw.delivery.retry import RetryPolicy
@@ -52,6 +53,8 @@ from pushgw.errors import (
 )
 from pushgw.log import get_logger
 from pushgw.model import (
+    HTTP_LANE,
+    PUSH_LANE,
     DeliveryJob,
     Endpoint,
     Message,
@@ -77,6 +80,7 @@ PULSE_S = 1.0  # the claim loop beats at least this often, even when full
 PERSIST_FIRST_S = 0.05  # an ack the store refused is tried again after this,
 PERSIST_MAX_S = 2.0  # doubling up to this
 CLAIM_TASK = "dispatcher"
+HTTP_CLAIM_TASK = "http-dispatcher"
 HEARTBEAT_TASK = "lease-heartbeat"
 
 
@@ -88,6 +92,21 @@ def node_id_for(config: DeliveryConfig, source: str = "") -> str:
         return config.node_id
     where = source or f"pid-{uuid.uuid4().hex}"  # no config file: no takeover
     return f"{socket.gethostname()}:{hashlib.sha256(where.encode()).hexdigest()[:8]}"
+
+
+@dataclass(slots=True)
+class _Lane:
+    """
+    One claim loop's share of the work: push jobs (endpoint and topic) or HTTP
+    subscription jobs, each with its own capacity, so a slow or dead HTTP
+    subscriber never holds a slot of push delivery (and the reverse).
+    """
+
+    lane: int
+    capacity: int
+    load: int = 0
+    room: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    wake: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +129,7 @@ class Dispatcher:
         config: DeliveryConfig,
         clock: Callable[[], float] = time.time,
         node: str | None = None,
+        http_sender: HttpSender | None = None,
     ) -> None:
         self.store = store
         self.providers = providers
@@ -119,15 +139,15 @@ class Dispatcher:
         self.owner = f"{self.node}/{uuid.uuid4().hex[:8]}"
         self.retry = RetryPolicy(config.retry_base_s, config.retry_max_s)
         self.stats: collections.Counter[str] = collections.Counter()
-        self._wake = asyncio.Event()
-        self._room = asyncio.Event()
+        self._push = _Lane(PUSH_LANE, config.max_in_flight)
+        self._http = _Lane(HTTP_LANE, http_sender.max_in_flight if http_sender else 0)
+        self.http_sender = http_sender
         # Sends in flight in this process (topic chunks and endpoint jobs alike).
         self.sends = asyncio.Semaphore(config.max_in_flight)
         self._rendered: dict[
             tuple[str, Platform], RenderedMessage | Exception | None
         ] = {}
-        self._active: dict[int, DeliveryJob] = {}
-        self._load = 0
+        self._active: dict[int, DeliveryJob] = {}  # both lanes
         self._tasks: set[asyncio.Task[None]] = set()
         self._gates: dict[str, AppGate] = {}
         self._apps: dict[str, tuple[float, PlatformApplication | None]] = {}
@@ -140,12 +160,13 @@ class Dispatcher:
 
     # -- lifecycle -------------------------------------------------------------
     def wake(self) -> None:
-        self._wake.set()
+        self._push.wake.set()
+        self._http.wake.set()
 
     def accepted(self, message: Message) -> None:
         """A publish was committed here: keep the message at hand, and wake up."""
         self._remember(message)
-        self._wake.set()
+        self.wake()
 
     @property
     def in_flight(self) -> int:
@@ -153,7 +174,11 @@ class Dispatcher:
 
     def supervise(self, supervisor: Supervisor) -> None:
         """Run the claim loop and the lease heartbeat under `supervisor`."""
-        supervisor.start(CLAIM_TASK, self._claim_loop)
+        supervisor.start(CLAIM_TASK, lambda pulse: self._claim_loop(pulse, self._push))
+        if self.http_sender is not None:
+            supervisor.start(
+                HTTP_CLAIM_TASK, lambda pulse: self._claim_loop(pulse, self._http)
+            )
         supervisor.start(HEARTBEAT_TASK, self._heartbeat_loop)
 
     async def run(self) -> None:
@@ -165,28 +190,29 @@ class Dispatcher:
         finally:
             await supervisor.stop()
 
-    async def _claim_loop(self, pulse: Pulse) -> None:
+    async def _claim_loop(self, pulse: Pulse, lane: _Lane) -> None:
         # (Re)started: this node's leases that no running job holds are stale.
         await self.store.release_node_jobs(node=self.node, keep=list(self._active))
         while not self._stopping:
             pulse.beat()
-            room = self.config.max_in_flight - self._load
+            room = lane.capacity - lane.load
             if room <= 0:
-                self._room.clear()
+                lane.room.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._room.wait(), PULSE_S)
+                    await asyncio.wait_for(lane.room.wait(), PULSE_S)
                 continue
             jobs = await self.store.claim_jobs(
                 owner=self.owner,
                 limit=min(self.config.claim_batch, room),
                 lease_s=self.config.lease_s,
                 now=self.clock(),
+                lane=lane.lane,
             )
             if not jobs:
-                await self._idle()
+                await self._idle(lane)
                 continue
             for job in jobs:
-                self._start(job)
+                self._start(job, lane)
 
     async def stop(self, grace_s: float) -> None:
         """Stop claiming; let in-flight work finish up to `grace_s`, then abort it.
@@ -196,8 +222,9 @@ class Dispatcher:
         """
         self._stopping = True
         self._stopped.set()
-        self._wake.set()
-        self._room.set()
+        for lane in (self._push, self._http):
+            lane.wake.set()
+            lane.room.set()
         if self._tasks:
             _, pending = await asyncio.wait(list(self._tasks), timeout=grace_s)
             for task in pending:
@@ -207,22 +234,22 @@ class Dispatcher:
         with contextlib.suppress(StoreError):
             await self.store.release_jobs(owner=self.owner)
 
-    async def _idle(self) -> None:
-        self._wake.clear()
+    async def _idle(self, lane: _Lane) -> None:
+        lane.wake.clear()
         wait = min(self.config.poll_interval_s, PULSE_S)
-        due = await self.store.next_due_at()
+        due = await self.store.next_due_at(lane.lane)
         if due is not None:
             wait = min(wait, max(0.0, due - self.clock()))
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout=max(wait, 0.005))
+            await asyncio.wait_for(lane.wake.wait(), timeout=max(wait, 0.005))
 
-    def _start(self, job: DeliveryJob) -> None:
+    def _start(self, job: DeliveryJob, lane: _Lane) -> None:
         if job.id in self._active:
             # Our own lease lapsed during a store outage and we claimed the job
             # again: it is still running here, and the claim renewed its lease.
             return
         weight = self._topic_weight if job.kind == "topic" else 1
-        self._load += weight
+        lane.load += weight
         self._active[job.id] = job
         task = asyncio.create_task(self._run_job(job), name=f"job-{job.id}")
         self._tasks.add(task)
@@ -230,8 +257,8 @@ class Dispatcher:
         def finished(t: asyncio.Task[None]) -> None:
             self._tasks.discard(t)
             self._active.pop(job.id, None)
-            self._load -= weight
-            self._room.set()
+            lane.load -= weight
+            lane.room.set()
 
         task.add_done_callback(finished)
 
@@ -251,6 +278,8 @@ class Dispatcher:
         try:
             if job.kind == "topic":
                 await self._run_topic(job)
+            elif job.kind == "http":
+                await self._run_http(job)
             else:
                 await self._run_endpoint(job)
             return
@@ -319,6 +348,18 @@ class Dispatcher:
             return
         async with self.sends:
             decision = await self.deliver(message, endpoint, attempts=job.attempts + 1)
+        await self._settle(job, decision)
+
+    # -- HTTP/HTTPS subscription jobs -----------------------------------------
+    async def _run_http(self, job: DeliveryJob) -> None:
+        message = await self._message(job.message_id)
+        if message is None or self.http_sender is None:
+            await self._complete(job)
+            return
+        await self._settle(job, await self.http_sender.deliver(job, message))
+
+    async def _settle(self, job: DeliveryJob, decision: Decision) -> None:
+        """Ack a job run once: done, or its next attempt scheduled."""
         if isinstance(decision, RetryAt):
             await self.persist(
                 "retry_job",
@@ -327,6 +368,7 @@ class Dispatcher:
                     owner=self.owner,
                     next_attempt_at=decision.at,
                     last_error=decision.error,
+                    count_attempt=decision.counts,
                 ),
             )
         else:
@@ -433,7 +475,7 @@ class Dispatcher:
             gate.success()
             if outcome is Outcome.CANONICAL_TOKEN and result.new_token:
                 await self._replace_token(app, endpoint, result.new_token)
-            self._log_success(attempt, result)
+            await self._log_success(attempt, result)
             return DONE
         if outcome is Outcome.INVALID_TOKEN:
             gate.success()  # the provider is up; this token is gone
@@ -479,14 +521,17 @@ class Dispatcher:
     ) -> Decision:
         now = self.clock()
         self.stats[f"failed_{failure_type}"] += 1
-        events.log_delivery_status(
-            success=False,
-            message=attempt.message,
-            endpoint=attempt.endpoint,
-            result=result,
-            attempts=attempt.attempts,
-            now=now,
-            reason=failure_message,
+        await self._delivery_status(
+            attempt.message,
+            events.delivery_status(
+                success=False,
+                message=attempt.message,
+                endpoint=attempt.endpoint,
+                result=result,
+                attempts=attempt.attempts,
+                now=now,
+                reason=failure_message,
+            ),
         )
         payload = events.delivery_failure_event(
             attempt.app,
@@ -514,17 +559,39 @@ class Dispatcher:
         if published:
             self.wake()
 
-    def _log_success(self, attempt: _Attempt, result: SendResult) -> None:
+    async def _log_success(self, attempt: _Attempt, result: SendResult) -> None:
         rate = attempt.app.attributes.get("SuccessFeedbackSampleRate")
         if rate and random.uniform(0, 100) < int(rate):
-            events.log_delivery_status(
-                success=True,
-                message=attempt.message,
-                endpoint=attempt.endpoint,
-                result=result,
-                attempts=attempt.attempts,
-                now=self.clock(),
+            await self._delivery_status(
+                attempt.message,
+                events.delivery_status(
+                    success=True,
+                    message=attempt.message,
+                    endpoint=attempt.endpoint,
+                    result=result,
+                    attempts=attempt.attempts,
+                    now=self.clock(),
+                ),
             )
+
+    async def _delivery_status(
+        self, message: Message, record: dict[str, object]
+    ) -> None:
+        """Log SNS's delivery-status record; with `status_topic_arn`, also
+        publish it there (a backend subscribes over HTTP to follow them). A
+        record's own delivery makes none: no loop through the status topic."""
+        events.log_delivery_status(record)
+        topic = self.config.status_topic_arn
+        if not topic or message.topic_arn == topic:
+            return
+        published = await self.persist(
+            "delivery_status",
+            lambda: events.publish_to_topic(
+                self.store, topic, record, now=self.clock()
+            ),
+        )
+        if published:
+            self.wake()
 
     # -- endpoint and application hygiene --------------------------------------
     async def _disable_endpoint(

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from pushgw import arn as arns
+from pushgw import netguard
 from pushgw.errors import (
     ForeignAccountError,
     InvalidParameterError,
@@ -36,6 +38,7 @@ class ServiceBase:
         clock: Callable[[], float] = time.time,
         on_enqueue: Callable[[Message], None] | None = None,
         channel_check: Callable[[Platform, str], str | None] | None = None,
+        url_check: Callable[[str], str | None] | None = None,
     ) -> None:
         self.store = store
         self.arns = arns
@@ -45,6 +48,11 @@ class ServiceBase:
         # WNS/MPNS tokens are URLs: this refuses ones outside the providers'
         # domains (SSRF guard); returns the reason, or None when allowed.
         self.channel_check = channel_check
+        # HTTP/HTTPS subscriber URLs: the same guard (netguard); the reason a
+        # URL is refused, or None. The default refuses private addresses.
+        self.url_check = url_check or functools.partial(
+            netguard.check_subscriber_url, allow_private=False
+        )
 
     @property
     def account(self) -> str:

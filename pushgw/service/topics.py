@@ -1,14 +1,15 @@
-"""Topics, `application` subscriptions and tags (SNS_API §7)."""
+"""Topics, subscriptions (application, http, https) and tags (SNS_API §7)."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from pushgw import arn as arns
 from pushgw.errors import (
+    AuthorizationError,
     ConflictError,
     InvalidParameterError,
     NotFoundApiError,
@@ -16,9 +17,14 @@ from pushgw.errors import (
     TagLimitExceededError,
     missing_attributes,
 )
-from pushgw.model import Subscription, Topic
+from pushgw.model import HTTP_PROTOCOLS, Subscription, Topic
 from pushgw.service.base import PAGE_SIZE, ServiceBase
 from pushgw.service.types import Listing
+from pushgw.sns import confirmation, delivery_policy
+from pushgw.sns.http_messages import (
+    SUBSCRIPTION_CONFIRMATION,
+    UNSUBSCRIBE_CONFIRMATION,
+)
 
 TOPIC_NAME = re.compile(r"^[A-Za-z0-9_\-]{1,256}$")
 TOPIC_ATTRIBUTES = frozenset(
@@ -45,7 +51,11 @@ SUBSCRIPTION_ATTRIBUTES = frozenset(
         "SubscriptionRoleArn",
     }
 )
-# Protocols SNS knows; pushgw delivers only `application`.
+FILTER_SCOPES = frozenset({"MessageAttributes", "MessageBody"})
+# What Subscribe answers for a subscription that waits for its confirmation
+# (unless ReturnSubscriptionArn), and what lists show instead of its ARN.
+PENDING_CONFIRMATION = "pending confirmation"
+# Protocols SNS knows; pushgw delivers `application`, `http` and `https`.
 SNS_PROTOCOLS = frozenset(
     {
         "http",
@@ -59,6 +69,7 @@ SNS_PROTOCOLS = frozenset(
         "firehose",
     }
 )
+DELIVERED_PROTOCOLS = frozenset({"application", *HTTP_PROTOCOLS})
 MAX_TAGS = 50
 
 
@@ -75,6 +86,7 @@ class TopicsMixin(ServiceBase):
         if not TOPIC_NAME.match(name):
             raise InvalidParameterError("Invalid parameter: Topic Name")
         attrs = _checked(attributes or {}, TOPIC_ATTRIBUTES)
+        _check_topic_attributes(attrs, in_attributes=True)
         wanted = dict(tags or {})  # `Tags=[]` is no tags (boto3 sends `Tags=`)
         # Everything is checked before anything is written, so a refused request
         # leaves no topic behind.
@@ -140,13 +152,18 @@ class TopicsMixin(ServiceBase):
         topic = await self.topic_or_404(
             arn, param="TopicArn", action="GetTopicAttributes"
         )
+        counts = await self.store.subscription_counts(topic.arn)
         out = {
             "TopicArn": topic.arn,
             "Owner": self.account,
             "DisplayName": "",
             "Policy": _default_policy(topic.arn, self.account),
-            "SubscriptionsPending": "0",
-            "SubscriptionsDeleted": "0",
+            "SubscriptionsConfirmed": str(counts["confirmed"]),
+            "SubscriptionsPending": str(counts["pending"]),
+            "SubscriptionsDeleted": str(counts["deleted"]),
+            "EffectiveDeliveryPolicy": delivery_policy.effective_topic_policy(
+                topic.attributes.get("DeliveryPolicy")
+            ),
         }
         out.update(topic.attributes)
         return out
@@ -176,8 +193,9 @@ class TopicsMixin(ServiceBase):
 
     async def _update_topic(self, topic: Topic, attributes: Mapping[str, str]) -> None:
         attrs = _checked(attributes, TOPIC_ATTRIBUTES)
+        _check_topic_attributes(attrs)
         await self.store.update_topic(
-            dataclasses.replace(topic, attributes={**topic.attributes, **attrs})
+            dataclasses.replace(topic, attributes=_merged(topic.attributes, attrs))
         )
 
     async def list_topics(self, next_token: str | None) -> Listing[Topic]:
@@ -208,6 +226,7 @@ class TopicsMixin(ServiceBase):
         protocol: str | None,
         endpoint: str | None,
         attributes: Mapping[str, str] | None,
+        return_subscription_arn: bool | None = None,
     ) -> str:
         topic = await self.topic_or_404(topic_arn, param="TopicArn", action="Subscribe")
         proto = self.required(protocol, "protocol")
@@ -216,13 +235,15 @@ class TopicsMixin(ServiceBase):
                 f"Invalid parameter: Amazon SNS does not support this protocol string:"
                 f" {proto}"
             )
-        if proto != "application":
+        if proto not in DELIVERED_PROTOCOLS:
             raise InvalidParameterError(
-                f"Invalid parameter: Protocol Reason: pushgw delivers only the"
-                f" application protocol, not {proto}"
+                f"Invalid parameter: Protocol Reason: pushgw delivers the application,"
+                f" http and https protocols, not {proto}"
             )
         target = endpoint or ""
-        if (
+        if proto in HTTP_PROTOCOLS:
+            self._check_subscriber_url(proto, target)
+        elif (
             not arns.is_endpoint_arn(target)
             or await self.store.get_endpoint(target) is None
         ):
@@ -231,32 +252,138 @@ class TopicsMixin(ServiceBase):
                 f" endpoint arn{target}"
             )
         attrs = _checked(attributes or {}, SUBSCRIPTION_ATTRIBUTES)
-        _check_filter_policy(attrs.get("FilterPolicy"))
+        _check_subscription_attributes(attrs, {}, proto, in_attributes=True)
         existing = await self.store.find_subscription(topic.arn, target)
         if existing is None:
             sub = Subscription(
                 arn=self.arns.subscription(topic.arn),
                 topic_arn=topic.arn,
                 endpoint_arn=target,
-                attributes=attrs,
+                protocol=proto,
+                attributes=(
+                    {**attrs, "ConfirmationWasAuthenticated": "false"}
+                    if proto in HTTP_PROTOCOLS
+                    else attrs
+                ),
                 created_at=self.clock(),
+                confirm_token=(
+                    confirmation.new_secret() if proto in HTTP_PROTOCOLS else None
+                ),
             )
             try:
-                return (await self.store.insert_subscription(sub)).arn
+                existing = await self.store.insert_subscription(sub)
             except ConflictError:  # subscribed meanwhile by another request
-                existing = await self.store.find_subscription(topic.arn, target)
-                if existing is None:
+                found = await self.store.find_subscription(topic.arn, target)
+                if found is None:
                     raise
+                existing = found
+            else:
+                attrs = {}  # just made with them
         if any(existing.attributes.get(k) != v for k, v in attrs.items()):
             raise InvalidParameterError(
                 "Invalid parameter: Attributes Reason: Subscription already exists with"
                 " different attributes"
             )
-        return existing.arn
+        if not existing.pending:
+            return existing.arn
+        # New or still pending: (re)send the SubscriptionConfirmation, as SNS
+        # does for a repeated Subscribe of an unconfirmed URL.
+        await self._send_control(existing, SUBSCRIPTION_CONFIRMATION)
+        return existing.arn if return_subscription_arn else PENDING_CONFIRMATION
 
-    async def unsubscribe(self, arn: str | None) -> None:
+    def _check_subscriber_url(self, protocol: str, url: str) -> None:
+        if not url.lower().startswith(f"{protocol}://"):
+            raise InvalidParameterError(
+                "Invalid parameter: Endpoint must match the specified protocol"
+            )
+        refused = self.url_check(url)
+        if refused is not None:
+            raise InvalidParameterError(
+                f"Invalid parameter: Endpoint Reason: {refused}"
+            )
+
+    async def _send_control(self, sub: Subscription, kind: str) -> None:
+        """Queue a SubscriptionConfirmation or UnsubscribeConfirmation for `sub`
+        (whose confirm_token is the secret of the document's SubscribeURL)."""
+        message, job = confirmation.control_job(sub, kind, now=self.clock())
+        await self.store.enqueue(message, [job])
+        self.on_enqueue(message)
+
+    async def confirm_subscription(
+        self,
+        *,
+        topic_arn: str | None,
+        token: str | None,
+        authenticate_on_unsubscribe: str | None,
+        authenticated: bool = True,
+    ) -> str:
+        topic = await self.topic_or_404(
+            topic_arn, param="TopicArn", action="ConfirmSubscription"
+        )
+        value = self.required(token, "token")
+        parsed = confirmation.parse_token(value, topic.arn)
+        if parsed is None:
+            raise InvalidParameterError("Invalid parameter: Token")
+        arn, secret = parsed
+        # Only a signed request may forbid unsigned unsubscribes (SNS).
+        protect = authenticated and (authenticate_on_unsubscribe or "").lower() in (
+            "true",
+            "1",
+        )
+        sub = await self.store.get_subscription(arn)
+        if sub is not None and not sub.pending:
+            return sub.arn  # confirmed already (the link followed twice)
+        if sub is None:
+            sub = await self.store.get_deleted_subscription(arn)
+            restoring = True
+        else:
+            restoring = False
+        if (
+            sub is None
+            or sub.confirm_token is None
+            or not confirmation.same_secret(sub.confirm_token, secret)
+            or (not restoring and confirmation.expired(sub, now=self.clock()))
+        ):
+            raise InvalidParameterError("Invalid parameter: Token")
+        confirmed = dataclasses.replace(
+            sub,
+            confirm_token=None,
+            attributes={
+                **sub.attributes,
+                "ConfirmationWasAuthenticated": "true" if protect else "false",
+            },
+        )
+        if restoring:
+            try:
+                await self.store.restore_subscription(confirmed)
+            except ConflictError:
+                raise InvalidParameterError(
+                    "Invalid parameter: Token Reason: the endpoint is subscribed again"
+                ) from None
+        else:
+            await self.store.update_subscription(confirmed)
+        return confirmed.arn
+
+    async def unsubscribe(self, arn: str | None, *, authenticated: bool = True) -> None:
         value = self._subscription_arn(arn, action="Unsubscribe")
-        await self.store.delete_subscription(value)  # idempotent
+        sub = await self.store.get_subscription(value)
+        if sub is None:
+            return  # idempotent
+        if not authenticated and sub.attributes.get("ConfirmationWasAuthenticated") != (
+            "false"
+        ):
+            raise AuthorizationError(
+                "Unsubscribe of this subscription requires an AWS signature"
+                " (AuthenticateOnUnsubscribe)"
+            )
+        notify = sub.is_http and not sub.pending
+        secret = confirmation.new_secret() if notify else None
+        gone = await self.store.delete_subscription(
+            value, now=self.clock(), restore_token=secret
+        )
+        if gone is not None and notify:
+            kept = dataclasses.replace(gone, confirm_token=secret)
+            await self._send_control(kept, UNSUBSCRIBE_CONFIRMATION)
 
     async def list_subscriptions(self, next_token: str | None) -> Listing[Subscription]:
         after = self.decode_token(next_token, "subs")
@@ -286,11 +413,19 @@ class TopicsMixin(ServiceBase):
             "Protocol": sub.protocol,
             "Endpoint": sub.endpoint_arn,
             "ConfirmationWasAuthenticated": "true",
-            "PendingConfirmation": "false",
+            "PendingConfirmation": "true" if sub.pending else "false",
             "RawMessageDelivery": "false",
             "SubscriptionPrincipal": self.arns.root,
         }
         out.update(sub.attributes)
+        if sub.is_http:
+            topic = await self.store.get_topic(sub.topic_arn)
+            out["EffectiveDeliveryPolicy"] = (
+                delivery_policy.effective_subscription_policy(
+                    topic.attributes.get("DeliveryPolicy") if topic else None,
+                    sub.attributes.get("DeliveryPolicy"),
+                )
+            )
         return out
 
     async def set_subscription_attributes(
@@ -313,9 +448,9 @@ class TopicsMixin(ServiceBase):
         self, sub: Subscription, attributes: Mapping[str, str]
     ) -> None:
         attrs = _checked(attributes, SUBSCRIPTION_ATTRIBUTES)
-        _check_filter_policy(attrs.get("FilterPolicy"))
+        _check_subscription_attributes(attrs, sub.attributes, sub.protocol)
         await self.store.update_subscription(
-            dataclasses.replace(sub, attributes={**sub.attributes, **attrs})
+            dataclasses.replace(sub, attributes=_merged(sub.attributes, attrs))
         )
 
     async def _subscription_or_404(
@@ -388,7 +523,86 @@ def _checked(attributes: Mapping[str, str], allowed: frozenset[str]) -> dict[str
     return dict(attributes)
 
 
-def _check_filter_policy(policy: str | None) -> None:
+def _check_topic_attributes(
+    attrs: dict[str, str], *, in_attributes: bool = False
+) -> None:
+    """Check topic attributes being set; a DeliveryPolicy is stored in the form
+    SNS stores (and returns). `in_attributes`: they came as CreateTopic's
+    `Attributes`, whose errors SNS words differently."""
+    version = attrs.get("SignatureVersion")
+    if version is not None and version not in ("1", "2"):
+        raise InvalidParameterError(
+            "Invalid parameter: Attributes Reason: SignatureVersion: Invalid value"
+            f" [{version}]. Must be 1 or 2"
+        )
+    if attrs.get("DeliveryPolicy"):
+        attrs["DeliveryPolicy"] = _delivery_policy(
+            delivery_policy.normalize_topic_policy,
+            attrs["DeliveryPolicy"],
+            in_attributes=in_attributes,
+        )
+
+
+def _delivery_policy(
+    normalize: Callable[[str], str], text: str, *, in_attributes: bool
+) -> str:
+    try:
+        return normalize(text)
+    except ValueError as exc:
+        where = (
+            "Attributes Reason: DeliveryPolicy" if in_attributes else "DeliveryPolicy"
+        )
+        raise InvalidParameterError(f"Invalid parameter: {where}: {exc}") from None
+
+
+def _merged(current: Mapping[str, str], changes: Mapping[str, str]) -> dict[str, str]:
+    """Attributes after a Set*Attributes: an empty DeliveryPolicy removes it."""
+    merged = {**current, **changes}
+    if merged.get("DeliveryPolicy") == "":
+        del merged["DeliveryPolicy"]
+    return merged
+
+
+def _check_subscription_attributes(
+    attrs: dict[str, str],
+    current: Mapping[str, str],
+    protocol: str,
+    *,
+    in_attributes: bool = False,
+) -> None:
+    """The attributes being set, checked against what the subscription will
+    hold afterwards (a new FilterPolicyScope re-checks the stored policy); a
+    DeliveryPolicy is stored in the form SNS stores."""
+    merged = {**current, **attrs}
+    if "FilterPolicy" in attrs or "FilterPolicyScope" in attrs:
+        _check_filter_policy(
+            merged.get("FilterPolicy"), merged.get("FilterPolicyScope")
+        )
+    raw = attrs.get("RawMessageDelivery")
+    if raw is not None and raw.lower() not in ("true", "false"):
+        raise InvalidParameterError(
+            "Invalid parameter: Attributes Reason: RawMessageDelivery: Invalid value"
+            f" [{raw}]. Must be true or false."
+        )
+    if attrs.get("DeliveryPolicy"):
+        if protocol not in HTTP_PROTOCOLS:
+            raise InvalidParameterError(
+                "Invalid parameter: DeliveryPolicy: only http and https subscriptions"
+                " have a delivery policy"
+            )
+        attrs["DeliveryPolicy"] = _delivery_policy(
+            delivery_policy.normalize_subscription_policy,
+            attrs["DeliveryPolicy"],
+            in_attributes=in_attributes,
+        )
+
+
+def _check_filter_policy(policy: str | None, scope: str | None = None) -> None:
+    if scope is not None and scope not in FILTER_SCOPES:
+        raise InvalidParameterError(
+            "Invalid parameter: Attributes Reason: FilterPolicyScope: Invalid value"
+            f" [{scope}]. Please use either MessageBody or MessageAttributes"
+        )
     if not policy:
         return
     from pushgw.sns.filters import parse_filter_policy

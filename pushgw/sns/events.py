@@ -3,7 +3,8 @@ Application events and delivery-status records (SNS_API §8.4).
 
 Events are published to the topic named in the application attribute
 (`EventEndpointCreated`, …) as an ordinary topic message, so they are as durable
-as any publish. Delivery-status records are log lines in SNS's JSON shape.
+as any publish. Delivery-status records are log lines in SNS's JSON shape, and
+messages to `delivery.status_topic_arn` when one is configured.
 """
 
 from __future__ import annotations
@@ -39,7 +40,17 @@ async def publish_event(
 ) -> Message | None:
     """Publish `payload` to the topic in `app.attributes[attribute]`, if set."""
     topic_arn = app.attributes.get(attribute)
-    if not topic_arn or await store.get_topic(topic_arn) is None:
+    if not topic_arn:
+        return None
+    return await publish_to_topic(store, topic_arn, payload, now=now)
+
+
+async def publish_to_topic(
+    store: Store, topic_arn: str, payload: Mapping[str, Any], *, now: float
+) -> Message | None:
+    """Publish `payload` as JSON to `topic_arn`, if the topic exists: as
+    durable as any publish, and fanned out to every kind of subscriber."""
+    if await store.get_topic(topic_arn) is None:
         return None
     message = Message(
         id=new_id(),
@@ -93,7 +104,7 @@ def delivery_failure_event(
     }
 
 
-def log_delivery_status(
+def delivery_status(
     *,
     success: bool,
     message: Message,
@@ -102,17 +113,15 @@ def log_delivery_status(
     attempts: int,
     now: float,
     reason: str = "",
-) -> None:
+) -> dict[str, Any]:
     """One SNS-shaped delivery-status record (sns-msg-status), token redacted."""
-    log.info(
-        "delivery_status",
-        status="SUCCESS" if success else "FAILURE",
-        notification={
+    return {
+        "notification": {
             "messageMD5Sum": hashlib.md5(message.body.encode()).hexdigest(),
             "messageId": message.id,
             "timestamp": iso(message.created_at),
         },
-        delivery={
+        "delivery": {
             "deliveryId": str(uuid.uuid4()),
             "destination": endpoint.arn,
             "providerResponse": result.reason if result else reason,
@@ -121,4 +130,14 @@ def log_delivery_status(
             "device": redact(endpoint.token),
             "statusCode": (result.status if result and result.status else 0),
         },
+        "status": "SUCCESS" if success else "FAILURE",
+    }
+
+
+def log_delivery_status(record: Mapping[str, Any]) -> None:
+    log.info(
+        "delivery_status",
+        status=record["status"],
+        notification=record["notification"],
+        delivery=record["delivery"],
     )

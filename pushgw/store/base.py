@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
 from pushgw.model import (
+    PUSH_LANE,
     DeliveryJob,
     Endpoint,
     JobKind,
@@ -59,6 +60,8 @@ class NewJob:
     next_attempt_at: float = 0.0
     attempts: int = 0  # attempts already made (a retry split off a topic chunk)
     last_error: str | None = None
+    subscription_arn: str | None = None  # `http` jobs
+    payload: str | None = None  # `http` control documents (DeliveryJob.payload)
 
 
 class Store(Protocol):
@@ -156,7 +159,32 @@ class Store(Protocol):
 
     async def update_subscription(self, sub: Subscription) -> None: ...
 
-    async def delete_subscription(self, arn: str) -> None: ...
+    async def delete_subscription(
+        self, arn: str, *, now: float | None = None, restore_token: str | None = None
+    ) -> Subscription | None:
+        """
+        Delete and return it (None if absent). With `now`, the deletion is
+        recorded: it counts in the topic's SubscriptionsDeleted, and
+        `get_deleted_subscription` returns it with `restore_token` as its
+        confirm_token (the secret of an UnsubscribeConfirmation's SubscribeURL).
+        """
+
+    async def get_deleted_subscription(self, arn: str) -> Subscription | None:
+        """A recorded deletion (seq 0), until purged or restored."""
+
+    async def restore_subscription(self, sub: Subscription) -> Subscription:
+        """Insert `sub` again and forget its deletion, in one transaction.
+        ConflictError if the topic has a subscription of that endpoint again."""
+
+    async def subscription_counts(self, topic_arn: str) -> dict[str, int]:
+        """{"confirmed": ..., "pending": ..., "deleted": ...} for one topic."""
+
+    async def purge_subscriptions(
+        self, *, pending_before: float, deleted_before: float
+    ) -> int:
+        """Housekeeping: drop subscriptions still pending that were created
+        before `pending_before` (their token expired) and deletion records
+        older than `deleted_before`. Returns how many rows went."""
 
     async def subscriptions_range(
         self, topic_arn: str, *, after_seq: int, upto_seq: int, limit: int
@@ -180,11 +208,17 @@ class Store(Protocol):
     async def get_message(self, message_id: str) -> Message | None: ...
 
     async def claim_jobs(
-        self, *, owner: str, limit: int, lease_s: float, now: float
+        self,
+        *,
+        owner: str,
+        limit: int,
+        lease_s: float,
+        now: float,
+        lane: int = PUSH_LANE,
     ) -> list[DeliveryJob]:
         """
-        Lease up to `limit` due jobs: next_attempt_at <= now and no live lease.
-        Expired leases are taken over. Oldest due first.
+        Lease up to `limit` due jobs of `lane` (`model.lane_of`): next_attempt_at
+        <= now and no live lease. Expired leases are taken over. Oldest due first.
         """
 
     async def extend_leases(
@@ -202,8 +236,10 @@ class Store(Protocol):
         owner: str,
         next_attempt_at: float,
         last_error: str | None,
+        count_attempt: bool = True,
     ) -> bool:
-        """Release the lease, count an attempt and schedule the next one."""
+        """Release the lease, count an attempt (unless `count_attempt` is False:
+        a postponement) and schedule the next one."""
 
     async def save_progress(
         self, job_id: int, *, owner: str, cursor: int, done: Sequence[int] = ()
@@ -235,9 +271,9 @@ class Store(Protocol):
     async def probe(self, *, node: str, now: float) -> None:
         """A cheap write (the node's `seen_at`): proves the store takes writes."""
 
-    async def next_due_at(self) -> float | None:
+    async def next_due_at(self, lane: int = PUSH_LANE) -> float | None:
         """
-        When the next job becomes claimable: the earliest next_attempt_at of an
+        When the next job of `lane` becomes claimable: the earliest next_attempt_at of an
         unleased job or lease expiry of a leased one; None when there are no jobs.
         """
 

@@ -14,12 +14,14 @@ from typing import TypeVar
 
 from pushgw.errors import ConflictError, NotFoundError
 from pushgw.model import (
+    PUSH_LANE,
     DeliveryJob,
     Endpoint,
     Message,
     PlatformApplication,
     Subscription,
     Topic,
+    lane_of,
 )
 from pushgw.store.base import NewJob, Page
 from pushgw.store.sealing import PLAIN, CredentialSealer
@@ -52,6 +54,8 @@ class InMemoryStore:
         self.jobs: dict[int, DeliveryJob] = {}
         self.pending: dict[str, int] = {}  # message id -> jobs left
         self.nodes: dict[str, float] = {}  # node id -> last probe
+        # Unsubscribed: arn -> (the subscription, deleted at).
+        self.deleted_subs: dict[str, tuple[Subscription, float]] = {}
 
     async def open(self) -> None:
         return None
@@ -174,6 +178,10 @@ class InMemoryStore:
         self.topics.pop(arn, None)
         for sub_arn in [a for a, s in self.subs.items() if s.topic_arn == arn]:
             del self.subs[sub_arn]
+        for sub_arn in [
+            a for a, d in self.deleted_subs.items() if d[0].topic_arn == arn
+        ]:
+            del self.deleted_subs[sub_arn]
 
     # -- subscriptions ---------------------------------------------------------
     async def insert_subscription(self, sub: Subscription) -> Subscription:
@@ -209,8 +217,50 @@ class InMemoryStore:
             raise NotFoundError(sub.arn)
         self.subs[sub.arn] = dataclasses.replace(sub, seq=self.subs[sub.arn].seq)
 
-    async def delete_subscription(self, arn: str) -> None:
-        self.subs.pop(arn, None)
+    async def delete_subscription(
+        self, arn: str, *, now: float | None = None, restore_token: str | None = None
+    ) -> Subscription | None:
+        sub = self.subs.pop(arn, None)
+        if sub is not None and now is not None:
+            kept = dataclasses.replace(sub, confirm_token=restore_token, seq=0)
+            self.deleted_subs.setdefault(arn, (kept, now))
+        return sub
+
+    async def get_deleted_subscription(self, arn: str) -> Subscription | None:
+        found = self.deleted_subs.get(arn)
+        return found[0] if found else None
+
+    async def restore_subscription(self, sub: Subscription) -> Subscription:
+        stored = await self.insert_subscription(sub)
+        self.deleted_subs.pop(sub.arn, None)
+        return stored
+
+    async def subscription_counts(self, topic_arn: str) -> dict[str, int]:
+        subs = [s for s in self.subs.values() if s.topic_arn == topic_arn]
+        pending = sum(1 for s in subs if s.pending)
+        deleted = sum(
+            1 for d in self.deleted_subs.values() if d[0].topic_arn == topic_arn
+        )
+        return {
+            "confirmed": len(subs) - pending,
+            "pending": pending,
+            "deleted": deleted,
+        }
+
+    async def purge_subscriptions(
+        self, *, pending_before: float, deleted_before: float
+    ) -> int:
+        gone = [
+            a
+            for a, s in self.subs.items()
+            if s.pending and s.created_at < pending_before
+        ]
+        old = [a for a, d in self.deleted_subs.items() if d[1] < deleted_before]
+        for arn in gone:
+            del self.subs[arn]
+        for arn in old:
+            del self.deleted_subs[arn]
+        return len(gone) + len(old)
 
     async def subscriptions_range(
         self, topic_arn: str, *, after_seq: int, upto_seq: int, limit: int
@@ -265,6 +315,8 @@ class InMemoryStore:
                 attempts=new.attempts,
                 last_error=new.last_error,
                 created_at=message.created_at,
+                subscription_arn=new.subscription_arn,
+                payload=new.payload,
             )
 
     async def get_message(self, message_id: str) -> Message | None:
@@ -275,13 +327,20 @@ class InMemoryStore:
         return job if job is not None and job.lease_owner == owner else None
 
     async def claim_jobs(
-        self, *, owner: str, limit: int, lease_s: float, now: float
+        self,
+        *,
+        owner: str,
+        limit: int,
+        lease_s: float,
+        now: float,
+        lane: int = PUSH_LANE,
     ) -> list[DeliveryJob]:
         due = sorted(
             (
                 j
                 for j in self.jobs.values()
-                if j.next_attempt_at <= now
+                if lane_of(j.kind) == lane
+                and j.next_attempt_at <= now
                 and (j.lease_expires_at is None or j.lease_expires_at <= now)
             ),
             key=lambda j: (j.next_attempt_at, j.id),
@@ -324,13 +383,14 @@ class InMemoryStore:
         owner: str,
         next_attempt_at: float,
         last_error: str | None,
+        count_attempt: bool = True,
     ) -> bool:
         job = self._owned(job_id, owner)
         if job is None:
             return False
         self.jobs[job_id] = dataclasses.replace(
             job,
-            attempts=job.attempts + 1,
+            attempts=job.attempts + int(count_attempt),
             next_attempt_at=next_attempt_at,
             lease_owner=None,
             lease_expires_at=None,
@@ -397,13 +457,14 @@ class InMemoryStore:
     async def probe(self, *, node: str, now: float) -> None:
         self.nodes[node] = now
 
-    async def next_due_at(self) -> float | None:
+    async def next_due_at(self, lane: int = PUSH_LANE) -> float | None:
         return min(
             (
                 j.next_attempt_at
                 if j.lease_owner is None or j.lease_expires_at is None
                 else j.lease_expires_at
                 for j in self.jobs.values()
+                if lane_of(j.kind) == lane
             ),
             default=None,
         )

@@ -47,12 +47,12 @@ _NOTIFY = f"SELECT pg_notify('{CHANNEL}', '')"
 _CLAIM_JOBS = """
 WITH free AS (
     SELECT id, next_attempt_at FROM jobs
-    WHERE lease_owner IS NULL AND next_attempt_at <= :now
+    WHERE lane = :lane AND lease_owner IS NULL AND next_attempt_at <= :now
     ORDER BY next_attempt_at, id LIMIT :limit
     FOR UPDATE SKIP LOCKED
 ), lapsed AS (
     SELECT id, next_attempt_at FROM jobs
-    WHERE lease_owner IS NOT NULL AND lease_expires_at <= :now
+    WHERE lane = :lane AND lease_owner IS NOT NULL AND lease_expires_at <= :now
       AND next_attempt_at <= :now
     ORDER BY next_attempt_at, id LIMIT :limit
     FOR UPDATE SKIP LOCKED

@@ -20,6 +20,7 @@ from pushgw.model import (
     PlatformApplication,
     Subscription,
     Topic,
+    lane_of,
 )
 from pushgw.store.base import NewJob, Page
 
@@ -55,6 +56,7 @@ SUBSCRIPTION_COLUMNS = (
     "protocol",
     "attributes",
     "created_at",
+    "confirm_token",
 )
 MESSAGE_COLUMNS = (
     "id",
@@ -79,6 +81,9 @@ JOB_COLUMNS = (
     "next_attempt_at",
     "created_at",
     "last_error",
+    "lane",
+    "subscription_arn",
+    "payload",
 )
 
 
@@ -197,6 +202,7 @@ def sub_from_row(r: Row) -> Subscription:
         attributes=json.loads(r["attributes"]),
         created_at=r["created_at"],
         seq=r["seq"],
+        confirm_token=r["confirm_token"],
     )
 
 
@@ -247,6 +253,7 @@ def job_params(
         created_at=created_at,
         range_hi=range_hi,
         cursor=cursor,
+        lane=lane_of(new.kind),
     )
 
 
@@ -266,6 +273,8 @@ def job_from_row(r: Row) -> DeliveryJob:
         created_at=r["created_at"],
         last_error=r["last_error"],
         done=parse_done(r["done_seqs"]),
+        subscription_arn=r["subscription_arn"],
+        payload=r["payload"],
     )
 
 

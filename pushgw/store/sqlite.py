@@ -58,13 +58,13 @@ WHERE id IN (
     SELECT id FROM (
         SELECT * FROM (
             SELECT id, next_attempt_at FROM jobs
-            WHERE lease_owner IS NULL AND next_attempt_at <= :now
+            WHERE lane = :lane AND lease_owner IS NULL AND next_attempt_at <= :now
             ORDER BY next_attempt_at, id LIMIT :limit
         )
         UNION ALL
         SELECT * FROM (
             SELECT id, next_attempt_at FROM jobs
-            WHERE lease_owner IS NOT NULL AND lease_expires_at <= :now
+            WHERE lane = :lane AND lease_owner IS NOT NULL AND lease_expires_at <= :now
               AND next_attempt_at <= :now
             ORDER BY next_attempt_at, id LIMIT :limit
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -40,6 +41,7 @@ def write_config(
     port: int | None = None,
     delivery: Mapping[str, Any] | None = None,
     server: Mapping[str, Any] | None = None,
+    extra: Mapping[str, Mapping[str, Any]] | None = None,
     name: str = "pushgw.toml",
 ) -> Path:
     """A config like config/dev.toml, on the given ports and store."""
@@ -70,6 +72,7 @@ def write_config(
             "wns_port": mock_ports["wns"],
             "ca_file": "mock-ca.pem",
         },
+        **(extra or {}),
     }
     keys = [
         (
@@ -113,7 +116,9 @@ class Process:
             env=env,
         )
 
-    def wait_http(self, url: str, timeout: float = 30.0) -> None:
+    def wait_http(
+        self, url: str, timeout: float = 30.0, verify: ssl.SSLContext | bool = True
+    ) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -121,7 +126,7 @@ class Process:
                     f"process exited: {self.log_path.read_text()[-3000:]}"
                 )
             try:
-                if httpx.get(url, timeout=1.0).status_code < 500:
+                if httpx.get(url, timeout=1.0, verify=verify).status_code < 500:
                     return
             except httpx.HTTPError:
                 pass
@@ -190,17 +195,27 @@ class Server:
     """`pushgw serve` on a config; `.url` is its base URL."""
 
     def __init__(
-        self, directory: Path, config: Path, port: int, name: str = "serve"
+        self,
+        directory: Path,
+        config: Path,
+        port: int,
+        name: str = "serve",
+        *,
+        ca_file: str | None = None,
     ) -> None:
         self.config = config
-        self.url = f"http://127.0.0.1:{port}"
+        # With `ca_file` the daemon serves HTTPS (server.tls_cert_file).
+        self.verify: ssl.SSLContext | bool = (
+            ssl.create_default_context(cafile=ca_file) if ca_file else True
+        )
+        self.url = f"{'https' if ca_file else 'http'}://127.0.0.1:{port}"
         self.api_key = API_KEY
         self.access_key = ACCESS_KEY
         self.secret_key = SECRET_KEY
         self.process = Process(
             ["serve", "--config", str(config)], directory / f"{name}.log"
         )
-        self.process.wait_http(self.url + "/healthz")
+        self.process.wait_http(self.url + "/healthz", verify=self.verify)
 
     def json(self, method: str, path: str, body: Any = None) -> httpx.Response:
         return httpx.request(
@@ -208,6 +223,7 @@ class Server:
             self.url + path,
             json=body,
             timeout=30.0,
+            verify=self.verify,
             headers={"Authorization": f"Bearer {self.api_key}"},
         )
 

@@ -114,7 +114,7 @@ class Generated:
 def test_generated_client_drives_every_operation(
     client_package: ModuleType, pushgw_server: Server, mocks: Mocks
 ) -> None:
-    """All 26 operations work through the generated client, ARNs escaped by it."""
+    """All 27 operations work through the generated client, ARNs escaped by it."""
     api = Generated(client_package, pushgw_server)
     done: set[str] = set()
 
@@ -228,6 +228,14 @@ def test_generated_client_drives_every_operation(
     error = api.call(topics, "list_topics", 401, client=api.anonymous)
     assert "Unauthorized" == error.error.code
 
+    # ConfirmSubscription of an http subscription's Token; a forged one is refused.
+    body = api.model("ConfirmSubscriptionRequest", token="0" * 96)
+    error = call(topics, "confirm_subscription", 400, topic_arn, body=body)
+    assert ("InvalidParameter", "Invalid parameter: Token") == (
+        error.error.code,
+        error.error.message,
+    )
+
     call(subs, "unsubscribe", 204, sub_arn)
     call(topics, "delete_topic", 204, topic_arn)
     call("endpoints", "delete_endpoint", 204, endpoint_arn)
@@ -239,5 +247,5 @@ def test_generated_client_drives_every_operation(
         for p in (Path(client_package.__file__).parent / "api").glob("*/*.py")
         if p.stem != "__init__"
     }
-    assert 26 == len(operations)
+    assert 27 == len(operations)
     assert operations == done

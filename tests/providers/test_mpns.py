@@ -16,6 +16,7 @@ from pushgw.providers.mocks.base import FaultRule
 from pushgw.providers.mocks.mpns import MpnsMock
 from pushgw.providers.mpns import MpnsProvider, classify, toast_xml
 from tests.providers.answers import answer
+from tests.providers.resolver import StubResolver
 
 APP_ARN = "arn:aws:sns:us-east-1:123456789012:app/MPNS/test"
 WP = "{WPNotification}"
@@ -276,6 +277,40 @@ async def test_loopback_refused_unless_allowed(mock: MpnsMock) -> None:
         await provider.aclose()
 
     assert result.outcome == Outcome.PERMANENT
+    assert mock.requests == []
+
+
+@pytest.mark.parametrize(
+    ("allow_loopback", "address", "kind"),
+    [
+        (False, "127.0.0.1", "a loopback address"),
+        (True, "169.254.169.254", "a cloud metadata address"),
+        (True, "fd00::1", "a private address"),
+    ],
+)
+@pytest.mark.parametrize("scheme", ["http", "https"])
+async def test_channel_host_resolving_inward_is_refused_at_connect_time(
+    mock: MpnsMock, allow_loopback: bool, address: str, kind: str, scheme: str
+) -> None:
+    """A notify.live.net host resolving inward is refused when connecting: RETRY."""
+    settings = ProviderSettings(
+        base_url=mock.base_url, allow_loopback=allow_loopback, timeout_s=1
+    )
+    provider = await MpnsProvider.create(app=make_app(), settings=settings)
+    provider.resolver = dns = StubResolver({"db3.notify.live.net": [address]})
+    try:
+        result = await provider.send(
+            endpoint(f"{scheme}://db3.notify.live.net/m/1"), message()
+        )
+    finally:
+        await provider.aclose()
+
+    assert Outcome.RETRY == result.outcome
+    assert (
+        f"transport: refused: {address} is {kind} (resolved from db3.notify.live.net)"
+        == result.reason
+    )
+    assert ["db3.notify.live.net"] == dns.lookups
     assert mock.requests == []
 
 

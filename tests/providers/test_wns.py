@@ -18,6 +18,7 @@ from pushgw.providers.mocks.wns import WnsMock
 from pushgw.providers.wns import WnsProvider, classify, toast_xml
 from tests.providers.answers import answer
 from tests.providers.clock import ManualClock as FakeClock
+from tests.providers.resolver import StubResolver
 
 APP_ARN = "arn:aws:sns:us-east-1:123456789012:app/WNS/test"
 
@@ -412,6 +413,51 @@ async def test_loopback_refused_unless_allowed(mock: WnsMock) -> None:
         result.reason,
     ) == (Outcome.PERMANENT, "loopback channel URIs are not allowed")
     assert mock.requests == []
+
+
+# (allow_loopback, the DNS answer for a notify.windows.com host, its kind)
+INWARD_ANSWERS = [
+    (False, "127.0.0.1", "a loopback address"),
+    (False, "::1", "a loopback address"),
+    (True, "169.254.169.254", "a cloud metadata address"),
+    (True, "10.0.0.7", "a private address"),
+]
+
+
+@pytest.mark.parametrize(("allow_loopback", "address", "kind"), INWARD_ANSWERS)
+async def test_channel_host_resolving_inward_is_refused_at_connect_time(
+    mock: WnsMock, allow_loopback: bool, address: str, kind: str
+) -> None:
+    """
+    A channel URI that passes the channel guard, on a host whose DNS answer is
+    loopback (or metadata, or private: allow_loopback opens loopback only), is
+    refused when the connection is made: RETRY with the reason, nothing sent.
+    The token still comes from the configured token URL (not guarded).
+    """
+    settings = ProviderSettings(
+        base_url=mock.base_url,
+        token_url=mock.token_url,
+        allow_loopback=allow_loopback,
+        timeout_s=1.0,
+    )
+    provider = await WnsProvider.create(
+        app=make_app(mock.issue_credentials()), settings=settings
+    )
+    provider.resolver = dns = StubResolver({"db5.notify.windows.com": [address]})
+    try:
+        result = await provider.send(
+            endpoint("https://db5.notify.windows.com/?token=abc"), message()
+        )
+    finally:
+        await provider.aclose()
+
+    assert (Outcome.RETRY, None) == (result.outcome, result.status)
+    assert (
+        f"transport: refused: {address} is {kind} (resolved from db5.notify.windows.com)"
+        == result.reason
+    )
+    assert ["db5.notify.windows.com"] == dns.lookups
+    assert 1 == mock.token_requests
 
 
 async def test_redirects_are_not_followed(mock: WnsMock, provider: WnsProvider) -> None:

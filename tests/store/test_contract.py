@@ -22,6 +22,7 @@ from pushgw.errors import (
     StoreUnavailableError,
 )
 from pushgw.model import (
+    HTTP_LANE,
     Endpoint,
     Message,
     MessageAttribute,
@@ -329,6 +330,82 @@ async def test_subscription_crud(store: Store) -> None:
     assert None is await store.get_subscription(first.arn)
     with pytest.raises(NotFoundError):
         await store.update_subscription(make_sub(9))
+
+
+async def test_http_subscription_pending_confirmed_deleted(store: Store) -> None:
+    """A pending subscription keeps its token; counts by state; a deletion is
+    recorded (with `now`) and returned; purging drops expired pending ones."""
+    await store.insert_topic(make_topic())
+    url = "https://hooks.example/sns"
+    pending = await store.insert_subscription(
+        Subscription(
+            arn=f"{TOPIC_ARN}:http-1",
+            topic_arn=TOPIC_ARN,
+            endpoint_arn=url,
+            protocol="https",
+            created_at=NOW,
+            confirm_token="s3cret",
+        )
+    )
+    await store.insert_subscription(make_sub(1))
+    gone = await store.insert_subscription(make_sub(2))
+    assert (await store.get_subscription(pending.arn)) == pending
+    assert pending.pending and pending.is_http
+    assert await store.delete_subscription(gone.arn, now=NOW, restore_token="r") == gone
+    assert await store.delete_subscription(gone.arn, now=NOW) is None
+    kept = await store.get_deleted_subscription(gone.arn)
+    assert kept == dataclasses.replace(gone, seq=0, confirm_token="r")
+    counts = await store.subscription_counts(TOPIC_ARN)
+    assert counts == {"confirmed": 1, "pending": 1, "deleted": 1}
+
+    confirmed = dataclasses.replace(pending, confirm_token=None)
+    await store.update_subscription(confirmed)
+    assert (await store.get_subscription(pending.arn)) == confirmed
+    assert (await store.subscription_counts(TOPIC_ARN))["pending"] == 0
+
+    restored = await store.restore_subscription(
+        dataclasses.replace(kept, confirm_token=None)
+    )
+    assert restored.seq > gone.seq
+    assert await store.get_deleted_subscription(gone.arn) is None
+    assert (await store.subscription_counts(TOPIC_ARN))["confirmed"] == 3
+    await store.delete_subscription(gone.arn, now=NOW)
+    await store.update_subscription(pending)  # pending again, created at NOW
+    purged = await store.purge_subscriptions(
+        pending_before=NOW + 1, deleted_before=NOW + 1
+    )
+    assert purged == 2
+    assert await store.get_subscription(pending.arn) is None
+    counts = await store.subscription_counts(TOPIC_ARN)
+    assert counts == {"confirmed": 1, "pending": 0, "deleted": 0}
+
+
+async def test_http_jobs_are_claimed_in_their_own_lane(store: Store) -> None:
+    """Push claims never return HTTP jobs and the reverse; each lane has its
+    own next due time; an HTTP job keeps its subscription and payload."""
+    await store.enqueue(
+        make_message(1),
+        [
+            NewJob("endpoint", endpoint_arn=make_endpoint(1).arn, next_attempt_at=NOW),
+            NewJob(
+                "http",
+                subscription_arn=f"{TOPIC_ARN}:http-1",
+                payload='{"Type":"SubscriptionConfirmation"}',
+                next_attempt_at=NOW - 5,
+            ),
+        ],
+    )
+    assert await store.next_due_at() == NOW
+    assert await store.next_due_at(HTTP_LANE) == NOW - 5
+    push = await store.claim_jobs(owner="w1", limit=5, lease_s=30, now=NOW)
+    http = await store.claim_jobs(
+        owner="w1", limit=5, lease_s=30, now=NOW, lane=HTTP_LANE
+    )
+    assert [j.kind for j in push] == ["endpoint"]
+    assert [j.kind for j in http] == ["http"]
+    assert http[0].subscription_arn == f"{TOPIC_ARN}:http-1"
+    assert http[0].payload == '{"Type":"SubscriptionConfirmation"}'
+    assert await store.complete_job(http[0].id, owner="w1")
 
 
 async def test_list_subscriptions_all_or_by_topic(store: Store) -> None:

@@ -113,8 +113,12 @@ def schema_from_migrations(dialect: Dialect) -> tuple[Schema, set[str]]:
             if match := _ALTER_TABLE.search(statement):
                 for action in _top_level_items(match[2]):
                     _alter(schema, match[1], action.strip())
-        indexes |= {m[1] for m in _CREATE_INDEX.finditer(sql)}
-        indexes -= {m[1] for m in _DROP_INDEX.finditer(sql)}
+        # In statement order: a file may drop an index and create it anew.
+        for statement in sql.split(";"):
+            if match := _DROP_INDEX.search(statement):
+                indexes.discard(match[1])
+            if match := _CREATE_INDEX.search(statement):
+                indexes.add(match[1])
     return schema, indexes
 
 

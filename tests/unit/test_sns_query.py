@@ -279,10 +279,29 @@ REQUESTS: list[
                 "protocol": "application",
                 "endpoint": ENDPOINT,
                 "attributes": {"RawMessageDelivery": "true"},
+                "return_subscription_arn": True,
             },
         ),
     ),
-    ("Unsubscribe", {"SubscriptionArn": SUB}, ("unsubscribe", (), {"arn": SUB})),
+    (
+        "ConfirmSubscription",
+        {"TopicArn": TOPIC, "Token": "t0k", "AuthenticateOnUnsubscribe": "true"},
+        (
+            "confirm_subscription",
+            (),
+            {
+                "topic_arn": TOPIC,
+                "token": "t0k",
+                "authenticate_on_unsubscribe": "true",
+                "authenticated": True,
+            },
+        ),
+    ),
+    (
+        "Unsubscribe",
+        {"SubscriptionArn": SUB},
+        ("unsubscribe", (), {"arn": SUB, "authenticated": True}),
+    ),
     (
         "ListSubscriptions",
         {"NextToken": "t"},
@@ -334,7 +353,8 @@ REQUESTS: list[
 
 
 def test_every_operation_is_in_the_table() -> None:
-    """The table covers exactly the 26 mobile-push operations of the brief."""
+    """The table covers exactly the 26 mobile-push operations of the brief and
+    ConfirmSubscription (HTTP/HTTPS subscriptions)."""
     expected = {
         "CreatePlatformApplication",
         "GetPlatformApplicationAttributes",
@@ -354,6 +374,7 @@ def test_every_operation_is_in_the_table() -> None:
         "SetTopicAttributes",
         "ListTopics",
         "Subscribe",
+        "ConfirmSubscription",
         "Unsubscribe",
         "ListSubscriptions",
         "ListSubscriptionsByTopic",

@@ -46,6 +46,10 @@ _TOPIC_INSERT = insert_sql("topics", TOPIC_COLUMNS)
 _TOPIC_UPDATE = update_sql("topics", TOPIC_COLUMNS)
 _SUB_INSERT = insert_sql("subscriptions", SUBSCRIPTION_COLUMNS) + " RETURNING seq"
 _SUB_UPDATE = update_sql("subscriptions", SUBSCRIPTION_COLUMNS)
+_DELETED_INSERT = (
+    insert_sql("deleted_subscriptions", (*SUBSCRIPTION_COLUMNS, "deleted_at"))
+    + " ON CONFLICT (arn) DO NOTHING"
+)
 
 
 class CatalogSql(SqlBase):
@@ -186,6 +190,10 @@ class CatalogSql(SqlBase):
             await tx.execute(
                 "DELETE FROM subscriptions WHERE topic_arn = :arn", {"arn": arn}
             )
+            await tx.execute(
+                "DELETE FROM deleted_subscriptions WHERE topic_arn = :arn",
+                {"arn": arn},
+            )
             await tx.execute("DELETE FROM topics WHERE arn = :arn", {"arn": arn})
 
         await self._transact(delete)
@@ -227,8 +235,72 @@ class CatalogSql(SqlBase):
         if not await self._write(_SUB_UPDATE, sub_params(sub)):
             raise NotFoundError(sub.arn)
 
-    async def delete_subscription(self, arn: str) -> None:
-        await self._write("DELETE FROM subscriptions WHERE arn = :arn", {"arn": arn})
+    async def delete_subscription(
+        self, arn: str, *, now: float | None = None, restore_token: str | None = None
+    ) -> Subscription | None:
+        async def delete(tx: Tx) -> Subscription | None:
+            row = await tx.fetchrow(
+                "DELETE FROM subscriptions WHERE arn = :arn RETURNING *", {"arn": arn}
+            )
+            if row is None:
+                return None
+            sub = sub_from_row(row)
+            if now is not None:
+                kept = dataclasses.replace(sub, confirm_token=restore_token)
+                await tx.execute(
+                    _DELETED_INSERT, {**sub_params(kept), "deleted_at": now}
+                )
+            return sub
+
+        return await self._transact(delete)
+
+    async def get_deleted_subscription(self, arn: str) -> Subscription | None:
+        row = await self._read_one(
+            "SELECT *, 0 AS seq FROM deleted_subscriptions WHERE arn = :arn",
+            {"arn": arn},
+        )
+        return sub_from_row(row) if row else None
+
+    async def restore_subscription(self, sub: Subscription) -> Subscription:
+        async def restore(tx: Tx) -> Subscription:
+            await tx.execute(
+                "DELETE FROM deleted_subscriptions WHERE arn = :arn", {"arn": sub.arn}
+            )
+            rows = await tx.fetch(_SUB_INSERT, sub_params(sub))
+            return dataclasses.replace(sub, seq=rows[0]["seq"])
+
+        return await self._transact(restore)
+
+    async def subscription_counts(self, topic_arn: str) -> dict[str, int]:
+        params = {"topic": topic_arn}
+        row = await self._read_one(
+            "SELECT count(CASE WHEN confirm_token IS NULL THEN 1 END) AS confirmed,"
+            " count(confirm_token) AS pending,"
+            " (SELECT count(*) FROM deleted_subscriptions WHERE topic_arn = :topic)"
+            " AS deleted"
+            " FROM subscriptions WHERE topic_arn = :topic",
+            params,
+        )
+        assert row is not None
+        return {k: int(row[k]) for k in ("confirmed", "pending", "deleted")}
+
+    async def purge_subscriptions(
+        self, *, pending_before: float, deleted_before: float
+    ) -> int:
+        async def purge(tx: Tx) -> int:
+            pending = await tx.fetch(
+                "DELETE FROM subscriptions WHERE confirm_token IS NOT NULL"
+                " AND created_at < :before RETURNING arn",
+                {"before": pending_before},
+            )
+            deleted = await tx.fetch(
+                "DELETE FROM deleted_subscriptions WHERE deleted_at < :before"
+                " RETURNING arn",
+                {"before": deleted_before},
+            )
+            return len(pending) + len(deleted)
+
+        return await self._transact(purge)
 
     async def subscriptions_range(
         self, topic_arn: str, *, after_seq: int, upto_seq: int, limit: int

@@ -8,7 +8,7 @@ import time
 from collections.abc import Sequence
 
 from pushgw.errors import NotFoundError
-from pushgw.model import DeliveryJob, Message
+from pushgw.model import PUSH_LANE, DeliveryJob, Message
 from pushgw.store.base import NewJob
 from pushgw.store.rows import (
     JOB_COLUMNS,
@@ -33,9 +33,11 @@ _TOPIC_BOUND = (
 # expires (a dead worker's jobs).
 _NEXT_DUE_AT = (
     "SELECT min(due) AS due FROM ("
-    " SELECT min(next_attempt_at) AS due FROM jobs WHERE lease_owner IS NULL"
+    " SELECT min(next_attempt_at) AS due FROM jobs"
+    "  WHERE lane = :lane AND lease_owner IS NULL"
     " UNION ALL"
-    " SELECT min(lease_expires_at) FROM jobs WHERE lease_owner IS NOT NULL"
+    " SELECT min(lease_expires_at) FROM jobs"
+    "  WHERE lane = :lane AND lease_owner IS NOT NULL"
     ") AS soonest"
 )
 _JOB_COUNTS = (
@@ -78,13 +80,25 @@ class QueueSql(SqlBase):
         return message_from_row(row) if row else None
 
     async def claim_jobs(
-        self, *, owner: str, limit: int, lease_s: float, now: float
+        self,
+        *,
+        owner: str,
+        limit: int,
+        lease_s: float,
+        now: float,
+        lane: int = PUSH_LANE,
     ) -> list[DeliveryJob]:
         if limit <= 0:
             return []
         rows = await self._write(
             self._CLAIM,
-            {"owner": owner, "until": now + lease_s, "now": now, "limit": limit},
+            {
+                "owner": owner,
+                "until": now + lease_s,
+                "now": now,
+                "limit": limit,
+                "lane": lane,
+            },
         )
         return sorted_jobs(rows)
 
@@ -115,12 +129,19 @@ class QueueSql(SqlBase):
         owner: str,
         next_attempt_at: float,
         last_error: str | None,
+        count_attempt: bool = True,
     ) -> bool:
         rows = await self._write(
-            "UPDATE jobs SET attempts = attempts + 1, next_attempt_at = :due,"
+            "UPDATE jobs SET attempts = attempts + :count, next_attempt_at = :due,"
             " lease_owner = NULL, lease_expires_at = NULL, last_error = :error"
             " WHERE id = :id AND lease_owner = :owner RETURNING id",
-            {"id": job_id, "owner": owner, "due": next_attempt_at, "error": last_error},
+            {
+                "id": job_id,
+                "owner": owner,
+                "due": next_attempt_at,
+                "error": last_error,
+                "count": int(count_attempt),
+            },
             wake=True,
         )
         return bool(rows)
@@ -201,8 +222,8 @@ class QueueSql(SqlBase):
             {"id": node, "now": now},
         )
 
-    async def next_due_at(self) -> float | None:
-        row = await self._read_one(_NEXT_DUE_AT)
+    async def next_due_at(self, lane: int = PUSH_LANE) -> float | None:
+        row = await self._read_one(_NEXT_DUE_AT, {"lane": lane})
         return None if row is None else row["due"]
 
     async def job_counts(self) -> dict[str, int]:

@@ -1,0 +1,293 @@
+"""
+HTTP/HTTPS subscription delivery in the engine: the in-memory store, the fake
+push provider and a real HTTP receiver on a loopback socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from pushgw.arn import ArnBuilder
+from pushgw.config import DeliveryConfig
+from pushgw.delivery.dispatcher import Dispatcher
+from pushgw.delivery.http import HttpSender, HttpSenderSettings
+from pushgw.delivery.providers import ProviderPool
+from pushgw.netguard import check_subscriber_url
+from pushgw.providers.fake import FakeProvider
+from pushgw.service import Service
+from pushgw.service.types import MessageAttributeInput, PublishInput
+from pushgw.sns.http_messages import SigningKey, verify
+from pushgw.store.memory import InMemoryStore
+from tests.delivery.test_dispatcher import fake_factory
+from tests.e2e.harness import ROOT
+
+
+@dataclass
+class Hook:
+    """A receiver: records requests; `status` and `delay_s` shape its answers."""
+
+    requests: list[tuple[str, dict[str, str], str, float]] = field(default_factory=list)
+    status: int = 200
+    delay_s: float = 0.0
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.requests.append(
+            (
+                request.path,
+                {k.lower(): v for k, v in request.headers.items()},
+                await request.text(),
+                time.monotonic(),
+            )
+        )
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        return web.Response(status=self.status, text="ok")
+
+    def of(self, path: str, kind: str) -> list[dict[str, Any]]:
+        return [
+            {"headers": h, "body": b, "at": t}
+            for p, h, b, t in self.requests
+            if p == path and h.get("x-amz-sns-message-type") == kind
+        ]
+
+
+@dataclass
+class Rig:
+    store: InMemoryStore
+    service: Service
+    dispatcher: Dispatcher
+    hook: Hook
+    base: str
+    key: SigningKey
+    app_arn: str
+
+    async def wait(self, check: Any, limit_s: float = 10.0) -> None:
+        async with asyncio.timeout(limit_s):
+            while not check():
+                self.dispatcher.wake()
+                await asyncio.sleep(0.01)
+
+    async def confirmed(self, topic: str, path: str, **attributes: str) -> str:
+        arn = await self.service.subscribe(
+            topic_arn=topic,
+            protocol="http",
+            endpoint=self.base + path,
+            attributes=attributes,
+            return_subscription_arn=True,
+        )
+        await self.wait(lambda: self.hook.of(path, "SubscriptionConfirmation"))
+        doc = json.loads(self.hook.of(path, "SubscriptionConfirmation")[-1]["body"])
+        assert verify(doc, self.key.cert_pem)
+        await self.service.confirm_subscription(
+            topic_arn=topic, token=doc["Token"], authenticate_on_unsubscribe=None
+        )
+        return arn
+
+
+STATUS_TOPIC = "arn:aws:sns:us-east-1:123456789012:delivery-status"
+
+
+@pytest.fixture(name="rig")
+async def _rig() -> AsyncIterator[Rig]:
+    hook = Hook()
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", hook.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    store = InMemoryStore()
+    key = SigningKey.from_files(
+        ROOT / "config" / "dev-sns-signing.key", ROOT / "config" / "dev-sns-signing.pem"
+    )
+    sender = HttpSender(
+        store=store,
+        key=key,
+        settings=HttpSenderSettings(
+            public_url="http://127.0.0.1:8080",
+            timeout_s=1.0,
+            max_in_flight=8,
+            max_connections_per_host=4,
+            allow_private_urls=True,
+        ),
+    )
+    FakeProvider.reset()
+    dispatcher = Dispatcher(
+        store=store,
+        providers=ProviderPool(fake_factory),
+        config=DeliveryConfig(
+            chunk_size=10,
+            poll_interval_s=0.01,
+            max_in_flight=8,
+            retry_base_s=0.01,
+            status_topic_arn=STATUS_TOPIC,
+        ),
+        http_sender=sender,
+    )
+    service = Service(
+        store=store,
+        arns=ArnBuilder("us-east-1", "123456789012"),
+        on_enqueue=dispatcher.accepted,
+        url_check=lambda url: check_subscriber_url(url, allow_private=True),
+    )
+    app_arn = await service.create_platform_application(
+        name="app", platform="GCM", attributes={"PlatformCredential": "AIzaKey"}
+    )
+    task = asyncio.create_task(dispatcher.run())
+    yield Rig(
+        store, service, dispatcher, hook, f"http://127.0.0.1:{port}", key, app_arn
+    )
+    await dispatcher.stop(1.0)
+    await asyncio.wait_for(task, 5)
+    await sender.aclose()
+    await runner.cleanup()
+
+
+async def test_fanout_mixes_push_and_http_subscribers(rig: Rig) -> None:
+    topic = await rig.service.create_topic(name="mixed", attributes=None, tags=None)
+    for i in range(12):
+        endpoint = await rig.service.create_platform_endpoint(
+            app_arn=rig.app_arn,
+            token=f"good-{i}",
+            custom_user_data=None,
+            attributes=None,
+        )
+        await rig.service.subscribe(
+            topic_arn=topic, protocol="application", endpoint=endpoint, attributes=None
+        )
+    plain = await rig.confirmed(topic, "/plain")
+    await rig.confirmed(topic, "/raw", RawMessageDelivery="true")
+    await rig.confirmed(
+        topic, "/filtered", FilterPolicy=json.dumps({"kind": [{"prefix": "wa"}]})
+    )
+
+    await rig.service.publish(
+        PublishInput(
+            message="hello",
+            topic_arn=topic,
+            message_attributes={"kind": MessageAttributeInput("String", "other")},
+        )
+    )
+    await rig.wait(
+        lambda: (
+            len(FakeProvider.sent) == 12
+            and rig.hook.of("/plain", "Notification")
+            and rig.hook.of("/raw", "Notification")
+        )
+    )
+    await asyncio.sleep(0.2)
+    note = rig.hook.of("/plain", "Notification")[0]
+    doc = json.loads(note["body"])
+    assert verify(doc, rig.key.cert_pem)
+    assert (
+        doc["Message"] == "hello"
+        and note["headers"]["x-amz-sns-subscription-arn"] == plain
+    )
+    assert rig.hook.of("/raw", "Notification")[0]["body"] == "hello"
+    assert not rig.hook.of("/filtered", "Notification")
+    await rig.wait(lambda: not rig.store.jobs)
+
+
+async def test_pending_subscription_receives_nothing(rig: Rig) -> None:
+    topic = await rig.service.create_topic(name="pending", attributes=None, tags=None)
+    answer = await rig.service.subscribe(
+        topic_arn=topic, protocol="http", endpoint=rig.base + "/p", attributes=None
+    )
+    assert answer == "pending confirmation"
+    await rig.wait(lambda: rig.hook.of("/p", "SubscriptionConfirmation"))
+    await rig.service.publish(PublishInput(message="too early", topic_arn=topic))
+    await rig.wait(lambda: not rig.store.jobs)
+    assert not rig.hook.of("/p", "Notification")
+
+
+async def test_failures_follow_the_delivery_policy_then_stop(rig: Rig) -> None:
+    """2 retries 1 s apart, then SNS drops the message: 3 attempts in all."""
+    topic = await rig.service.create_topic(name="retry", attributes=None, tags=None)
+    policy = {
+        "healthyRetryPolicy": {
+            "minDelayTarget": 1,
+            "maxDelayTarget": 1,
+            "numRetries": 2,
+            "backoffFunction": "linear",
+        }
+    }
+    await rig.confirmed(topic, "/flaky", DeliveryPolicy=json.dumps(policy))
+    rig.hook.status = 500
+    await rig.service.publish(PublishInput(message="m", topic_arn=topic))
+    await rig.wait(lambda: len(rig.hook.of("/flaky", "Notification")) == 3, 10)
+    await rig.wait(lambda: not rig.store.jobs)
+    times = [r["at"] for r in rig.hook.of("/flaky", "Notification")]
+    assert all(0.9 < b - a < 2.0 for a, b in itertools.pairwise(times))
+    assert rig.dispatcher.http_sender is not None
+    assert rig.dispatcher.http_sender.stats["http_failed"] == 1
+
+
+async def test_a_hanging_subscriber_never_slows_push(rig: Rig) -> None:
+    """A receiver that answers after the timeout holds HTTP-lane slots only:
+    push fan-out of the same and other messages completes at once."""
+    topic = await rig.service.create_topic(name="slow", attributes=None, tags=None)
+    for i in range(20):
+        endpoint = await rig.service.create_platform_endpoint(
+            app_arn=rig.app_arn,
+            token=f"good-{i}",
+            custom_user_data=None,
+            attributes=None,
+        )
+        await rig.service.subscribe(
+            topic_arn=topic, protocol="application", endpoint=endpoint, attributes=None
+        )
+    await rig.confirmed(topic, "/hang")
+    rig.hook.delay_s = 5.0
+    started = time.monotonic()
+    for n in range(10):
+        await rig.service.publish(PublishInput(message=f"m{n}", topic_arn=topic))
+    await rig.wait(lambda: len(FakeProvider.sent) == 200, 5)
+    assert time.monotonic() - started < 3.0  # while the HTTP sends time out
+    rig.hook.delay_s = 0
+
+
+async def test_throttle_spreads_deliveries(rig: Rig) -> None:
+    topic = await rig.service.create_topic(name="throttled", attributes=None, tags=None)
+    policy = {"throttlePolicy": {"maxReceivesPerSecond": 4}}
+    await rig.confirmed(topic, "/t", DeliveryPolicy=json.dumps(policy))
+    for n in range(8):
+        await rig.service.publish(PublishInput(message=f"m{n}", topic_arn=topic))
+    await rig.wait(lambda: len(rig.hook.of("/t", "Notification")) == 8, 10)
+    times = sorted(r["at"] for r in rig.hook.of("/t", "Notification"))
+    assert times[-1] - times[0] >= 1.5  # 8 at 4/s: at least 1.75 s apart end to end
+    await rig.wait(lambda: not rig.store.jobs)
+    assert all(j.attempts == 0 for j in rig.store.jobs.values())
+
+
+async def test_delivery_status_records_reach_the_status_topic(rig: Rig) -> None:
+    """With delivery.status_topic_arn, SNS's record of a failed push delivery
+    is published there; an HTTP subscriber of that topic receives it."""
+    topic = await rig.service.create_topic(
+        name="delivery-status", attributes=None, tags=None
+    )
+    assert topic == STATUS_TOPIC
+    await rig.confirmed(topic, "/status")
+    endpoint = await rig.service.create_platform_endpoint(
+        app_arn=rig.app_arn,
+        token="unregistered-1",
+        custom_user_data=None,
+        attributes=None,
+    )
+    await rig.service.publish(PublishInput(message="to nobody", target_arn=endpoint))
+    await rig.wait(lambda: rig.hook.of("/status", "Notification"))
+    record = json.loads(
+        json.loads(rig.hook.of("/status", "Notification")[0]["body"])["Message"]
+    )
+    assert record["status"] == "FAILURE"
+    assert record["delivery"]["destination"] == endpoint
+    assert "unregistered-1" not in json.dumps(record)  # the token is redacted
