@@ -231,7 +231,7 @@ class TopicsMixin(ServiceBase):
                 f" endpoint arn{target}"
             )
         attrs = _checked(attributes or {}, SUBSCRIPTION_ATTRIBUTES)
-        _check_filter_policy(attrs.get("FilterPolicy"))
+        _check_filter_policy(attrs, current={})
         existing = await self.store.find_subscription(topic.arn, target)
         if existing is None:
             sub = Subscription(
@@ -313,7 +313,7 @@ class TopicsMixin(ServiceBase):
         self, sub: Subscription, attributes: Mapping[str, str]
     ) -> None:
         attrs = _checked(attributes, SUBSCRIPTION_ATTRIBUTES)
-        _check_filter_policy(attrs.get("FilterPolicy"))
+        _check_filter_policy(attrs, current=sub.attributes)
         await self.store.update_subscription(
             dataclasses.replace(sub, attributes={**sub.attributes, **attrs})
         )
@@ -388,13 +388,34 @@ def _checked(attributes: Mapping[str, str], allowed: frozenset[str]) -> dict[str
     return dict(attributes)
 
 
-def _check_filter_policy(policy: str | None) -> None:
-    if not policy:
-        return
-    from pushgw.sns.filters import parse_filter_policy
+def _check_filter_policy(
+    changes: Mapping[str, str], *, current: Mapping[str, str]
+) -> None:
+    """
+    Check FilterPolicyScope and FilterPolicy as they will be after `changes`:
+    a policy is checked against the scope it will be matched in, whether the
+    policy, the scope or both change (a nested policy cannot move to the
+    MessageAttributes scope).
+    """
+    from pushgw.sns import filters
 
+    if "FilterPolicyScope" in changes:
+        try:
+            filters.check_scope(changes["FilterPolicyScope"])
+        except ValueError as exc:
+            raise InvalidParameterError(
+                f"Invalid parameter: FilterPolicyScope: {exc}"
+            ) from None
+    if "FilterPolicy" not in changes and "FilterPolicyScope" not in changes:
+        return
+    after = {**current, **changes}
+    policy = after.get("FilterPolicy")
+    if not policy:
+        return  # no policy, or "" to remove it
     try:
-        parse_filter_policy(policy)
+        filters.parse_filter_policy(policy, scope=filters.scope_of(after))
+    except filters.ScopeError as exc:  # AWS words this one without "FilterPolicy:"
+        raise InvalidParameterError(f"Invalid parameter: {exc}") from None
     except ValueError as exc:
         raise InvalidParameterError(f"Invalid parameter: FilterPolicy: {exc}") from None
 
