@@ -11,7 +11,13 @@ from pushgw.delivery.decision import STORE_RETRY_S, Decision, RetryAt
 from pushgw.errors import StoreUnavailableError
 from pushgw.log import get_logger
 from pushgw.model import DeliveryJob, Endpoint, Message, Subscription
-from pushgw.sns.filters import Policy, matches, parse_filter_policy
+from pushgw.sns.filters import (
+    ParsedBody,
+    message_body,
+    message_matches,
+    parse_filter_policy,
+    scope_of,
+)
 from pushgw.store.base import NewJob, Store
 
 T = TypeVar("T")
@@ -73,7 +79,11 @@ class TopicChunk:
         self.cursor = job.cursor
         self.saved: tuple[int, frozenset[int]] = (job.cursor, frozenset(job.done))
         self.flush_lock = asyncio.Lock()
-        self.policies: dict[str, Policy | None] = {}
+        # One verdict per (scope, policy text): the message is the same for
+        # every subscriber, so a million subscriptions sharing a few policies
+        # cost a few matches. The body is parsed once, on first need.
+        self.verdicts: dict[tuple[str, str], bool] = {}
+        self.body: ParsedBody | None = None
 
     async def run(self) -> None:
         endpoints = await self.host.store.get_endpoints(
@@ -122,13 +132,22 @@ class TopicChunk:
         text = sub.attributes.get("FilterPolicy")
         if not text:
             return True
-        if text not in self.policies:
-            try:
-                self.policies[text] = parse_filter_policy(text)
-            except ValueError:
-                self.policies[text] = None  # refused at Subscribe; match nothing
-        policy = self.policies[text]
-        return policy is not None and matches(policy, self.message.attributes)
+        key = (scope_of(sub.attributes), text)
+        verdict = self.verdicts.get(key)
+        if verdict is None:
+            verdict = self.verdicts[key] = self._verdict(*key)
+        return verdict
+
+    def _verdict(self, scope: str, text: str) -> bool:
+        try:
+            # Limits are checked when a policy is set; one stored before they
+            # applied still filters as it did rather than dropping every message.
+            policy = parse_filter_policy(text, scope=scope, check_limits=False)
+        except ValueError:
+            return False  # refused at Subscribe; match nothing
+        if self.body is None:
+            self.body = message_body(self.message)
+        return message_matches(policy, self.message.attributes, self.body)
 
     def _hand_over(self, sub: Subscription) -> None:
         """

@@ -51,7 +51,6 @@ SUBSCRIPTION_ATTRIBUTES = frozenset(
         "SubscriptionRoleArn",
     }
 )
-FILTER_SCOPES = frozenset({"MessageAttributes", "MessageBody"})
 # What Subscribe answers for a subscription that waits for its confirmation
 # (unless ReturnSubscriptionArn), and what lists show instead of its ARN.
 PENDING_CONFIRMATION = "pending confirmation"
@@ -573,11 +572,7 @@ def _check_subscription_attributes(
     """The attributes being set, checked against what the subscription will
     hold afterwards (a new FilterPolicyScope re-checks the stored policy); a
     DeliveryPolicy is stored in the form SNS stores."""
-    merged = {**current, **attrs}
-    if "FilterPolicy" in attrs or "FilterPolicyScope" in attrs:
-        _check_filter_policy(
-            merged.get("FilterPolicy"), merged.get("FilterPolicyScope")
-        )
+    _check_filter_policy(attrs, current=current)
     raw = attrs.get("RawMessageDelivery")
     if raw is not None and raw.lower() not in ("true", "false"):
         raise InvalidParameterError(
@@ -597,18 +592,34 @@ def _check_subscription_attributes(
         )
 
 
-def _check_filter_policy(policy: str | None, scope: str | None = None) -> None:
-    if scope is not None and scope not in FILTER_SCOPES:
-        raise InvalidParameterError(
-            "Invalid parameter: Attributes Reason: FilterPolicyScope: Invalid value"
-            f" [{scope}]. Please use either MessageBody or MessageAttributes"
-        )
-    if not policy:
-        return
-    from pushgw.sns.filters import parse_filter_policy
+def _check_filter_policy(
+    changes: Mapping[str, str], *, current: Mapping[str, str]
+) -> None:
+    """
+    Check FilterPolicyScope and FilterPolicy as they will be after `changes`:
+    a policy is checked against the scope it will be matched in, whether the
+    policy, the scope or both change (a nested policy cannot move to the
+    MessageAttributes scope).
+    """
+    from pushgw.sns import filters
 
+    if "FilterPolicyScope" in changes:
+        try:
+            filters.check_scope(changes["FilterPolicyScope"])
+        except ValueError as exc:
+            raise InvalidParameterError(
+                f"Invalid parameter: FilterPolicyScope: {exc}"
+            ) from None
+    if "FilterPolicy" not in changes and "FilterPolicyScope" not in changes:
+        return
+    after = {**current, **changes}
+    policy = after.get("FilterPolicy")
+    if not policy:
+        return  # no policy, or "" to remove it
     try:
-        parse_filter_policy(policy)
+        filters.parse_filter_policy(policy, scope=filters.scope_of(after))
+    except filters.ScopeError as exc:  # AWS words this one without "FilterPolicy:"
+        raise InvalidParameterError(f"Invalid parameter: {exc}") from None
     except ValueError as exc:
         raise InvalidParameterError(f"Invalid parameter: FilterPolicy: {exc}") from None
 

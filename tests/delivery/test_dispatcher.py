@@ -14,7 +14,7 @@ from pushgw.arn import ArnBuilder
 from pushgw.config import DeliveryConfig
 from pushgw.delivery.dispatcher import Dispatcher
 from pushgw.delivery.providers import ProviderPool
-from pushgw.model import PlatformApplication
+from pushgw.model import PlatformApplication, Subscription
 from pushgw.providers.base import Provider
 from pushgw.providers.fake import FakeProvider
 from pushgw.service import Service
@@ -234,6 +234,81 @@ async def test_filter_policy_skips_non_matching_subscribers(rig: Rig) -> None:
     await rig.settle()
 
     assert ["good-eu"] == [d.token for d in FakeProvider.sent]
+
+
+async def test_filter_policy_scope_picks_attributes_or_body(rig: Rig) -> None:
+    """One policy text filters the body or the attributes per subscription scope."""
+    topic = await rig.service.create_topic(name="t", attributes=None, tags=None)
+    policy = '{"kind": ["a"]}'
+    for token, scope in [("good-body", "MessageBody"), ("good-attrs", None)]:
+        await rig.service.subscribe(
+            topic_arn=topic,
+            protocol="application",
+            endpoint=await rig.endpoint(token),
+            attributes={"FilterPolicy": policy}
+            | ({"FilterPolicyScope": scope} if scope else {}),
+        )
+    kind_b = {"kind": MessageAttributeInput("String", "b")}
+
+    await rig.service.publish(
+        PublishInput(
+            message='{"kind": "a"}', topic_arn=topic, message_attributes=kind_b
+        )
+    )
+    await rig.settle()
+
+    assert ["good-body"] == [d.token for d in FakeProvider.sent]
+
+
+async def test_stored_policy_over_the_limits_still_filters(rig: Rig) -> None:
+    """A policy stored before the key limit applied filters as before, not as 'none'."""
+    topic = await rig.service.create_topic(name="t", attributes=None, tags=None)
+    policy = {f"k{i}": ["v"] for i in range(6)}
+    for token, value in [("good-all", "v"), ("good-none", "other")]:
+        await rig.store.insert_subscription(
+            Subscription(
+                arn=rig.service.arns.subscription(topic),
+                topic_arn=topic,
+                endpoint_arn=await rig.endpoint(token),
+                attributes={"FilterPolicy": json.dumps(policy | {"k0": [value]})},
+            )
+        )
+    attributes = {f"k{i}": MessageAttributeInput("String", "v") for i in range(6)}
+
+    await rig.service.publish(
+        PublishInput(message="m", topic_arn=topic, message_attributes=attributes)
+    )
+    await rig.settle()
+
+    assert ["good-all"] == [d.token for d in FakeProvider.sent]
+
+
+async def test_body_filter_reads_the_default_of_a_json_structure(rig: Rig) -> None:
+    """With MessageStructure=json, a MessageBody policy reads the `default` text."""
+    topic = await rig.service.create_topic(name="t", attributes=None, tags=None)
+    await rig.service.subscribe(
+        topic_arn=topic,
+        protocol="application",
+        endpoint=await rig.endpoint("good-nested"),
+        attributes={
+            "FilterPolicy": '{"order": {"kind": ["a"]}}',
+            "FilterPolicyScope": "MessageBody",
+        },
+    )
+    structured = [
+        {"default": json.dumps({"order": {"kind": kind}}), "GCM": '{"data": {}}'}
+        for kind in ("b", "a")
+    ]
+
+    for body in structured:
+        await rig.service.publish(
+            PublishInput(
+                message=json.dumps(body), topic_arn=topic, message_structure="json"
+            )
+        )
+    await rig.settle()
+
+    assert ["good-nested"] == [d.token for d in FakeProvider.sent]
 
 
 async def test_endpoint_lifecycle_events_reach_the_event_topics(rig: Rig) -> None:
