@@ -42,6 +42,7 @@ from pushgw.arn import ArnBuilder
 from pushgw.config import Config, load_config
 from pushgw.delivery.dispatcher import CLAIM_TASK, Dispatcher, node_id_for
 from pushgw.delivery.http import HttpSender, HttpSenderSettings
+from pushgw.delivery.observe import Observers
 from pushgw.delivery.providers import ProviderPool
 from pushgw.errors import ConfigError, StartupError, StoreError
 from pushgw.log import get_logger
@@ -169,6 +170,8 @@ class Gateway:
         )
         self.providers = ProviderPool(factory)
         self.signing_key = signing_key(config)
+        # Told of every delivery attempt and outcome (metrics, the ledger).
+        self.observers = Observers()
         hooks = config.http_subscriptions
         self.http_sender = HttpSender(
             store=self.store,
@@ -182,6 +185,7 @@ class Gateway:
                 allow_private_urls=hooks.allow_private_urls,
                 ca_file=str(config.path(hooks.ca_file)) if hooks.ca_file else None,
             ),
+            observer=self.observers,
         )
         self.dispatcher = Dispatcher(
             store=self.store,
@@ -189,6 +193,7 @@ class Gateway:
             config=config.delivery,
             node=node_id_for(config.delivery, config.source),
             http_sender=self.http_sender,
+            observer=self.observers,
         )
         self.supervisor = Supervisor()
         self.service = Service(

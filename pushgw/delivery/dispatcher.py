@@ -41,6 +41,13 @@ from pushgw.config import DeliveryConfig
 from pushgw.delivery.chunk import TopicChunk
 from pushgw.delivery.decision import DONE, STORE_RETRY_S, Decision, RetryAt
 from pushgw.delivery.http import HttpSender
+from pushgw.delivery.observe import (
+    Attempt,
+    DeliveryObserver,
+    Finished,
+    Observers,
+    expired,
+)
 from pushgw.delivery.providers import AppGate, ProviderPool
 from pushgw.delivery.render import expires_at, render
 from pushgw.delivery.retry import RetryPolicy
@@ -130,8 +137,11 @@ class Dispatcher:
         clock: Callable[[], float] = time.time,
         node: str | None = None,
         http_sender: HttpSender | None = None,
+        observer: DeliveryObserver | None = None,
     ) -> None:
         self.store = store
+        # Metrics and the delivery ledger: told of every attempt and outcome.
+        self.observer: DeliveryObserver = observer or Observers()
         self.providers = providers
         self.config = config
         self.clock = clock
@@ -457,14 +467,29 @@ class Dispatcher:
             provider = await self.providers.get(app)
         except ProviderSetupError as exc:
             return SendResult(Outcome.BAD_CREDENTIALS, f"provider setup: {exc}")
+        started = time.perf_counter()
         try:
             # Provider.send maps transport errors to RETRY itself: whatever
             # it raises is a bug in our adapter code.
-            return await provider.send(endpoint, rendered)
+            result = await provider.send(endpoint, rendered)
         except Exception:
             self.stats["adapter_errors"] += 1
             log.exception("adapter_error", app=app.arn, device=redact(endpoint.token))
+            self.observer.attempt(
+                Attempt(
+                    app.platform.value, "error", None, time.perf_counter() - started
+                )
+            )
             return None
+        self.observer.attempt(
+            Attempt(
+                app.platform.value,
+                result.outcome.value,
+                result.status,
+                time.perf_counter() - started,
+            )
+        )
+        return result
 
     async def _act(self, attempt: _Attempt, result: SendResult) -> Decision:
         app, endpoint = attempt.app, attempt.endpoint
@@ -510,6 +535,7 @@ class Dispatcher:
                 f"TTL expired while retrying: {reason}",
             )
         self.stats["retries_scheduled"] += 1
+        self.observer.rescheduled(attempt.app.platform.value, reason)
         return RetryAt(at + random.uniform(0, 0.05), reason)
 
     async def _fail(
@@ -521,6 +547,19 @@ class Dispatcher:
     ) -> Decision:
         now = self.clock()
         self.stats[f"failed_{failure_type}"] += 1
+        self.observer.finished(
+            Finished(
+                message=attempt.message,
+                app=attempt.app,
+                endpoint=attempt.endpoint,
+                status="expired" if expired(failure_type) else "failed",
+                failure_type=failure_type,
+                reason=failure_message,
+                provider_status=result.status if result else None,
+                attempts=attempt.attempts,
+                at=now,
+            )
+        )
         await self._delivery_status(
             attempt.message,
             events.delivery_status(
@@ -561,7 +600,22 @@ class Dispatcher:
 
     async def _log_success(self, attempt: _Attempt, result: SendResult) -> None:
         rate = attempt.app.attributes.get("SuccessFeedbackSampleRate")
-        if rate and random.uniform(0, 100) < int(rate):
+        sampled = bool(rate) and random.uniform(0, 100) < int(rate or 0)
+        self.observer.finished(
+            Finished(
+                message=attempt.message,
+                app=attempt.app,
+                endpoint=attempt.endpoint,
+                status="delivered",
+                failure_type=None,
+                reason=result.reason,
+                provider_status=result.status,
+                attempts=attempt.attempts,
+                at=self.clock(),
+                sampled=sampled,
+            )
+        )
+        if sampled:
             await self._delivery_status(
                 attempt.message,
                 events.delivery_status(

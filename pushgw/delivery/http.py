@@ -36,6 +36,7 @@ import aiohttp
 
 from pushgw import netguard
 from pushgw.delivery.decision import DONE, Decision, RetryAt
+from pushgw.delivery.observe import Attempt, DeliveryObserver, Observers
 from pushgw.log import get_logger
 from pushgw.model import DeliveryJob, Message, Subscription, Topic
 from pushgw.providers.http import HTTP_TRANSPORT_ERRORS
@@ -88,8 +89,10 @@ class HttpSender:
         key: SigningKey,
         settings: HttpSenderSettings,
         clock: Callable[[], float] = time.time,
+        observer: DeliveryObserver | None = None,
     ) -> None:
         self.store = store
+        self.observer: DeliveryObserver = observer or Observers()
         self.key = key
         self.settings = settings
         self.clock = clock
@@ -215,6 +218,8 @@ class HttpSender:
         subscription: str,
     ) -> Decision:
         failures = job.attempts + 1  # this attempt included
+        started = time.perf_counter()
+        status: int | None = None
         try:
             async with self.session.post(
                 url,
@@ -226,12 +231,14 @@ class HttpSender:
                 status = resp.status
             if 200 <= status < 300:
                 self.stats["http_delivered"] += 1
+                self._observe(url, "delivered", status, started)
                 return DONE
             reason = f"HTTP {status}"
         except HTTP_TRANSPORT_ERRORS as exc:
             reason = f"{type(exc).__name__}: {exc}"[:300]
         except TimeoutError:
             reason = f"no answer within {self.settings.timeout_s:g} s"
+        self._observe(url, "retry", status, started)
         delay = policy.retry_delay(failures)
         if delay is None:
             self.stats["http_failed"] += 1
@@ -244,7 +251,20 @@ class HttpSender:
             )
             return DONE
         self.stats["http_retries_scheduled"] += 1
+        self.observer.rescheduled(url.partition(":")[0].lower(), reason)
         return RetryAt(self.clock() + delay, reason)
+
+    def _observe(
+        self, url: str, outcome: str, status: int | None, started: float
+    ) -> None:
+        self.observer.attempt(
+            Attempt(
+                url.partition(":")[0].lower(),
+                outcome,
+                status,
+                time.perf_counter() - started,
+            )
+        )
 
     @property
     def session(self) -> aiohttp.ClientSession:
