@@ -76,7 +76,7 @@ from pushgw.providers.base import (
     redact,
 )
 from pushgw.sns import events
-from pushgw.store.base import Store
+from pushgw.store.base import WAITING_FOR_APP, Store
 from pushgw.supervisor import Pulse, Supervisor
 
 log = get_logger("pushgw.delivery")
@@ -443,9 +443,7 @@ class Dispatcher:
         gate = self._gate(app.arn)
         if not app.enabled or gate.paused_until > now:
             wait_until = max(gate.paused_until, now + self.retry.delay(attempts))
-            return await self._later(
-                attempt, wait_until, "application paused or disabled"
-            )
+            return await self._later(attempt, wait_until, WAITING_FOR_APP)
         if rendered is None:
             return await self._fail(
                 attempt, "DeliveryFailedPerm", f"no payload for {app.platform.value}"

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, Literal, Protocol, TypeVar
 
 from pushgw.model import (
     PUSH_LANE,
@@ -62,6 +62,27 @@ class NewJob:
     last_error: str | None = None
     subscription_arn: str | None = None  # `http` jobs
     payload: str | None = None  # `http` control documents (DeliveryJob.payload)
+
+
+# The last_error of a job that waits for its application (disabled, or paused
+# by the circuit breaker): what `backlog` counts as "waiting_for_app".
+WAITING_FOR_APP = "application paused or disabled"
+BacklogState = Literal["due", "leased", "scheduled", "waiting_for_app"]
+
+
+@dataclass(frozen=True, slots=True)
+class BacklogRow:
+    """
+    Jobs in one disjoint state, of one kind, for one platform application.
+    `app_arn`/`platform` are set for endpoint jobs whose endpoint still exists
+    (topic and http jobs belong to no app).
+    """
+
+    state: BacklogState
+    kind: JobKind
+    app_arn: str | None
+    platform: str | None
+    jobs: int
 
 
 class Store(Protocol):
@@ -279,3 +300,11 @@ class Store(Protocol):
 
     async def job_counts(self) -> dict[str, int]:
         """Backlog: {"due": ..., "leased": ..., "scheduled": ..., "total": ...}."""
+
+    async def backlog(self, *, now: float) -> list[BacklogRow]:
+        """
+        The queue in disjoint states (a job is in exactly one): leased (a live
+        lease), due (claimable now), waiting_for_app (scheduled because its
+        application is disabled or paused: last_error WAITING_FOR_APP), else
+        scheduled; grouped by kind and, for endpoint jobs, application.
+        """

@@ -7,6 +7,7 @@ against it) but lives in one process, so it is for tests and `pushgw demo --memo
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
@@ -23,7 +24,7 @@ from pushgw.model import (
     Topic,
     lane_of,
 )
-from pushgw.store.base import NewJob, Page
+from pushgw.store.base import WAITING_FOR_APP, BacklogRow, NewJob, Page
 from pushgw.store.sealing import PLAIN, CredentialSealer
 
 T = TypeVar("T")
@@ -468,6 +469,31 @@ class InMemoryStore:
             ),
             default=None,
         )
+
+    async def backlog(self, *, now: float) -> list[BacklogRow]:
+        counts: collections.Counter[tuple[str, str, str | None, str | None]] = (
+            collections.Counter()
+        )
+        for job in self.jobs.values():
+            if job.lease_expires_at is not None and job.lease_expires_at > now:
+                state = "leased"
+            elif job.next_attempt_at <= now:
+                state = "due"
+            elif job.last_error == WAITING_FOR_APP:
+                state = "waiting_for_app"
+            else:
+                state = "scheduled"
+            app_arn = platform = None
+            found = self.endpoints.get(job.endpoint_arn or "")
+            if job.kind == "endpoint" and found is not None:
+                app_arn = found[1].app_arn
+                app = self.apps.get(app_arn)
+                platform = app[1].platform.value if app else None
+            counts[(state, job.kind, app_arn, platform)] += 1
+        return [
+            BacklogRow(state=k[0], kind=k[1], app_arn=k[2], platform=k[3], jobs=n)  # type: ignore[arg-type]
+            for k, n in counts.items()
+        ]
 
     async def job_counts(self) -> dict[str, int]:
         import time

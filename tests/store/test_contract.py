@@ -31,7 +31,7 @@ from pushgw.model import (
     Subscription,
     Topic,
 )
-from pushgw.store.base import NewJob, Store
+from pushgw.store.base import WAITING_FOR_APP, NewJob, Store
 from pushgw.store.factory import open_store
 from pushgw.store.memory import InMemoryStore
 from pushgw.store.migrations import load_migrations, quote_ident
@@ -406,6 +406,38 @@ async def test_http_jobs_are_claimed_in_their_own_lane(store: Store) -> None:
     assert http[0].subscription_arn == f"{TOPIC_ARN}:http-1"
     assert http[0].payload == '{"Type":"SubscriptionConfirmation"}'
     assert await store.complete_job(http[0].id, owner="w1")
+
+
+async def test_backlog_states_are_disjoint_and_by_app(store: Store) -> None:
+    """Each job is in one state; endpoint jobs carry their app and platform."""
+    app = await store.put_app(make_app())
+    for n in (1, 2, 3, 4):
+        await store.insert_endpoint(make_endpoint(n, app.arn))
+    await enqueue_endpoint_jobs(store, 2, due=NOW - 1)  # due
+    await enqueue_endpoint_jobs(store, 1, due=NOW + 60, first=3)  # scheduled
+    await store.enqueue(
+        make_message(4),
+        [
+            NewJob(
+                "endpoint",
+                endpoint_arn=make_endpoint(4).arn,
+                next_attempt_at=NOW + 60,
+                last_error=WAITING_FOR_APP,
+            ),
+            NewJob("topic", topic_arn=TOPIC_ARN, next_attempt_at=NOW - 1),
+        ],
+    )
+    claimed = await store.claim_jobs(owner="w1", limit=1, lease_s=30, now=NOW)
+    rows = await store.backlog(now=NOW)
+    by = {(r.state, r.kind): r for r in rows}
+    assert sum(r.jobs for r in rows) == 5
+    assert by[("leased", claimed[0].kind)].jobs == 1
+    assert by[("scheduled", "endpoint")].jobs == 1
+    assert by[("waiting_for_app", "endpoint")].jobs == 1
+    assert by[("scheduled", "endpoint")].platform == app.platform.value
+    assert by[("scheduled", "endpoint")].app_arn == app.arn
+    topic_rows = [r for r in rows if r.kind == "topic"]
+    assert all(r.app_arn is None and r.platform is None for r in topic_rows)
 
 
 async def test_list_subscriptions_all_or_by_topic(store: Store) -> None:

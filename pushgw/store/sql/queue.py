@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from pushgw.errors import NotFoundError
 from pushgw.model import PUSH_LANE, DeliveryJob, Message
-from pushgw.store.base import NewJob
+from pushgw.store.base import WAITING_FOR_APP, BacklogRow, NewJob
 from pushgw.store.rows import (
     JOB_COLUMNS,
     MESSAGE_COLUMNS,
@@ -48,6 +48,20 @@ _JOB_COUNTS = (
     " FROM jobs"
 )
 _RELEASE = "UPDATE jobs SET lease_owner = NULL, lease_expires_at = NULL"
+# One row per (state, kind, app): the states are disjoint, in this order.
+_BACKLOG = (
+    "SELECT state, kind, app_arn, platform, count(*) AS jobs FROM ("
+    " SELECT CASE"
+    "  WHEN j.lease_expires_at > :now THEN 'leased'"
+    "  WHEN j.next_attempt_at <= :now THEN 'due'"
+    "  WHEN j.last_error = :waiting THEN 'waiting_for_app'"
+    "  ELSE 'scheduled' END AS state,"
+    " j.kind AS kind, e.app_arn AS app_arn, a.platform AS platform"
+    " FROM jobs j"
+    " LEFT JOIN endpoints e ON j.kind = 'endpoint' AND e.arn = j.endpoint_arn"
+    " LEFT JOIN apps a ON a.arn = e.app_arn"
+    ") AS classified GROUP BY state, kind, app_arn, platform"
+)
 
 
 class QueueSql(SqlBase):
@@ -225,6 +239,19 @@ class QueueSql(SqlBase):
     async def next_due_at(self, lane: int = PUSH_LANE) -> float | None:
         row = await self._read_one(_NEXT_DUE_AT, {"lane": lane})
         return None if row is None else row["due"]
+
+    async def backlog(self, *, now: float) -> list[BacklogRow]:
+        rows = await self._read(_BACKLOG, {"now": now, "waiting": WAITING_FOR_APP})
+        return [
+            BacklogRow(
+                state=r["state"],
+                kind=r["kind"],
+                app_arn=r["app_arn"],
+                platform=r["platform"],
+                jobs=int(r["jobs"]),
+            )
+            for r in rows
+        ]
 
     async def job_counts(self) -> dict[str, int]:
         row = await self._read_one(_JOB_COUNTS, {"now": time.time()})
