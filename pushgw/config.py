@@ -200,6 +200,7 @@ class LoggingConfig:
     ] = "info"
     # auto: JSON unless stdout is a terminal.
     format: Annotated[str, OneOf("auto", "json", "console")] = "auto"
+    access_log: bool = False  # one `http_request` line per API request
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

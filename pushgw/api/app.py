@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
+import time
 from collections.abc import Awaitable, Callable
 
 import structlog
@@ -10,6 +10,7 @@ from aiohttp import web
 
 from pushgw.api.json_api import add_json_routes, error_response
 from pushgw.api.openapi import openapi_document
+from pushgw.api.request_id import REQUEST_ID, request_id_of
 from pushgw.api.sns_query import make_sns_handler
 from pushgw.config import AccessKey, ApiKey, Config
 from pushgw.errors import ApiError, ServiceUnavailableError, StoreUnavailableError
@@ -29,7 +30,8 @@ async def request_context(
     handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
 ) -> web.StreamResponse:
     """Bind a request id, and turn every failure outside `/` into a JSON error."""
-    request_id = request.headers.get("x-request-id") or str(uuid.uuid4())
+    request_id = request_id_of(request.headers)
+    request[REQUEST_ID] = request_id
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=request_id)
     try:
@@ -63,6 +65,25 @@ async def request_context(
         return error_response(500, "InternalError", "Internal error", request_id)
 
 
+@web.middleware
+async def access_log(
+    request: web.Request,
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> web.StreamResponse:
+    """`logging.access_log`: one line per request, after its answer."""
+    started = time.perf_counter()
+    response = await handler(request)
+    log.info(
+        "http_request",
+        method=request.method,
+        path=request.path,
+        status=response.status,
+        duration_ms=round((time.perf_counter() - started) * 1000, 2),
+        remote=request.remote,
+    )
+    return response
+
+
 def make_app(
     *,
     config: Config,
@@ -80,7 +101,12 @@ def make_app(
     SigningCertURL to verify what they receive; it is public, like AWS's.
     """
     app = web.Application(
-        middlewares=[request_context], client_max_size=config.server.max_body_bytes
+        # The access log wraps the rest, so it sees every answer, errors too.
+        middlewares=[
+            *([access_log] if config.logging.access_log else []),
+            request_context,
+        ],
+        client_max_size=config.server.max_body_bytes,
     )
     sns = make_sns_handler(
         service=service,

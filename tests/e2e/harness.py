@@ -162,7 +162,11 @@ class Mocks:
         self.process = Process(
             ["mock-providers", "--config", str(config)], directory / "mocks.log"
         )
-        self.process.wait_http(self.control + "/stats")
+        try:
+            self.process.wait_http(self.control + "/stats")
+        except BaseException:
+            self.process.terminate()
+            raise
 
     def credentials(self, platform: str, **options: Any) -> dict[str, str]:
         r = httpx.post(f"{self.control}/credentials/{platform}", json=options)
@@ -215,7 +219,11 @@ class Server:
         self.process = Process(
             ["serve", "--config", str(config)], directory / f"{name}.log"
         )
-        self.process.wait_http(self.url + "/healthz", verify=self.verify)
+        try:
+            self.process.wait_http(self.url + "/healthz", verify=self.verify)
+        except BaseException:
+            self.process.terminate()  # never leave a daemon behind a failed start
+            raise
 
     def json(self, method: str, path: str, body: Any = None) -> httpx.Response:
         return httpx.request(
