@@ -42,6 +42,20 @@ def scrub(
     return event
 
 
+# The initial value a logger carries its name in ("logger" itself is a
+# parameter name of structlog's wrap_logger); `name_field` renames it.
+_NAME = "logger_name"
+
+
+def name_field(
+    _logger: Any, _method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """`"logger": ...` on structlog's lines, as stdlib lines have it."""
+    if _NAME in event:
+        event["logger"] = event.pop(_NAME)
+    return event
+
+
 def configure(*, level: str = "info", fmt: str = "auto") -> None:
     """
     Configure structlog once per process, and route the standard library's
@@ -64,6 +78,7 @@ def configure(*, level: str = "info", fmt: str = "auto") -> None:
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        name_field,
         scrub,
     ]
     threshold = logging.getLevelName(level.upper())
@@ -91,5 +106,11 @@ def configure(*, level: str = "info", fmt: str = "auto") -> None:
 
 
 def get_logger(name: str) -> Any:
-    """A logger whose every line names it (`"logger": "pushgw.delivery"`)."""
-    return structlog.get_logger(name).bind(logger=name)
+    """
+    A logger whose every line names it (`"logger": "pushgw.delivery"`).
+
+    Lazy, like structlog's: modules call this at import, before `configure`,
+    so the name is an initial value of the proxy, not a `.bind()` (which would
+    build the logger now, on the default configuration).
+    """
+    return structlog.get_logger(**{_NAME: name})

@@ -45,9 +45,10 @@ def test_repeated_failures_are_summarised() -> None:
 def test_lines_name_their_logger_and_tracebacks_are_json(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    early = log_setup.get_logger("pushgw.test")  # as modules do, at import
     log_setup.configure(level="info", fmt="json")
     try:
-        log_setup.get_logger("pushgw.test").warning("something", n=1)
+        early.warning("something", n=1)
         try:
             raise ValueError("boom")
         except ValueError:
