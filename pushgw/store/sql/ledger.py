@@ -409,19 +409,18 @@ class LedgerSql(SqlBase):
                     " dead_letter_messages.id AND c.dead_letter = :dead) RETURNING id",
                     {"ids": as_list(touched), "dead": True},
                 )
+            # Checked again on the row: a message counted anew meanwhile stays.
             old = await tx.fetch(
-                "SELECT id FROM ledger_messages WHERE last_attempt_at < :before"
-                " ORDER BY last_attempt_at LIMIT :limit",
+                "DELETE FROM ledger_messages WHERE id IN (SELECT id FROM"
+                " ledger_messages WHERE last_attempt_at < :before"
+                " ORDER BY last_attempt_at LIMIT :limit)"
+                " AND last_attempt_at < :before RETURNING id",
                 {"before": float(retention.before), "limit": limit},
             )
             if old:
-                ids = {"ids": as_list([r["id"] for r in old])}
                 await tx.execute(
                     f"DELETE FROM ledger_counts WHERE {in_list('message_id', 'ids')}",
-                    ids,
-                )
-                await tx.execute(
-                    f"DELETE FROM ledger_messages WHERE {in_list('id', 'ids')}", ids
+                    {"ids": as_list([r["id"] for r in old])},
                 )
             buckets = await tx.fetch(
                 "DELETE FROM ledger_rollup WHERE bucket < :before RETURNING bucket",
