@@ -8,13 +8,19 @@ prunes; a publish-only key cannot read the ledger.
 
 from __future__ import annotations
 
+import asyncio
+import os
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
+from pushgw.store.migrations import quote_ident
 from tests.e2e.fleet import build_fleet, wait_until
 from tests.e2e.harness import (
     PUBLISH_API_KEY,
@@ -32,11 +38,38 @@ TTL_S = "4"  # the expiring message's AWS.SNS.MOBILE.APNS.TTL
 DELIVERY = {"app_backoff_s": 0.2, "retry_base_s": 0.2, "retry_max_s": 1.0}
 
 
-def start(tmp_path: Path, mocks: Mocks, name: str, **ledger: Any) -> Server:
+@pytest.fixture(
+    name="store_url",
+    params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
+)
+def _store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The daemons' store: a SQLite file, or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'pushgw.db'}"
+        return
+    dsn = os.environ.get("PUSHGW_TEST_PG_DSN")
+    if not dsn:
+        pytest.skip("PUSHGW_TEST_PG_DSN is not set; CI sets it")
+    schema = f"e2e_{uuid.uuid4().hex[:12]}"
+    yield f"{dsn}{'&' if '?' in dsn else '?'}schema={schema}"
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute(f"DROP SCHEMA IF EXISTS {quote_ident(schema)} CASCADE")
+        finally:
+            await conn.close()
+
+    asyncio.run(drop())
+
+
+def start(
+    tmp_path: Path, mocks: Mocks, store_url: str, name: str, **ledger: Any
+) -> Server:
     port = free_port()
     config = write_config(
         tmp_path,
-        store_url=f"sqlite:///{tmp_path / 'pushgw.db'}",
+        store_url=store_url,
         mock_ports=mocks.ports,
         port=port,
         delivery=DELIVERY,
@@ -75,9 +108,9 @@ def rollup_totals(server: Server) -> dict[str, int]:
 
 
 def test_ledger_counts_match_the_mocks_and_replay_delivers_once(
-    tmp_path: Path, mocks: Mocks
+    tmp_path: Path, mocks: Mocks, store_url: str
 ) -> None:
-    server = start(tmp_path, mocks, "serve")
+    server = start(tmp_path, mocks, store_url, "serve")
     try:
         run_the_script(server, mocks)
         # SIGTERM: what the ledger counted is in the store after a restart.
@@ -91,7 +124,7 @@ def test_ledger_counts_match_the_mocks_and_replay_delivers_once(
     finally:
         server.stop()
 
-    server = start(tmp_path, mocks, "restarted")
+    server = start(tmp_path, mocks, store_url, "restarted")
     try:
         after = rollup_totals(server)
         assert {**before, "delivered": before["delivered"] + 1} == after
@@ -104,7 +137,7 @@ def test_ledger_counts_match_the_mocks_and_replay_delivers_once(
 
     # Retention: a daemon keeping one second prunes the rest at start.
     time.sleep(1.1)
-    server = start(tmp_path, mocks, "pruning", retention_s=1.0)
+    server = start(tmp_path, mocks, store_url, "pruning", retention_s=1.0)
     try:
         wait_until(lambda: not deliveries(server), timeout=30, what="the prune")
         assert None is ledger_totals(server, last)
