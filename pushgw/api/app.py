@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 import structlog
 from aiohttp import web
 
+from pushgw.api.admin_api import add_admin_routes
 from pushgw.api.json_api import add_json_routes, error_response
 from pushgw.api.openapi import openapi_document
 from pushgw.api.request_id import REQUEST_ID, request_id_of
@@ -15,6 +16,7 @@ from pushgw.api.sns_query import make_sns_handler
 from pushgw.config import AccessKey, ApiKey, Config
 from pushgw.errors import ApiError, ServiceUnavailableError, StoreUnavailableError
 from pushgw.log import get_logger
+from pushgw.model import Message
 from pushgw.service import Service
 
 log = get_logger("pushgw.api")
@@ -93,12 +95,15 @@ def make_app(
     sns_keys: dict[str, AccessKey] | None = None,
     api_keys: list[ApiKey] | None = None,
     signing_cert: tuple[str, bytes] | None = None,
+    on_replay: Callable[[Message], None] | None = None,
 ) -> web.Application:
     """
     Build the application. `sns_keys` and `api_keys` are read on every request,
     so a caller that keeps them can change them in place (SIGHUP reload).
     `signing_cert` (path, PEM) is the certificate HTTP subscribers fetch from
     SigningCertURL to verify what they receive; it is public, like AWS's.
+    `on_replay` is told of each message a dead-letter replay queued again (the
+    daemon's dispatcher; default `service.on_enqueue`).
     """
     app = web.Application(
         # The access log wraps the rest, so it sees every answer, errors too.
@@ -116,9 +121,9 @@ def make_app(
     )
     app.router.add_route("POST", "/", sns)
     app.router.add_route("GET", "/", sns)
-    add_json_routes(
-        app, service=service, keys=config.api_keys() if api_keys is None else api_keys
-    )
+    keys = config.api_keys() if api_keys is None else api_keys
+    add_json_routes(app, service=service, keys=keys)
+    add_admin_routes(app, service=service, keys=keys, on_replay=on_replay)
     document = openapi_document()
 
     async def openapi(_: web.Request) -> web.Response:

@@ -181,6 +181,13 @@ class Dispatcher:
         self._remember(message)
         self.wake()
 
+    def replayed(self, message: Message) -> None:
+        """Dead letters of `message` were queued again (as stored now: a replay
+        may have stored it anew, with a new TTL): forget what was cached."""
+        for platform in Platform:
+            self._rendered.pop((message.id, platform), None)
+        self.accepted(message)
+
     @property
     def in_flight(self) -> int:
         return self.config.max_in_flight - self.sends._value

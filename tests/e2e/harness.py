@@ -23,7 +23,8 @@ from pushgw.providers.mocks.config import mock_urls, provider_tables, to_toml
 
 ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
-API_KEY = "e2e-json-api-key"
+API_KEY = "e2e-json-api-key"  # admin scope: the admin routes too
+PUBLISH_API_KEY = "e2e-publish-only-json-key"  # Publish/PublishBatch, no admin
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -87,7 +88,15 @@ def write_config(
                 "actions": ["Publish", "PublishBatch"],
             },
         ),
-        ("auth.api_keys", {"name": "e2e", "key": API_KEY}),
+        ("auth.api_keys", {"name": "e2e", "key": API_KEY, "admin": True}),
+        (
+            "auth.api_keys",
+            {
+                "name": "e2e-publisher",
+                "key": PUBLISH_API_KEY,
+                "actions": ["Publish", "PublishBatch"],
+            },
+        ),
     ]
     path = directory / name
     path.write_text(to_toml(sections, keys))
