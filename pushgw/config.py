@@ -142,6 +142,7 @@ class ApiKey:
     name: str
     key: str
     actions: frozenset[str] | None = None
+    admin: bool = False  # may read the ledger and replay dead letters
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -161,6 +162,7 @@ class ApiKeyEntry:
     key: str = ""  # exactly one of the two (checked by _check)
     key_file: SecretFile = ""
     actions: list[Name] = field(default_factory=list)
+    admin: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -330,7 +332,10 @@ class Config:
             )
             out.append(
                 ApiKey(
-                    name=entry.name, key=key, actions=frozenset(entry.actions) or None
+                    name=entry.name,
+                    key=key,
+                    actions=frozenset(entry.actions) or None,
+                    admin=entry.admin,
                 )
             )
         return out
