@@ -709,7 +709,10 @@ def _replay_selection(args: argparse.Namespace) -> tuple[list[dict[str, Any]], s
             for i in range(0, len(ids), args.batch)
         ]
         return bodies, ", ".join(described)
-    return [filters], ", ".join(described) or "all"
+    if args.all:
+        # The API refuses a replay that names nothing; since=0 is every one.
+        return [{"since": 0}], "all"
+    return [filters], ", ".join(described)
 
 
 def _confirm(question: str) -> bool:

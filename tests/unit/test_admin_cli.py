@@ -486,7 +486,11 @@ async def test_replay_json_and_batch_size(daemon, cli) -> None:
     result = await cli("failures", "replay", "--all", "--batch", "2", "--json")
 
     assert {"replayed": 5, "remaining": 0} == json.loads(result.out)
-    assert [{"limit": 2}, {"limit": 2}, {"limit": 1}] == daemon.bodies()
+    assert [
+        {"since": 0, "limit": 2},
+        {"since": 0, "limit": 2},
+        {"since": 0, "limit": 1},
+    ] == daemon.bodies()
 
 
 async def test_replay_stops_at_what_was_there_when_it_started(daemon, cli) -> None:
