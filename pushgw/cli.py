@@ -1,4 +1,9 @@
-"""The `pushgw` command: serve | demo | mock-providers | bench | check-config | migrate."""
+"""
+The `pushgw` command: serve | demo | mock-providers | bench | check-config |
+migrate | init, and the admin commands (apps, endpoints, topics, queue,
+messages, failures, keys: `pushgw.admin_cli`), which talk to a running daemon
+through its JSON API.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
-from pushgw import __version__
+from pushgw import __version__, admin_cli
 from pushgw.config import CONFIG_ENV, SYSTEM_CONFIG, Config, find_config, load_config
 from pushgw.errors import ConfigError, PushGwError
 
@@ -232,6 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_help=False,  # its own parser (bench/run.py) answers --help
     )
     bench.set_defaults(func=cmd_bench)
+    admin_cli.add_commands(sub)
     return parser
 
 
