@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
-import logging
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pushgw import log as log_setup
 from pushgw.api.request_id import request_id_of
 from pushgw.logsummary import RepeatedLog
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class Recorder:
@@ -42,21 +45,31 @@ def test_repeated_failures_are_summarised() -> None:
     assert len(recorder.lines) == 4  # a new window starts with a line at once
 
 
-def test_lines_name_their_logger_and_tracebacks_are_json(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    early = log_setup.get_logger("pushgw.test")  # as modules do, at import
-    log_setup.configure(level="info", fmt="json")
-    try:
-        early.warning("something", n=1)
-        try:
-            raise ValueError("boom")
-        except ValueError:
-            logging.getLogger("aiohttp.server").exception("Error handling request")
-        logging.getLogger("asyncio").info("below warning: dropped")
-    finally:
-        logging.getLogger().handlers.clear()
-    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+SCRIPT = """
+import logging
+from pushgw import log as log_setup
+early = log_setup.get_logger("pushgw.test")  # as modules do, at import
+log_setup.configure(level="info", fmt="json")
+early.warning("something", n=1)
+try:
+    raise ValueError("boom")
+except ValueError:
+    logging.getLogger("aiohttp.server").exception("Error handling request")
+logging.getLogger("asyncio").info("below warning: dropped")
+"""
+
+
+def test_lines_name_their_logger_and_tracebacks_are_json() -> None:
+    """In a process of its own: configure() rebinds stdout and loggers cache it."""
+    out = subprocess.run(
+        [sys.executable, "-c", SCRIPT],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        cwd=ROOT,
+    ).stdout
+    lines = [json.loads(line) for line in out.splitlines()]
     assert [(line["logger"], line["level"]) for line in lines] == [
         ("pushgw.test", "warning"),
         ("aiohttp.server", "error"),
