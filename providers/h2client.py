@@ -1,5 +1,5 @@
 """
-A small HTTP/2 client for APNs: a pool of asyncio Protocols on top of `h2`.
+A small HTTP/2 client for APNs and FCM: a pool of asyncio Protocols on top of `h2`.
 
 Modelled on aioapns' connection module, without its defects (PROVIDERS.md §1.9):
 
