@@ -2,13 +2,14 @@
 Client CPU per send of one provider adapter, variants side by side.
 
     python bench/clients.py --platform apns|fcm [--n 4000] [--rounds 5]
-        --variant NAME=TREE [--variant ...]
+        --variant NAME=TREE[:uvloop] [--variant ...]
 
-Each variant is a source tree: a checkout of this repository, `.` for the
-working tree or an unpacked older commit (`git archive C | tar -x -C DIR`).
-One mock process (bench/mockproc.py, this tree's) serves every run; each run
-is a fresh child `python bench/clients.py --child ...` with PYTHONPATH=TREE,
-so the adapter code is the tree's own. Runs are interleaved (the order rotates every round)
+Each variant is a source tree (a checkout of this repository, `.` for the
+working tree or an unpacked older commit: `git archive C | tar -x -C DIR`) and
+an event loop: asyncio's, or uvloop's with `:uvloop`. One mock process
+(bench/mockproc.py, this tree's) serves every run; each run is a fresh child
+`python bench/clients.py --child ...` with PYTHONPATH=TREE, so the adapter
+code is the tree's own. Runs are interleaved (the order rotates every round)
 and the figures are the medians over rounds of the child's CPU time
 (`time.process_time`, which the mock's process does not share) per send,
 measured after `--warmup` sends on the same connections.
@@ -119,7 +120,15 @@ async def _child_main(spec: dict[str, Any], profile: str | None) -> dict[str, An
 
 def child(spec_path: str, loop: str, profile: str | None) -> None:
     spec = json.loads(Path(spec_path).read_text())
-    print(json.dumps(asyncio.run(_child_main(spec, profile))))
+    coro = _child_main(spec, profile)
+    if loop == "uvloop":
+        import uvloop
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            out = runner.run(coro)
+    else:
+        out = asyncio.run(coro)
+    print(json.dumps(out))
 
 
 # -- parent: the mocks, the rounds, the medians ------------------------------
@@ -128,8 +137,8 @@ def child(spec_path: str, loop: str, profile: str | None) -> None:
 def _variant(text: str) -> tuple[str, Path, str]:
     name, _, rest = text.partition("=")
     tree, _, loop = rest.partition(":")
-    if not name or not tree or loop not in ("", "asyncio"):
-        raise argparse.ArgumentTypeError(f"NAME=TREE, got {text!r}")
+    if not name or not tree or loop not in ("", "asyncio", "uvloop"):
+        raise argparse.ArgumentTypeError(f"NAME=TREE[:uvloop], got {text!r}")
     return name, Path(tree).resolve(), loop or "asyncio"
 
 

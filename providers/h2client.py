@@ -28,7 +28,7 @@ import asyncio
 import collections
 import ssl
 from collections.abc import Sequence
-from typing import Final
+from typing import Final, cast
 
 import jh2.config
 import jh2.connection
@@ -175,8 +175,8 @@ class H2ClientProtocol(asyncio.Protocol):
     # -- asyncio.Protocol --------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # A stream transport; uvloop's are not asyncio.Transport subclasses.
+        self._transport = cast(asyncio.Transport, transport)
         self.usable = True
         self._conn.initiate_connection()
         self._flush()

@@ -32,7 +32,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, cast
 
 import jh2.config
 import jh2.connection
@@ -147,8 +147,8 @@ class _ServerConnection(H2ServerConnection):
     # -- asyncio.Protocol --------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A stream transport; uvloop's are not asyncio.Transport subclasses.
+        self.transport = cast(asyncio.Transport, transport)
         self.cert_topic = _cert_uid(transport.get_extra_info("peercert"))
         limit = 1 if self.mock.token_strict else self.mock.max_concurrent_streams
         self.conn.local_settings = jh2.settings.Settings(

@@ -26,7 +26,7 @@ import ssl
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import jh2.config
 import jh2.connection
@@ -91,8 +91,8 @@ class _H2Connection(H2ServerConnection):
         self.unsent: dict[int, bytes] = {}  # body bytes waiting for window
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A stream transport; uvloop's are not asyncio.Transport subclasses.
+        self.transport = cast(asyncio.Transport, transport)
         self.server.h2_connections.add(self)
         self.conn.initiate_connection()
         self.flush()
