@@ -174,10 +174,16 @@ async def populate(
 
 # -- the daemon ------------------------------------------------------------------
 class GatewayProcess:
-    """`python -m pushgw serve` (optionally under cProfile)."""
+    """`python -m pushgw serve` (optionally under cProfile, or on uvloop)."""
 
     def __init__(
-        self, config: Path, port: int, log_path: Path, profile: Path | None = None
+        self,
+        config: Path,
+        port: int,
+        log_path: Path,
+        profile: Path | None = None,
+        *,
+        loop: str = "asyncio",
     ) -> None:
         self.url = f"http://127.0.0.1:{port}/"
         self.log_path = log_path
@@ -185,8 +191,9 @@ class GatewayProcess:
         prefix = [sys.executable]
         if profile is not None:
             prefix += ["-m", "cProfile", "-o", str(profile)]
+        module = "pushgw.bench.serve_uvloop" if loop == "uvloop" else "pushgw"
         self.proc = subprocess.Popen(
-            [*prefix, "-m", "pushgw", "serve", "--config", str(config)],
+            [*prefix, "-m", module, "serve", "--config", str(config)],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             cwd=ROOT,

@@ -3,6 +3,7 @@
 
     pushgw bench [--scenario fanout-apns|fanout-mixed|publish-api|ceiling|all]
                  [--endpoints N] [--rate R] [--duration S] [--store sqlite|postgres]
+                 [--loop asyncio|uvloop]
 
 * fanout-apns   one topic publish to N APNs endpoints
 * fanout-mixed  the same across the six platforms (N split evenly)
@@ -151,7 +152,9 @@ class Bench:
             port=port,
         )
         profile = directory / "gateway.prof" if self.args.profile else None
-        gw = GatewayProcess(config, port, directory / "serve.log", profile)
+        gw = GatewayProcess(
+            config, port, directory / "serve.log", profile, loop=self.args.loop
+        )
         try:
             await gw.wait_up()
             yield gw
@@ -595,6 +598,12 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
         "--profile", action="store_true", help="run the gateway under cProfile"
     )
     parser.add_argument("--profile-top", type=int, default=30)
+    parser.add_argument(
+        "--loop",
+        choices=["asyncio", "uvloop"],
+        default="asyncio",
+        help="event loop of the gateway and of the bare client (ceiling)",
+    )
     args = parser.parse_args(list(argv))
     if not 1 <= args.endpoints <= 200_000:
         parser.error("--endpoints: 1..200000")
@@ -651,4 +660,9 @@ def main(argv: list[str]) -> int:
     if argv and argv[0] == "--":
         argv = argv[1:]
     args = parse(argv)
+    if args.loop == "uvloop":
+        import uvloop
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(amain(args))
     return asyncio.run(amain(args))

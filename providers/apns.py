@@ -34,7 +34,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from hpack import NeverIndexedHeaderTuple
+from jh2.hpack import NeverIndexedHeaderTuple
 
 from pushgw.errors import ProviderSetupError
 from pushgw.model import (

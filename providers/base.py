@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar, Self
 
-import h2.exceptions
+import jh2.exceptions
 
 from pushgw.model import Endpoint, MessageAttribute, Platform, PlatformApplication
 
@@ -106,9 +106,9 @@ TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
     OSError,  # ConnectionError, ConnectionResetError, ssl.SSLError are OSErrors
     asyncio.TimeoutError,
     EOFError,
-    # h2 raises these on frames it cannot accept (GOAWAY races, stream limits);
+    # jh2 raises these on frames it cannot accept (GOAWAY races, stream limits);
     # they end the exchange, not the adapter (providers.h2client).
-    h2.exceptions.ProtocolError,
+    jh2.exceptions.ProtocolError,
 )
 
 

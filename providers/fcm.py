@@ -2,12 +2,13 @@
 FCM HTTP v1 adapter: SNS `GCM` applications whose credential is a service account.
 
 One request per message, `POST {base_url}/v1/projects/{project}/messages:send`,
-over one long-lived httpx client per application with `http2=True`: HTTP/2 via
-ALPN over TLS, at fcm.googleapis.com and at the loopback mock alike (which serves
-h2 for this reason), so the tested client path is the production one. The OAuth2
-access token comes from an RS256 JWT-bearer grant (RFC 7523) POSTed, by the same
-client, to the `token_uri` named in the service-account JSON, cached
-single-flight in `AccessTokenCache` and refreshed once when FCM answers 401.
+over the project's own HTTP/2 client (`providers.h2client.H2Pool`, the one APNs
+uses): HTTP/2 via ALPN over TLS, at fcm.googleapis.com and at the loopback mock
+alike (which serves h2 for this reason), so the tested client path is the
+production one. The OAuth2 access token comes from an RS256 JWT-bearer grant
+(RFC 7523) POSTed with httpx (any `token_uri`, HTTP/2 or HTTP/1.1; one request an
+hour) to the `token_uri` named in the service-account JSON, cached single-flight
+in `AccessTokenCache` and refreshed once when FCM answers 401.
 
 SNS `GCM` payloads are translated here (SNS_API §8.1): plain text becomes a data
 message `{"default": text}`, a top-level `fcmV1Message` is passed through, and a
@@ -22,12 +23,15 @@ import json
 import math
 import time
 from collections.abc import Callable, Mapping
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 import httpx
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+from multidict import CIMultiDict
 
 from pushgw.errors import ProviderSetupError
 from pushgw.model import Endpoint, Platform, PlatformApplication
@@ -40,6 +44,7 @@ from pushgw.providers.base import (
     TransportFailure,
     parse_retry_after,
 )
+from pushgw.providers.h2client import H2Pool
 from pushgw.providers.http import Answer, plain_text
 from pushgw.providers.oauth import AccessTokenCache, request_token
 
@@ -373,22 +378,27 @@ class ServiceAccount:
         return jwt.encode(claims, self.private_key, algorithm="RS256", headers=headers)
 
 
-class _Client:
+def _user_agent() -> bytes:
+    try:
+        return f"pushgw/{version('pushgw')}".encode()
+    except PackageNotFoundError:  # a source tree that was never installed
+        return b"pushgw"
+
+
+USER_AGENT: Final = _user_agent()
+
+
+class _TokenClient:
     """
-    httpx with HTTP/2, for messages:send and the token endpoint: h2 when the
-    server picks it by ALPN (Google, the mock), HTTP/1.1 otherwise.
+    httpx (HTTP/2 when the server picks it by ALPN, else HTTP/1.1) for the token
+    endpoint only: `token_uri` may name any host and scheme, and is asked once
+    an hour, so its cost does not matter.
     """
 
     def __init__(self, settings: ProviderSettings) -> None:
-        limits = httpx.Limits(
-            max_connections=settings.max_connections,
-            max_keepalive_connections=settings.max_connections,
-        )
         self._client = httpx.AsyncClient(
             http2=True,
-            limits=limits,
-            # No pool timeout: the dispatcher caps sends in flight, queued ones wait.
-            timeout=httpx.Timeout(settings.timeout_s, pool=None),
+            timeout=httpx.Timeout(settings.timeout_s),
             verify=settings.ssl_context(),
             trust_env=False,
         )
@@ -404,6 +414,55 @@ class _Client:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+class _SendClient:
+    """
+    messages:send over `H2Pool` (HTTP/2 + TLS, ALPN h2, as Google serves it).
+    Its transport errors (`H2ClientError`, `TimeoutError`, `OSError`) are in
+    `TRANSPORT_ERRORS`, so `Provider.send` makes them RETRY.
+    """
+
+    def __init__(self, settings: ProviderSettings, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme != "https" or not parts.hostname:
+            raise ProviderSetupError(
+                f"FCM base_url must be an https URL (FCM v1 is HTTP/2 over TLS): {url}"
+            )
+        ssl_context = settings.ssl_context()
+        ssl_context.set_alpn_protocols(["h2"])
+        self._timeout_s = settings.timeout_s
+        path = parts.path.encode()
+        self._pool = H2Pool(
+            host=parts.hostname,
+            port=parts.port or 443,
+            ssl_context=ssl_context,
+            max_connections=settings.max_connections,
+        )
+        self._headers = [
+            (b":method", b"POST"),
+            (b":scheme", b"https"),
+            (b":path", path),
+            (b":authority", parts.netloc.encode()),
+            (b"content-type", b"application/json; charset=UTF-8"),
+            (b"user-agent", USER_AGENT),
+        ]
+
+    async def post(self, body: bytes, token: str) -> Answer:
+        headers = [*self._headers, (b"authorization", b"Bearer " + token.encode())]
+        response = await self._pool.request(headers, body, timeout_s=self._timeout_s)
+        return Answer(
+            response.status,
+            CIMultiDict(
+                (k.decode("latin-1"), v.decode("latin-1"))
+                for k, v in response.headers.items()
+                if not k.startswith(b":")
+            ),
+            response.body,
+        )
+
+    async def aclose(self) -> None:
+        await self._pool.aclose()
 
 
 class FcmProvider(Provider):
@@ -434,7 +493,8 @@ class FcmProvider(Provider):
         self._clock = clock
         base = settings.base_url.rstrip("/")
         self._url = f"{base}/v1/projects/{self.account.project_id}/messages:send"
-        self._client = _Client(settings)
+        self._sender = _SendClient(settings, self._url)
+        self._token_client = _TokenClient(settings)
         self.tokens = AccessTokenCache(self._fetch_token, clock=clock)
 
     async def _fetch_token(self) -> tuple[str, float]:
@@ -443,15 +503,11 @@ class FcmProvider(Provider):
             "assertion": self.account.assertion(self._clock()),
         }
         return await request_token(
-            self._client.post, self.account.token_uri, form, default_expires_in=3600.0
+            self._token_client.post,
+            self.account.token_uri,
+            form,
+            default_expires_in=3600.0,
         )
-
-    async def _post(self, body: bytes, token: str) -> Answer:
-        headers = {
-            "authorization": f"Bearer {token}",
-            "content-type": "application/json; charset=UTF-8",
-        }
-        return await self._client.post(self._url, data=body, headers=headers)
 
     async def _send_once(
         self, endpoint: Endpoint, message: RenderedMessage
@@ -461,9 +517,12 @@ class FcmProvider(Provider):
             return request
         body = _compact(request).encode()
         answer = await self.tokens.authorized(
-            lambda token: self._post(body, token), rejected=_token_rejected
+            lambda token: self._sender.post(body, token), rejected=_token_rejected
         )
         return classify(answer)
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        try:
+            await self._sender.aclose()
+        finally:
+            await self._token_client.aclose()

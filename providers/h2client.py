@@ -1,5 +1,7 @@
 """
-A small HTTP/2 client for APNs: a pool of asyncio Protocols on top of `h2`.
+A small HTTP/2 client for APNs and FCM: a pool of asyncio Protocols on top of
+`jh2`, a fork of `h2` with h2's API and a compiled (Rust) HPACK codec, which
+also Huffman-codes header values for a fraction of a microsecond.
 
 Modelled on aioapns' connection module, without its defects (PROVIDERS.md §1.9):
 
@@ -26,13 +28,13 @@ import asyncio
 import collections
 import ssl
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Final, cast
 
-import h2.config
-import h2.connection
-import h2.errors
-import h2.events
-import h2.exceptions
+import jh2.config
+import jh2.connection
+import jh2.errors
+import jh2.events
+import jh2.exceptions
 
 Headers = Sequence[tuple[bytes, bytes]]
 
@@ -45,11 +47,12 @@ MAX_STREAMS_PER_CONNECTION: Final = 1000
 STREAM_ID_LIMIT: Final = 2**31 - 2**16
 
 
-class FastH2Connection(h2.connection.H2Connection):
+# jh2 ships no type hints, so its classes are Any to mypy.
+class FastH2Connection(jh2.connection.H2Connection):  # type: ignore[misc]
     """
     `H2Connection` whose open-stream count is amortised O(1).
 
-    h2 counts open streams (and prunes closed ones from `self.streams`) by
+    jh2 (as h2) counts open streams (and prunes closed ones from `self.streams`) by
     scanning every stream, on every new stream it sends or receives: O(n) per
     request, quadratic with hundreds of streams in flight (it was 1/3 of the CPU
     at 500 concurrent streams). `len(self.streams)` is an upper bound of the
@@ -58,18 +61,6 @@ class FastH2Connection(h2.connection.H2Connection):
     """
 
     _prune_at = 128
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        # Huffman-coding header values costs more CPU than the bytes it saves on
-        # loopback and LAN links (a third of hpack's time in the fan-out
-        # profile); literal octets are always valid HPACK (RFC 7541 §5.2).
-        encode = self.encoder.encode
-
-        def encode_plain(headers: Any, huffman: bool = True) -> bytes:
-            return encode(headers, huffman=False)
-
-        setattr(self.encoder, "encode", encode_plain)  # noqa: B010 - method override
 
     @property
     def open_outbound_streams(self) -> int:
@@ -96,7 +87,7 @@ class FastH2Connection(h2.connection.H2Connection):
         return count
 
 
-_CONFIG = h2.config.H2Configuration(
+_CONFIG = jh2.config.H2Configuration(
     client_side=True,
     header_encoding=None,
     # We build our own headers as lowercase bytes; skip h2's per-header checks.
@@ -184,8 +175,8 @@ class H2ClientProtocol(asyncio.Protocol):
     # -- asyncio.Protocol --------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # A stream transport; uvloop's are not asyncio.Transport subclasses.
+        self._transport = cast(asyncio.Transport, transport)
         self.usable = True
         self._conn.initiate_connection()
         self._flush()
@@ -199,7 +190,7 @@ class H2ClientProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         try:
             events = self._conn.receive_data(data)
-        except h2.exceptions.ProtocolError as exc:
+        except jh2.exceptions.ProtocolError as exc:
             self.close()
             self._fail_streams(ConnectionLost(f"h2 protocol error: {exc}"), above=0)
             return
@@ -238,8 +229,8 @@ class H2ClientProtocol(asyncio.Protocol):
         stream.timer.cancel()
         self._blocked.pop(stream_id, None)
         try:
-            self._conn.reset_stream(stream_id, h2.errors.ErrorCodes.CANCEL)
-        except h2.exceptions.H2Error:
+            self._conn.reset_stream(stream_id, jh2.errors.ErrorCodes.CANCEL)
+        except jh2.exceptions.H2Error:
             pass  # already closed on the h2 side
         self._flush()
         self._released()
@@ -251,26 +242,26 @@ class H2ClientProtocol(asyncio.Protocol):
 
     # -- internals ---------------------------------------------------------
 
-    def _dispatch(self, event: h2.events.Event) -> None:
+    def _dispatch(self, event: jh2.events.Event) -> None:
         kind = type(event)
-        if kind is h2.events.ResponseReceived:
-            stream = self._streams.get(event.stream_id)  # type: ignore[attr-defined]
+        if kind is jh2.events.ResponseReceived:
+            stream = self._streams.get(event.stream_id)
             if stream is not None:
-                stream.headers = dict(event.headers)  # type: ignore[attr-defined]
-        elif kind is h2.events.DataReceived:
-            self._on_data(event)  # type: ignore[arg-type]
-        elif kind is h2.events.StreamEnded:
-            self._on_stream_ended(event.stream_id)  # type: ignore[attr-defined]
-        elif kind is h2.events.StreamReset:
-            self._on_reset(event)  # type: ignore[arg-type]
-        elif kind is h2.events.RemoteSettingsChanged:
+                stream.headers = dict(event.headers)
+        elif kind is jh2.events.DataReceived:
+            self._on_data(event)
+        elif kind is jh2.events.StreamEnded:
+            self._on_stream_ended(event.stream_id)
+        elif kind is jh2.events.StreamReset:
+            self._on_reset(event)
+        elif kind is jh2.events.RemoteSettingsChanged:
             self._on_settings()
-        elif kind is h2.events.WindowUpdated:
+        elif kind is jh2.events.WindowUpdated:
             self._unblock()
-        elif kind is h2.events.ConnectionTerminated:
-            self._on_goaway(event)  # type: ignore[arg-type]
+        elif kind is jh2.events.ConnectionTerminated:
+            self._on_goaway(event)
 
-    def _on_data(self, event: h2.events.DataReceived) -> None:
+    def _on_data(self, event: jh2.events.DataReceived) -> None:
         stream_id = event.stream_id
         assert stream_id is not None
         # Give the window back even for streams we dropped, or it runs dry.
@@ -293,7 +284,7 @@ class H2ClientProtocol(asyncio.Protocol):
             stream.future.set_result(Response(status, headers, stream.body))
         self._released()
 
-    def _on_reset(self, event: h2.events.StreamReset) -> None:
+    def _on_reset(self, event: jh2.events.StreamReset) -> None:
         assert event.stream_id is not None
         stream = self._streams.pop(event.stream_id, None)
         if stream is None:
@@ -313,7 +304,7 @@ class H2ClientProtocol(asyncio.Protocol):
         self._unblock()
         self._pool._wake_all()
 
-    def _on_goaway(self, event: h2.events.ConnectionTerminated) -> None:
+    def _on_goaway(self, event: jh2.events.ConnectionTerminated) -> None:
         # h2 refuses every frame after GOAWAY (its connection state is CLOSED),
         # so streams at or below last_stream_id cannot complete here either:
         # they fail too, flagged as possibly processed (a retry may duplicate).

@@ -1,5 +1,5 @@
 """
-A loopback APNs provider API: HTTP/2 over TLS on `h2`, faithful enough to test
+A loopback APNs provider API: HTTP/2 over TLS on `jh2`, faithful enough to test
 the adapter's wire behaviour (PROVIDERS.md §1.7).
 
 * TLS from a mock CA (`tls.py`) made at construction (`ca_pem`, `write_ca`). ALPN h2,
@@ -32,21 +32,21 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, cast
 
-import h2.config
-import h2.connection
-import h2.errors
-import h2.events
-import h2.exceptions
-import h2.settings
-import hyperframe.frame
+import jh2.config
+import jh2.connection
+import jh2.errors
+import jh2.events
+import jh2.exceptions
+import jh2.hyperframe.frame
+import jh2.settings
 import jwt
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from hpack import NeverIndexedHeaderTuple
+from jh2.hpack import NeverIndexedHeaderTuple
 
 from pushgw.providers.h2client import FastH2Connection
 from pushgw.providers.mocks.base import FaultRule, MockPlatform
@@ -98,7 +98,7 @@ FAULTS: Final[dict[str, tuple[int, str]]] = {
 Answer = tuple[int, str | None]
 
 # Lean on purpose (50k-message runs): no h2 header validation either way.
-_CONFIG = h2.config.H2Configuration(
+_CONFIG = jh2.config.H2Configuration(
     client_side=False,
     header_encoding=None,
     validate_outbound_headers=False,
@@ -147,13 +147,13 @@ class _ServerConnection(H2ServerConnection):
     # -- asyncio.Protocol --------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A stream transport; uvloop's are not asyncio.Transport subclasses.
+        self.transport = cast(asyncio.Transport, transport)
         self.cert_topic = _cert_uid(transport.get_extra_info("peercert"))
         limit = 1 if self.mock.token_strict else self.mock.max_concurrent_streams
-        self.conn.local_settings = h2.settings.Settings(
+        self.conn.local_settings = jh2.settings.Settings(
             client=False,
-            initial_values={h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: limit},
+            initial_values={jh2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: limit},
         )
         self.conn.initiate_connection()
         self.mock.connections.add(self)
@@ -180,27 +180,27 @@ class _ServerConnection(H2ServerConnection):
     def data_received(self, data: bytes) -> None:
         try:
             events = self.conn.receive_data(data)
-        except h2.exceptions.ProtocolError as exc:
+        except jh2.exceptions.ProtocolError as exc:
             if not self.goaway_sent:
                 self.mock.stats["protocol_error"] += 1
-                self._goaway(h2.errors.ErrorCodes.PROTOCOL_ERROR, str(exc))
+                self._goaway(jh2.errors.ErrorCodes.PROTOCOL_ERROR, str(exc))
                 self.close()
             return
         for event in events:
             kind = type(event)
-            if kind is h2.events.RequestReceived:
-                sid = event.stream_id  # type: ignore[attr-defined]
-                self.requests[sid] = _Request(event.headers)  # type: ignore[attr-defined]
+            if kind is jh2.events.RequestReceived:
+                sid = event.stream_id
+                self.requests[sid] = _Request(event.headers)
                 self.streams_seen += 1
-            elif kind is h2.events.DataReceived:
-                self._on_data(event)  # type: ignore[arg-type]
-            elif kind is h2.events.StreamEnded:
-                sid = event.stream_id  # type: ignore[attr-defined]
+            elif kind is jh2.events.DataReceived:
+                self._on_data(event)
+            elif kind is jh2.events.StreamEnded:
+                sid = event.stream_id
                 request = self.requests.pop(sid, None)
                 if request is not None and not self.goaway_sent:
                     self.mock._handle(self, sid, request)
-            elif kind is h2.events.StreamReset:
-                self._on_reset(event.stream_id)  # type: ignore[attr-defined]
+            elif kind is jh2.events.StreamReset:
+                self._on_reset(event.stream_id)
         self.flush()
 
     # -- helpers -----------------------------------------------------------
@@ -218,15 +218,16 @@ class _ServerConnection(H2ServerConnection):
     def _respond_raw(self, sid: int, headers: list[tuple[bytes, bytes]]) -> None:
         """HEADERS+END_STREAM on a stream h2 considers closed (late answer)."""
         self.flush()
-        frame = hyperframe.frame.HeadersFrame(sid)
-        frame.data = self.conn.encoder.encode(headers)
+        frame = jh2.hyperframe.frame.HeadersFrame(sid)
+        # jh2's compiled encoder takes (name, value, never_indexed) triples.
+        frame.data = self.conn.encoder.encode([(k, v, False) for k, v in headers])
         frame.flags.add("END_HEADERS")
         frame.flags.add("END_STREAM")
         if self.transport is not None:
             self.transport.write(frame.serialize())
         self.mock.stats["late_answer"] += 1
 
-    def _on_data(self, event: h2.events.DataReceived) -> None:
+    def _on_data(self, event: jh2.events.DataReceived) -> None:
         sid = event.stream_id
         assert sid is not None
         self.conn.acknowledge_received_data(event.flow_controlled_length, sid)
@@ -272,14 +273,14 @@ class _ServerConnection(H2ServerConnection):
             conn.send_headers(sid, headers)
             body = {"reason": reason, **(extra or {})}
             conn.send_data(sid, json.dumps(body).encode(), end_stream=True)
-        except h2.exceptions.H2Error:
+        except jh2.exceptions.H2Error:
             pass  # the client reset the stream or the connection is closing
 
     def raise_stream_limit(self) -> None:
         self.strict_pending = False
         self.conn.update_settings(
             {
-                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: (
+                jh2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: (
                     self.mock.max_concurrent_streams
                 )
             }
@@ -296,7 +297,7 @@ class _ServerConnection(H2ServerConnection):
 
     def goaway_stream(self, sid: int) -> None:
         """GOAWAY naming the stream before `sid` as the last one processed."""
-        self._goaway(h2.errors.ErrorCodes.NO_ERROR, "Shutdown", last=max(0, sid - 2))
+        self._goaway(jh2.errors.ErrorCodes.NO_ERROR, "Shutdown", last=max(0, sid - 2))
 
     def _goaway(self, code: int, reason: str, *, last: int | None = None) -> None:
         self.goaway_sent = True
@@ -305,7 +306,7 @@ class _ServerConnection(H2ServerConnection):
             self.conn.close_connection(
                 error_code=code, additional_data=data, last_stream_id=last
             )
-        except h2.exceptions.H2Error:
+        except jh2.exceptions.H2Error:
             pass
         self.flush()
 

@@ -14,8 +14,9 @@ PROVIDERS.md §2.4 and §3. One aiohttp app on 127.0.0.1 serves
   it answers like the shut-down service (`retired_status`, HTML body).
 
 Served as production serves it: TLS (a mock CA (`tls.py`): `ca_pem`, `write_ca`) with
-ALPN, HTTP/2 for clients that offer h2 (the v1 adapter's httpx) and HTTP/1.1 for
-the rest (the legacy adapter's aiohttp), on one port (`providers.mocks.h2server`).
+ALPN, HTTP/2 for clients that offer h2 (the v1 adapter: `providers.h2client` for
+sends, httpx for tokens) and HTTP/1.1 for the rest (the legacy adapter's
+aiohttp), on one port (`providers.mocks.h2server`).
 Every request, whichever protocol, goes through `handle`, and `requests` records
 its `http` version.
 

@@ -4,7 +4,7 @@ production API is HTTP/2 (FCM), so that the adapter's production client path is
 the one the tests run.
 
 ALPN decides per connection, as at Google's front end: "h2" goes to
-`_H2Connection` (on `h2`), anything else (the legacy GCM adapter's aiohttp offers
+`_H2Connection` (on `jh2`), anything else (the legacy GCM adapter's aiohttp offers
 no ALPN) to aiohttp's HTTP/1.1 server. Either way the request becomes one
 `MockRequest` handed to the same `Handler`, which answers a `web.Response` (built
 with aiohttp's helpers and used here as a plain value: status, headers, bytes) or
@@ -26,12 +26,12 @@ import ssl
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-import h2.config
-import h2.connection
-import h2.events
-import h2.exceptions
+import jh2.config
+import jh2.connection
+import jh2.events
+import jh2.exceptions
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
@@ -55,14 +55,14 @@ class MockRequest:
 # The mock's one entry point; None means "drop the connection, answer nothing".
 Handler = Callable[[MockRequest], Awaitable[web.Response | None]]
 
-_CONFIG = h2.config.H2Configuration(client_side=False, header_encoding="utf-8")
+_CONFIG = jh2.config.H2Configuration(client_side=False, header_encoding="utf-8")
 
 
 class H2ServerConnection(asyncio.Protocol):
     """The writing side every HTTP/2 mock connection shares (this module's and
     the APNs mock's): its h2 state, its transport, and how bytes leave."""
 
-    conn: h2.connection.H2Connection
+    conn: jh2.connection.H2Connection
     transport: asyncio.Transport | None
 
     def flush(self) -> None:
@@ -84,15 +84,15 @@ class _H2Connection(H2ServerConnection):
 
     def __init__(self, server: DualServer) -> None:
         self.server = server
-        self.conn = h2.connection.H2Connection(config=_CONFIG)
+        self.conn = jh2.connection.H2Connection(config=_CONFIG)
         self.transport: asyncio.Transport | None = None
         self.requests: dict[int, tuple[list[tuple[str, str]], bytearray]] = {}
         self.tasks: dict[int, asyncio.Task[None]] = {}
         self.unsent: dict[int, bytes] = {}  # body bytes waiting for window
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A stream transport; uvloop's are not asyncio.Transport subclasses.
+        self.transport = cast(asyncio.Transport, transport)
         self.server.h2_connections.add(self)
         self.conn.initiate_connection()
         self.flush()
@@ -106,7 +106,7 @@ class _H2Connection(H2ServerConnection):
     def data_received(self, data: bytes) -> None:
         try:
             events = self.conn.receive_data(data)
-        except h2.exceptions.ProtocolError:
+        except jh2.exceptions.ProtocolError:
             self.flush()  # h2 queued the GOAWAY
             self.close()
             return
@@ -114,27 +114,27 @@ class _H2Connection(H2ServerConnection):
             self._dispatch(event)
         self.flush()
 
-    def _dispatch(self, event: h2.events.Event) -> None:
-        if isinstance(event, h2.events.RequestReceived):
+    def _dispatch(self, event: jh2.events.Event) -> None:
+        if isinstance(event, jh2.events.RequestReceived):
             assert event.stream_id is not None and event.headers is not None
             headers = [(str(k), str(v)) for k, v in event.headers]
             self.requests[event.stream_id] = (headers, bytearray())
-        elif isinstance(event, h2.events.DataReceived):
+        elif isinstance(event, jh2.events.DataReceived):
             assert event.stream_id is not None and event.data is not None
             self.conn.acknowledge_received_data(
                 event.flow_controlled_length or 0, event.stream_id
             )
             if event.stream_id in self.requests:
                 self.requests[event.stream_id][1].extend(event.data)
-        elif isinstance(event, h2.events.StreamEnded):
+        elif isinstance(event, jh2.events.StreamEnded):
             assert event.stream_id is not None
             self._start(event.stream_id)
-        elif isinstance(event, h2.events.StreamReset):
+        elif isinstance(event, jh2.events.StreamReset):
             assert event.stream_id is not None
             self._forget(event.stream_id)
-        elif isinstance(event, h2.events.WindowUpdated):
+        elif isinstance(event, jh2.events.WindowUpdated):
             self._send_unsent()
-        elif isinstance(event, h2.events.ConnectionTerminated):
+        elif isinstance(event, jh2.events.ConnectionTerminated):
             self.close()
 
     def _start(self, sid: int) -> None:
@@ -170,7 +170,7 @@ class _H2Connection(H2ServerConnection):
         ]
         try:
             self.conn.send_headers(sid, headers, end_stream=not body)
-        except h2.exceptions.H2Error:
+        except jh2.exceptions.H2Error:
             return  # the client reset the stream or the connection is closing
         if body:
             self.unsent[sid] = body
@@ -189,7 +189,7 @@ class _H2Connection(H2ServerConnection):
                         break
                     chunk, data = data[:window], data[window:]
                     self.conn.send_data(sid, chunk, end_stream=not data)
-            except h2.exceptions.H2Error:
+            except jh2.exceptions.H2Error:
                 data = b""  # stream gone: nothing more to send
             if data:
                 self.unsent[sid] = data

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 
-import h2.exceptions
+import jh2.exceptions
 import pytest
 
 from pushgw.model import Endpoint, Platform, PlatformApplication
@@ -54,7 +54,7 @@ async def send_raising(error: BaseException | None) -> SendResult:
         (ssl.SSLError(1, "bad record"), "transport: SSLError: bad record"),
         (TimeoutError(), "transport: TimeoutError: "),
         (EOFError("eof"), "transport: EOFError: eof"),
-        (h2.exceptions.ProtocolError("GOAWAY"), "transport: ProtocolError: GOAWAY"),
+        (jh2.exceptions.ProtocolError("GOAWAY"), "transport: ProtocolError: GOAWAY"),
         (TransportFailure.wrap(ValueError("x")), "transport: ValueError: x"),
     ],
     ids=["reset", "tls", "timeout", "eof", "h2", "client mapped"],

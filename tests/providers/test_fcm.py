@@ -173,8 +173,9 @@ async def test_plain_text_is_a_data_message(
     mock: FcmMock, provider: FcmProvider
 ) -> None:
     """
-    Plain text goes out as `data.default` with the cached Bearer token, by httpx
-    over HTTP/2 (ALPN h2), token grant and send alike, as in production.
+    Plain text goes out as `data.default` with the cached Bearer token over
+    HTTP/2 (ALPN h2), token grant (httpx) and send (providers.h2client) alike,
+    as in production.
     """
     token = mock.register_device()
 
@@ -185,7 +186,7 @@ async def test_plain_text_is_a_data_message(
     assert result.outcome == Outcome.DELIVERED
     assert got.payload == {"token": token, "data": {"default": "hi there"}}
     assert got.headers["authorization"].startswith("Bearer ya29.")
-    assert "python-httpx" in got.headers["user-agent"]
+    assert got.headers["user-agent"].startswith("pushgw")
     assert [("/token", "2"), ("v1", "2")] == [
         (r["path"], r["http"]) for r in mock.requests
     ]
