@@ -223,6 +223,24 @@ class LoggingConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class MetricsConfig:
+    """Prometheus metrics on /metrics (`[metrics]`)."""
+
+    # Report the gauges read from the shared store: the backlog (pushgw_jobs),
+    # disabled apps and credential expiry. Several daemons on one PostgreSQL:
+    # keep it true on exactly one, so that sum() over the nodes does not
+    # multiply them. Node-local metrics (counters, histograms, in-flight sends,
+    # store_up, task health) are always reported.
+    cluster_gauges: bool = True
+    # Label pushgw_disabled_apps and pushgw_credential_expiry_seconds with the
+    # application name too: one series per app (mind the cardinality).
+    per_app_labels: bool = False
+    # The app gauges are read from the store (every app, every page) at most
+    # this often; scrapes in between use the last reading.
+    apps_refresh_s: Seconds = 30.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ProviderEntry:
     base_url: Url = ""
     sandbox_url: Url = ""
@@ -291,6 +309,7 @@ class Config:
     )
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     ledger: LedgerConfig = field(default_factory=LedgerConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     providers: dict[str, ProviderEntry] = field(
         default_factory=lambda: dict(DEFAULT_PROVIDERS)
     )

@@ -49,6 +49,7 @@ from pushgw.ledger import FLUSH_TASK as LEDGER_FLUSH_TASK
 from pushgw.ledger import PRUNE_TASK as LEDGER_PRUNE_TASK
 from pushgw.ledger import Ledger
 from pushgw.log import get_logger
+from pushgw.metrics import GatewayMetrics
 from pushgw.model import Platform, PlatformApplication
 from pushgw.providers.base import Provider
 from pushgw.providers.channel_guard import check_mpns_channel, check_wns_channel
@@ -202,6 +203,16 @@ class Gateway:
             observer=self.observers,
         )
         self.supervisor = Supervisor()
+        # Prometheus (/metrics): its own registry, told of every delivery.
+        self.prometheus = GatewayMetrics(
+            store=self.store,
+            config=config.metrics,
+            timeout_s=PROBE_TIMEOUT_S,
+            in_flight=lambda: self.dispatcher.in_flight,
+            tasks=lambda: self.supervisor.health.values(),
+            store_up=self._store_up,
+        )
+        self.observers.observers.append(self.prometheus.delivery)
         self.service = Service(
             store=self.store,
             arns=ArnBuilder(config.sns.region, config.sns.account),
@@ -276,6 +287,7 @@ class Gateway:
             config=self.config,
             service=self.service,
             metrics=self.metrics,
+            observe_request=self.prometheus.api_request,
             ready=self.readiness,
             sns_keys=self.sns_keys,
             api_keys=self.api_keys,
@@ -339,6 +351,7 @@ class Gateway:
         await self.supervisor.stop()
         if self._probe_task is not None:
             self._probe_task.cancel()
+        self.prometheus.close()
         if self.runner is not None:
             await self.runner.cleanup()
             self.runner = None
@@ -397,44 +410,12 @@ class Gateway:
             return f"{type(exc).__name__}: {exc}"
         return None
 
-    async def metrics(self) -> str:
-        """Prometheus text: outcome counters, the backlog, task and store health."""
-        lines = [
-            "# TYPE pushgw_deliveries_total counter",
-            *(
-                f'pushgw_deliveries_total{{outcome="{name}"}} {count}'
-                for name, count in sorted(self.dispatcher.stats.items())
-            ),
-            "# TYPE pushgw_sends_in_flight gauge",
-            f"pushgw_sends_in_flight {self.dispatcher.in_flight}",
-            "# TYPE pushgw_store_up gauge",
-            f"pushgw_store_up {int(await self.store_failure() is None)}",
-            "# TYPE pushgw_task_failing gauge",
-            *(
-                f'pushgw_task_failing{{task="{h.name}"}} {int(h.failing_since is not None)}'
-                for h in self.supervisor.health.values()
-            ),
-            "# TYPE pushgw_task_failures_total counter",
-            *(
-                f'pushgw_task_failures_total{{task="{h.name}"}} {h.failures}'
-                for h in self.supervisor.health.values()
-            ),
-        ]
-        counting = asyncio.create_task(self.store.job_counts(), name="job-counts")
-        counting.add_done_callback(_consume_error)
-        done, _ = await asyncio.wait({counting}, timeout=PROBE_TIMEOUT_S)
-        # While the store is down the backlog is unknown: no pushgw_jobs lines.
-        counts = counting.result() if done and not counting.exception() else {}
-        if counts:
-            lines.append("# TYPE pushgw_jobs gauge")
-            lines.extend(f'pushgw_jobs{{state="{k}"}} {v}' for k, v in counts.items())
-        return "\n".join(lines) + "\n"
+    async def _store_up(self) -> bool:
+        return await self.store_failure() is None
 
-
-def _consume_error(task: asyncio.Task[object]) -> None:
-    """Retrieve a background store call's error (no "never retrieved" noise)."""
-    if not task.cancelled():
-        task.exception()
+    async def metrics(self) -> bytes:
+        """The Prometheus exposition (text format) of this daemon."""
+        return await self.prometheus.render()
 
 
 def _startup_failure(config: Config, exc: BaseException) -> str:

@@ -23,6 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
+from pushgw.api import ACTION_KEY
 from pushgw.api.json_api import authenticate, read_json_object
 from pushgw.config import ApiKey
 from pushgw.errors import ForbiddenError, InvalidParameterError, NotFoundApiError
@@ -280,8 +281,9 @@ def add_admin_routes(
     store = service.store
     replayed = on_replay or service.on_enqueue
 
-    def admin(request: web.Request) -> ApiKey:
+    def admin(request: web.Request, action: str) -> ApiKey:
         key = authenticate(request, keys)
+        request[ACTION_KEY] = action  # authenticated: the metrics label it
         if not key.admin:
             raise ForbiddenError(
                 f"Key {key.name} has no admin scope", code="AccessDenied"
@@ -289,12 +291,12 @@ def add_admin_routes(
         return key
 
     async def queue(request: web.Request) -> web.Response:
-        admin(request)
+        admin(request, "GetQueue")
         rows = await store.backlog(now=service.clock())
         return web.json_response(render_backlog(rows))
 
     async def message(request: web.Request) -> web.Response:
-        admin(request)
+        admin(request, "GetMessageLedger")
         message_id = request.match_info["messageId"]
         ledger = await store.get_message_ledger(message_id)
         if ledger is None:
@@ -302,7 +304,7 @@ def add_admin_routes(
         return web.json_response(render_message(ledger))
 
     async def deliveries(request: web.Request) -> web.Response:
-        admin(request)
+        admin(request, "ListDeliveries")
         query = request.query
         where = listing_filter(query)
         limit = _int(query.get("limit", PAGE_DEFAULT), "limit", 1, PAGE_MAX)
@@ -316,7 +318,7 @@ def add_admin_routes(
         )
 
     async def replay(request: web.Request) -> web.Response:
-        key = admin(request)
+        key = admin(request, "ReplayDeadLetters")
         where, limit = replay_request(await read_json_object(request))
         result = await store.replay_dead_letters(
             where, limit=limit, now=service.clock()
@@ -340,7 +342,7 @@ def add_admin_routes(
         )
 
     async def stats(request: web.Request) -> web.Response:
-        admin(request)
+        admin(request, "GetDeliveryStats")
         query = request.query
         unknown = sorted(set(query) - {"since", "bucketSeconds"})
         if unknown:

@@ -7,7 +7,10 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+from prometheus_client import CONTENT_TYPE_LATEST
 
+from pushgw.api import ACTION_KEY
 from pushgw.api.admin_api import add_admin_routes
 from pushgw.api.json_api import add_json_routes, error_response
 from pushgw.api.openapi import openapi_document
@@ -23,7 +26,51 @@ log = get_logger("pushgw.api")
 
 # Why the daemon is not ready (empty when it is).
 Readiness = Callable[[], Awaitable[list[str]]]
-Metrics = Callable[[], Awaitable[str]]
+# The Prometheus exposition, text format.
+Metrics = Callable[[], Awaitable[bytes]]
+# Told of every answered request: (api, action, status, seconds).
+RequestObserver = Callable[[str, str, int, float], None]
+UNKNOWN_ACTION = "unknown"
+
+
+def api_of(path: str) -> str:
+    """Which API a path belongs to: a bounded label."""
+    if path == "/":
+        return "sns"
+    if path == "/v1" or path.startswith("/v1/"):
+        return "json"
+    return "other"
+
+
+def request_metrics(observe: RequestObserver) -> Middleware:
+    """Middleware (outermost): time every request and report its API, action
+    (`request[ACTION_KEY]`, set by the bindings once a request is parsed and
+    authenticated; "unknown" otherwise) and final status."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = time.perf_counter()
+        status: int | None = None  # None: cancelled (the client went away)
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as exc:  # a redirect request_context re-raised
+            status = exc.status
+            raise
+        except Exception:
+            status = 500
+            raise
+        finally:
+            if status is not None:
+                observe(
+                    api_of(request.path),
+                    request.get(ACTION_KEY, UNKNOWN_ACTION),
+                    status,
+                    time.perf_counter() - started,
+                )
+
+    return middleware
 
 
 @web.middleware
@@ -92,6 +139,7 @@ def make_app(
     service: Service,
     ready: Readiness | None = None,
     metrics: Metrics | None = None,
+    observe_request: RequestObserver | None = None,
     sns_keys: dict[str, AccessKey] | None = None,
     api_keys: list[ApiKey] | None = None,
     signing_cert: tuple[str, bytes] | None = None,
@@ -105,13 +153,14 @@ def make_app(
     `on_replay` is told of each message a dead-letter replay queued again (the
     daemon's dispatcher; default `service.on_enqueue`).
     """
+    # The metrics and the access log wrap the rest, so they see every answer.
+    middlewares: list[Middleware] = [
+        *([request_metrics(observe_request)] if observe_request else []),
+        *([access_log] if config.logging.access_log else []),
+        request_context,
+    ]
     app = web.Application(
-        # The access log wraps the rest, so it sees every answer, errors too.
-        middlewares=[
-            *([access_log] if config.logging.access_log else []),
-            request_context,
-        ],
-        client_max_size=config.server.max_body_bytes,
+        middlewares=middlewares, client_max_size=config.server.max_body_bytes
     )
     sns = make_sns_handler(
         service=service,
@@ -126,13 +175,16 @@ def make_app(
     add_admin_routes(app, service=service, keys=keys, on_replay=on_replay)
     document = openapi_document()
 
-    async def openapi(_: web.Request) -> web.Response:
+    async def openapi(request: web.Request) -> web.Response:
+        request[ACTION_KEY] = "openapi"
         return web.json_response(document)
 
-    async def healthz(_: web.Request) -> web.Response:
+    async def healthz(request: web.Request) -> web.Response:
+        request[ACTION_KEY] = "healthz"
         return web.json_response({"status": "ok"})
 
-    async def readyz(_: web.Request) -> web.Response:
+    async def readyz(request: web.Request) -> web.Response:
+        request[ACTION_KEY] = "readyz"
         reasons = await ready() if ready else []
         if reasons:
             return web.json_response(
@@ -140,9 +192,10 @@ def make_app(
             )
         return web.json_response({"status": "ready"})
 
-    async def prometheus(_: web.Request) -> web.Response:
-        text = await metrics() if metrics else ""
-        return web.Response(text=text, content_type="text/plain")
+    async def prometheus(request: web.Request) -> web.Response:
+        request[ACTION_KEY] = "metrics"
+        body = await metrics() if metrics else b""
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     app.router.add_get("/v1/openapi.json", openapi)
     app.router.add_get("/healthz", healthz)
@@ -151,7 +204,8 @@ def make_app(
     if signing_cert is not None:
         cert_path, cert_pem = signing_cert
 
-        async def certificate(_: web.Request) -> web.Response:
+        async def certificate(request: web.Request) -> web.Response:
+            request[ACTION_KEY] = "signing_cert"
             return web.Response(body=cert_pem, content_type="application/x-pem-file")
 
         app.router.add_get(cert_path, certificate)

@@ -17,6 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from pushgw import safejson
+from pushgw.api import ACTION_KEY
 from pushgw.api.json_body import read_request
 from pushgw.api.operations import TABLE
 from pushgw.api.shapes import Binding, Context, Field, Kind, Operation, Where, invoke
@@ -111,6 +112,7 @@ def authenticate(request: web.Request, keys: Sequence[ApiKey]) -> ApiKey:
 
 def _authorize(request: web.Request, keys: Sequence[ApiKey], action: str) -> None:
     key = authenticate(request, keys)
+    request[ACTION_KEY] = action  # authenticated: the metrics label it
     if key.actions is not None and action not in key.actions:
         raise ForbiddenError(f"Key {key.name} may not perform {action}")
 

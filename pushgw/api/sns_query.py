@@ -23,6 +23,7 @@ import structlog
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from pushgw.api import ACTION_KEY
 from pushgw.api import sns_xml as xml
 from pushgw.api.operations import OPERATIONS
 from pushgw.api.request_id import REQUEST_ID
@@ -140,6 +141,8 @@ async def _dispatch(
         raise InvalidActionError(
             f"The action {name[:128]} is not valid for this web service."
         )
+    # Authenticated (or an anonymous action) and a known name: a bounded label.
+    request[ACTION_KEY] = name
     members = op.params_for(Binding.SNS)
     if key is not None and key.actions is not None and name not in key.actions:
         named = (params.string(p.name) for p in members if p.resource)

@@ -57,6 +57,25 @@ def is_service_account(credential: str) -> bool:
     return credential.lstrip().startswith("{")
 
 
+def expires_at(platform: Platform, principal: str) -> float | None:
+    """
+    When an app's credentials stop working, in epoch seconds, where the
+    credentials say so: the not-after date of an APNs (or MPNS) client
+    certificate. None for everything else: APNs .p8 keys do not expire, and a
+    service-account JSON (FCM) carries no expiry (Google keeps it, if any, in
+    IAM); nor for a certificate that does not parse (validate refused those).
+    """
+    if not (platform.is_apple or platform is Platform.MPNS):
+        return None
+    if not principal.lstrip().startswith(PEM_CERT):
+        return None
+    try:
+        cert = x509.load_pem_x509_certificate(principal.encode())
+    except ValueError:
+        return None
+    return cert.not_valid_after_utc.timestamp()
+
+
 def _certificate(
     principal: str, credential: str, *, now: float, what: str
 ) -> dict[str, str]:

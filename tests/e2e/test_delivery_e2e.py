@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -17,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import httpx
 import pytest
 
 from pushgw.delivery.chunk import PROGRESS_EVERY
@@ -30,6 +28,7 @@ from tests.e2e.fleet import (
     wait_until,
 )
 from tests.e2e.harness import Mocks, Server, free_port, write_config
+from tests.e2e.prom import scrape
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -104,20 +103,18 @@ def delivered(mocks: Mocks) -> int:
 
 
 def backlog(server: Server) -> int:
-    """Jobs left in the store (delivered, failed and dropped ones are deleted)."""
-    text = httpx.get(server.url + "/metrics", timeout=10.0).text
-    match = re.search(r'^pushgw_jobs\{state="total"\} (\d+)', text, re.M)
-    assert match, text
-    return int(match.group(1))
+    """Jobs left in the store (delivered, failed and dropped ones are deleted):
+    the states of pushgw_jobs are disjoint, so their sum is the backlog."""
+    found = scrape(server)
+    assert found.has("pushgw_jobs"), found.text
+    return int(found.value("pushgw_jobs"))
 
 
 def sent_by(server: Server) -> int:
-    """Deliveries this daemon made (its own outcome counter)."""
-    text = httpx.get(server.url + "/metrics", timeout=10.0).text
-    match = re.search(
-        r'^pushgw_deliveries_total\{outcome="delivered"\} (\d+)', text, re.M
+    """Deliveries this daemon made (its own attempt counter)."""
+    return int(
+        scrape(server).value("pushgw_delivery_attempts_total", outcome="delivered")
     )
-    return int(match.group(1)) if match else 0
 
 
 def publish(server: Server, fleet: Fleet, message: str) -> str:
