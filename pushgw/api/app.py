@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 import structlog
 from aiohttp import web
 
+from pushgw.api.console import add_console_routes
 from pushgw.api.json_api import add_json_routes, error_response
 from pushgw.api.openapi import openapi_document
 from pushgw.api.sns_query import make_sns_handler
@@ -90,10 +91,10 @@ def make_app(
     )
     app.router.add_route("POST", "/", sns)
     app.router.add_route("GET", "/", sns)
-    add_json_routes(
-        app, service=service, keys=config.api_keys() if api_keys is None else api_keys
-    )
+    keys = config.api_keys() if api_keys is None else api_keys
+    add_json_routes(app, service=service, keys=keys)
     document = openapi_document()
+    add_console_routes(app, service=service, keys=keys, document=document)
 
     async def openapi(_: web.Request) -> web.Response:
         return web.json_response(document)
