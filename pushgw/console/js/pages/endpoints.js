@@ -165,7 +165,8 @@ export async function render(ctx) {
     pages.next = page.nextToken;
     const n = page.endpoints.length;
     const filtered = prefix.value || userData.value;
-    summary.textContent = `${n}${page.nextToken ? "+" : ""} endpoint${n === 1 ? "" : "s"}${filtered ? " match" : ""} on this page.`;
+    const more = page.nextToken ? " (more on the next pages)" : "";
+    summary.textContent = `${n}${filtered ? " matching" : ""} endpoint${n === 1 ? "" : "s"} on this page${more}.`;
     results.update(page.endpoints, (rows) =>
       table({
         caption: `Endpoints of ${parseAppArn(appSelect.value).name}`,
