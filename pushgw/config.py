@@ -137,11 +137,13 @@ class AccessKey:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ApiKey:
-    """A JSON-API bearer key; `actions` limits it (None = every action)."""
+    """A JSON-API bearer key; `actions` limits it (None = every action);
+    `admin` lets it use the admin routes (queue, ledger, replay)."""
 
     name: str
     key: str
     actions: frozenset[str] | None = None
+    admin: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -161,6 +163,7 @@ class ApiKeyEntry:
     key: str = ""  # exactly one of the two (checked by _check)
     key_file: SecretFile = ""
     actions: list[Name] = field(default_factory=list)
+    admin: bool = False  # the admin routes: queue, delivery ledger, replay
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -193,6 +196,22 @@ class DeliveryConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class LedgerConfig:
+    """The delivery ledger and its dead letters (`[ledger]`, pushgw/ledger.py)."""
+
+    # Delivery records, dead letters and message counters older than this are
+    # pruned (the per-minute rollup is kept 24 h at most).
+    retention_s: Seconds = 604_800.0
+    # Most delivery records kept that are not dead letters (sampled successes),
+    # and most dead letters (failures); the oldest beyond go first.
+    max_deliveries: Count = 200_000
+    max_dead_letters: Count = 1_000_000
+    # A record of every success, not only of sampled ones (SuccessFeedbackSampleRate):
+    # a fan-out to a million devices then writes a million rows.
+    record_successes: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LoggingConfig:
     # The levels structlog's filtering logger knows (log.configure upper-cases).
     level: Annotated[
@@ -200,6 +219,7 @@ class LoggingConfig:
     ] = "info"
     # auto: JSON unless stdout is a terminal.
     format: Annotated[str, OneOf("auto", "json", "console")] = "auto"
+    access_log: bool = False  # one `http_request` line per API request
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -270,6 +290,7 @@ class Config:
         default_factory=HttpSubscriptionsConfig
     )
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    ledger: LedgerConfig = field(default_factory=LedgerConfig)
     providers: dict[str, ProviderEntry] = field(
         default_factory=lambda: dict(DEFAULT_PROVIDERS)
     )
@@ -330,7 +351,10 @@ class Config:
             )
             out.append(
                 ApiKey(
-                    name=entry.name, key=key, actions=frozenset(entry.actions) or None
+                    name=entry.name,
+                    key=key,
+                    actions=frozenset(entry.actions) or None,
+                    admin=entry.admin,
                 )
             )
         return out

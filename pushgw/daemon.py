@@ -45,6 +45,9 @@ from pushgw.delivery.http import HttpSender, HttpSenderSettings
 from pushgw.delivery.observe import Observers
 from pushgw.delivery.providers import ProviderPool
 from pushgw.errors import ConfigError, StartupError, StoreError
+from pushgw.ledger import FLUSH_TASK as LEDGER_FLUSH_TASK
+from pushgw.ledger import PRUNE_TASK as LEDGER_PRUNE_TASK
+from pushgw.ledger import Ledger
 from pushgw.log import get_logger
 from pushgw.model import Platform, PlatformApplication
 from pushgw.providers.base import Provider
@@ -172,6 +175,9 @@ class Gateway:
         self.signing_key = signing_key(config)
         # Told of every delivery attempt and outcome (metrics, the ledger).
         self.observers = Observers()
+        # The delivery ledger: counters, records and dead letters in the store.
+        self.ledger = Ledger(self.store, config.ledger)
+        self.observers.observers.append(self.ledger)
         hooks = config.http_subscriptions
         self.http_sender = HttpSender(
             store=self.store,
@@ -227,6 +233,10 @@ class Gateway:
             await self.stop()
             raise
         self.supervisor.start(HOUSEKEEPING_TASK, self._housekeeping)
+        # Its own tasks, not housekeeping's: the flush runs every second, the
+        # prune every minute, and neither failing holds up the other.
+        self.supervisor.start(LEDGER_FLUSH_TASK, self.ledger.run)
+        self.supervisor.start(LEDGER_PRUNE_TASK, self.ledger.prune_loop)
         if self.config.delivery.enabled:
             self.dispatcher.supervise(self.supervisor)
             listen = getattr(self.store, "listen_forever", None)
@@ -270,6 +280,7 @@ class Gateway:
             sns_keys=self.sns_keys,
             api_keys=self.api_keys,
             signing_cert=(self.signing_key.cert_path, self.signing_key.cert_pem),
+            on_replay=self.dispatcher.replayed,
         )
         self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self.runner.setup()
@@ -324,6 +335,7 @@ class Gateway:
             await self.runner.shutdown()  # stop accepting; finish open requests
         if self._store_open:
             await self.dispatcher.stop(self.config.server.graceful_timeout_s)
+            await self.ledger.drain()  # what the last sends told it, before close
         await self.supervisor.stop()
         if self._probe_task is not None:
             self._probe_task.cancel()

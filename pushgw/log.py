@@ -43,29 +43,53 @@ def scrub(
 
 
 def configure(*, level: str = "info", fmt: str = "auto") -> None:
-    """Configure structlog once per process."""
+    """
+    Configure structlog once per process, and route the standard library's
+    logging (aiohttp, asyncio, asyncpg …) through the same processors, so every
+    line is one JSON object with `logger` and `level`, tracebacks included
+    (as structured frames, `exception`).
+    """
     as_json = fmt == "json" or (fmt == "auto" and not sys.stdout.isatty())
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if as_json
         else structlog.dev.ConsoleRenderer(colors=False)
     )
+    exceptions: Any = (
+        structlog.processors.dict_tracebacks
+        if as_json
+        else structlog.processors.format_exc_info
+    )
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        scrub,
+    ]
+    threshold = logging.getLevelName(level.upper())
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            scrub,
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(
-            logging.getLevelName(level.upper())
-        ),
+        processors=[*shared, exceptions, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(threshold),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stdout),
         cache_logger_on_first_use=True,
     )
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                exceptions,
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    # Libraries log at their own levels; warnings and worse are worth a line.
+    root.setLevel(max(threshold, logging.WARNING))
 
 
 def get_logger(name: str) -> Any:
-    return structlog.get_logger(name)
+    """A logger whose every line names it (`"logger": "pushgw.delivery"`)."""
+    return structlog.get_logger(name).bind(logger=name)

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-import uuid
+import time
 from collections.abc import Awaitable, Callable
 
 import structlog
 from aiohttp import web
 
+from pushgw.api.admin_api import add_admin_routes
 from pushgw.api.console import add_console_routes
 from pushgw.api.json_api import add_json_routes, error_response
 from pushgw.api.openapi import openapi_document
+from pushgw.api.request_id import REQUEST_ID, request_id_of
 from pushgw.api.sns_query import make_sns_handler
 from pushgw.config import AccessKey, ApiKey, Config
 from pushgw.errors import ApiError, ServiceUnavailableError, StoreUnavailableError
 from pushgw.log import get_logger
+from pushgw.model import Message
 from pushgw.service import Service
 
 log = get_logger("pushgw.api")
@@ -30,7 +33,8 @@ async def request_context(
     handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
 ) -> web.StreamResponse:
     """Bind a request id, and turn every failure outside `/` into a JSON error."""
-    request_id = request.headers.get("x-request-id") or str(uuid.uuid4())
+    request_id = request_id_of(request.headers)
+    request[REQUEST_ID] = request_id
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=request_id)
     try:
@@ -64,6 +68,25 @@ async def request_context(
         return error_response(500, "InternalError", "Internal error", request_id)
 
 
+@web.middleware
+async def access_log(
+    request: web.Request,
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> web.StreamResponse:
+    """`logging.access_log`: one line per request, after its answer."""
+    started = time.perf_counter()
+    response = await handler(request)
+    log.info(
+        "http_request",
+        method=request.method,
+        path=request.path,
+        status=response.status,
+        duration_ms=round((time.perf_counter() - started) * 1000, 2),
+        remote=request.remote,
+    )
+    return response
+
+
 def make_app(
     *,
     config: Config,
@@ -73,6 +96,7 @@ def make_app(
     sns_keys: dict[str, AccessKey] | None = None,
     api_keys: list[ApiKey] | None = None,
     signing_cert: tuple[str, bytes] | None = None,
+    on_replay: Callable[[Message], None] | None = None,
 ) -> web.Application:
     """
     Build the application. `sns_keys` and `api_keys` are read on every request,
@@ -81,7 +105,12 @@ def make_app(
     SigningCertURL to verify what they receive; it is public, like AWS's.
     """
     app = web.Application(
-        middlewares=[request_context], client_max_size=config.server.max_body_bytes
+        # The access log wraps the rest, so it sees every answer, errors too.
+        middlewares=[
+            *([access_log] if config.logging.access_log else []),
+            request_context,
+        ],
+        client_max_size=config.server.max_body_bytes,
     )
     sns = make_sns_handler(
         service=service,
@@ -93,6 +122,7 @@ def make_app(
     app.router.add_route("GET", "/", sns)
     keys = config.api_keys() if api_keys is None else api_keys
     add_json_routes(app, service=service, keys=keys)
+    add_admin_routes(app, service=service, keys=keys, on_replay=on_replay)
     document = openapi_document()
     add_console_routes(app, service=service, keys=keys, document=document)
 

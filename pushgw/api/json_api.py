@@ -97,20 +97,25 @@ def error_response(
     )
 
 
-def _authorize(request: web.Request, keys: Sequence[ApiKey], action: str) -> None:
+def authenticate(request: web.Request, keys: Sequence[ApiKey]) -> ApiKey:
+    """The key the request's bearer token names; UnauthorizedError if none."""
     header = request.headers.get("Authorization", "")
     scheme, _, presented = header.partition(" ")
     if scheme.lower() != "bearer" or not presented:
         raise UnauthorizedError("Missing bearer key: send Authorization: Bearer <key>")
     for key in keys:
         if hmac.compare_digest(key.key.encode(), presented.strip().encode()):
-            if key.actions is not None and action not in key.actions:
-                raise ForbiddenError(f"Key {key.name} may not perform {action}")
-            return
+            return key
     raise UnauthorizedError("Invalid bearer key")
 
 
-async def _json_body(request: web.Request) -> Mapping[str, Any]:
+def _authorize(request: web.Request, keys: Sequence[ApiKey], action: str) -> None:
+    key = authenticate(request, keys)
+    if key.actions is not None and action not in key.actions:
+        raise ForbiddenError(f"Key {key.name} may not perform {action}")
+
+
+async def read_json_object(request: web.Request) -> Mapping[str, Any]:
     raw = await request.read()
     if not raw.strip():
         return {}
@@ -129,7 +134,7 @@ def _make_handler(op: Operation, service: Service, keys: Sequence[ApiKey]) -> Ha
 
     async def handle(request: web.Request) -> web.StreamResponse:
         _authorize(request, keys, op.name)
-        body = await _json_body(request) if reads_body else {}
+        body = await read_json_object(request) if reads_body else {}
         args = read_request(
             params, body=body, path=request.match_info, query=request.query
         )

@@ -25,6 +25,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from pushgw.api import sns_xml as xml
 from pushgw.api.operations import OPERATIONS
+from pushgw.api.request_id import REQUEST_ID
 from pushgw.api.shapes import Binding, Context, invoke
 from pushgw.api.sigv4 import verify_sigv4
 from pushgw.api.sns_parse import decode_form, malformed, parse_query, read_members
@@ -39,11 +40,12 @@ from pushgw.errors import (
     ServiceUnavailableError,
     StoreUnavailableError,
 )
+from pushgw.log import get_logger
 from pushgw.service import Service
 
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 READ_CHUNK = 65_536  # bytes per read while enforcing the body limit
 FORM_TYPE = "application/x-www-form-urlencoded"
@@ -72,8 +74,10 @@ def make_sns_handler(
     """
 
     async def handler(request: web.Request) -> web.Response:
-        request_id = str(uuid.uuid4())
-        # Logs of this request carry the RequestId the client sees.
+        # The client's X-Request-ID when it sent a usable one (the app
+        # middleware checked it), else a new id: it is SNS's RequestId too, and
+        # every log line of this request carries it.
+        request_id = request.get(REQUEST_ID) or str(uuid.uuid4())
         structlog.contextvars.bind_contextvars(request_id=request_id)
         try:
             action, result = await _dispatch(

@@ -59,6 +59,7 @@ from pushgw.errors import (
     StoreUnavailableError,
 )
 from pushgw.log import get_logger
+from pushgw.logsummary import RepeatedLog
 from pushgw.model import (
     HTTP_LANE,
     PUSH_LANE,
@@ -89,6 +90,7 @@ PERSIST_MAX_S = 2.0  # doubling up to this
 CLAIM_TASK = "dispatcher"
 HTTP_CLAIM_TASK = "http-dispatcher"
 HEARTBEAT_TASK = "lease-heartbeat"
+LOG_SUMMARY_TASK = "log-summary"
 
 
 def node_id_for(config: DeliveryConfig, source: str = "") -> str:
@@ -142,6 +144,7 @@ class Dispatcher:
         self.store = store
         # Metrics and the delivery ledger: told of every attempt and outcome.
         self.observer: DeliveryObserver = observer or Observers()
+        self.failure_log = RepeatedLog(log)
         self.providers = providers
         self.config = config
         self.clock = clock
@@ -178,6 +181,13 @@ class Dispatcher:
         self._remember(message)
         self.wake()
 
+    def replayed(self, message: Message) -> None:
+        """Dead letters of `message` were queued again (as stored now: a replay
+        may have stored it anew, with a new TTL): forget what was cached."""
+        for platform in Platform:
+            self._rendered.pop((message.id, platform), None)
+        self.accepted(message)
+
     @property
     def in_flight(self) -> int:
         return self.config.max_in_flight - self.sends._value
@@ -190,6 +200,7 @@ class Dispatcher:
                 HTTP_CLAIM_TASK, lambda pulse: self._claim_loop(pulse, self._http)
             )
         supervisor.start(HEARTBEAT_TASK, self._heartbeat_loop)
+        supervisor.start(LOG_SUMMARY_TASK, self._summarise_logs)
 
     async def run(self) -> None:
         """Claim and deliver until `stop()` (a supervisor of its own: tests)."""
@@ -271,6 +282,15 @@ class Dispatcher:
             lane.room.set()
 
         task.add_done_callback(finished)
+
+    async def _summarise_logs(self, pulse: Pulse) -> None:
+        """Summarise repeated failures once per interval, bursts that stopped too."""
+        while True:
+            await asyncio.sleep(self.failure_log.interval_s / 2)
+            self.failure_log.flush()
+            if self.http_sender is not None:
+                self.http_sender.failure_log.flush()
+            pulse.beat()
 
     async def _heartbeat_loop(self, pulse: Pulse) -> None:
         # Extend first: restarted after a store fault, the leases are renewed
@@ -515,13 +535,16 @@ class Dispatcher:
         else:
             gate.failure(now, result.retry_after)
         delay = self.retry.delay(attempt.attempts, retry_after=result.retry_after)
-        log.info(
+        # An outage retries thousands of sends the same way: the first is
+        # logged at once, the rest summed per app and reason (logsummary).
+        self.failure_log.note(
             "delivery_retry_scheduled",
+            key=app.arn,
+            reason=result.reason,
             endpoint=endpoint.arn,
             attempt=attempt.attempts,
             retry_in_s=round(delay, 3),
             retry_after_s=result.retry_after,
-            reason=result.reason,
         )
         return await self._later(attempt, now + delay, result.reason)
 
@@ -545,6 +568,14 @@ class Dispatcher:
     ) -> Decision:
         now = self.clock()
         self.stats[f"failed_{failure_type}"] += 1
+        self.failure_log.note(
+            "delivery_failed",
+            key=attempt.app.arn,
+            reason=failure_type,
+            endpoint=attempt.endpoint.arn,
+            message_id=attempt.message.id,
+            failure_message=failure_message,
+        )
         self.observer.finished(
             Finished(
                 message=attempt.message,

@@ -38,6 +38,7 @@ from pushgw import netguard
 from pushgw.delivery.decision import DONE, Decision, RetryAt
 from pushgw.delivery.observe import Attempt, DeliveryObserver, Observers
 from pushgw.log import get_logger
+from pushgw.logsummary import RepeatedLog
 from pushgw.model import DeliveryJob, Message, Subscription, Topic
 from pushgw.providers.http import HTTP_TRANSPORT_ERRORS
 from pushgw.sns import delivery_policy, http_messages
@@ -93,6 +94,7 @@ class HttpSender:
     ) -> None:
         self.store = store
         self.observer: DeliveryObserver = observer or Observers()
+        self.failure_log = RepeatedLog(log)
         self.key = key
         self.settings = settings
         self.clock = clock
@@ -242,12 +244,13 @@ class HttpSender:
         delay = policy.retry_delay(failures)
         if delay is None:
             self.stats["http_failed"] += 1
-            log.warning(
+            self.failure_log.note(
                 "http_delivery_failed",
-                subscription=subscription,
+                key=subscription,
+                reason=reason.split(":")[0],
                 message_id=job.message_id,
                 attempts=failures,
-                reason=reason,
+                detail=reason,
             )
             return DONE
         self.stats["http_retries_scheduled"] += 1

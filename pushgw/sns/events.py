@@ -135,7 +135,9 @@ def delivery_status(
 
 
 def log_delivery_status(record: Mapping[str, Any]) -> None:
-    log.info(
+    """At debug: the ledger and `status_topic_arn` keep these records; failures
+    are logged (at warning, summarised) by the dispatcher."""
+    log.debug(
         "delivery_status",
         status=record["status"],
         notification=record["notification"],

@@ -35,6 +35,15 @@ from pushgw.model import (
     Subscription,
     Topic,
 )
+from pushgw.store.ledger_model import (
+    DeliveryFilter,
+    DeliveryRecord,
+    LedgerBatch,
+    LedgerRetention,
+    MessageLedger,
+    ReplayResult,
+    StatsRow,
+)
 
 T = TypeVar("T")
 
@@ -264,6 +273,55 @@ class Store(Protocol):
     async def set_tags(self, arn: str, tags: Mapping[str, str]) -> None: ...
 
     async def remove_tags(self, arn: str, keys: Sequence[str]) -> None: ...
+
+    # -- delivery ledger -------------------------------------------------------
+    async def record_ledger(self, batch: LedgerBatch) -> None:
+        """
+        One ledger flush in one transaction: add the message counters (first
+        and last outcome times widened) and the rollup counters to what is
+        stored, insert the delivery records, and keep each dead letter's
+        message once (a message already kept is left as it is).
+        """
+
+    async def get_message_ledger(self, message_id: str) -> MessageLedger | None:
+        """
+        The message's counters and its jobs still queued; a message queued but
+        with no outcome yet has empty counts. None when neither is known.
+        """
+
+    async def list_deliveries(
+        self, where: DeliveryFilter, *, before: int | None, limit: int
+    ) -> Page[DeliveryRecord]:
+        """
+        Delivery records newest first (by id); `before` = the last id seen.
+        `next_after` is the id to pass as `before` for the next page.
+        """
+
+    async def delivery_stats(self, *, since: float, bucket_s: int) -> list[StatsRow]:
+        """The rollup from `since`, summed into buckets of `bucket_s` (a
+        multiple of 60), by platform and status, oldest first."""
+
+    async def replay_dead_letters(
+        self, where: DeliveryFilter, *, limit: int, now: float
+    ) -> ReplayResult:
+        """
+        Queue again up to `limit` dead letters `where` selects that were not
+        replayed yet (oldest first), in one transaction: each becomes an
+        endpoint job (due now) of its message id and is marked replayed at
+        `now`. A message still queued gets the jobs (its TTL unchanged); one
+        that is gone is stored again from the dead letter's copy with
+        `created_at = now`, so its TTL counts from the replay.
+        """
+
+    async def prune_ledger(self, retention: LedgerRetention, *, limit: int) -> int:
+        """
+        Drop what `retention` does not keep, oldest first: records finished
+        and message counters last touched before `retention.before`, rollup
+        buckets before `rollup_before`, records beyond the two caps, and
+        dead-letter messages no record needs. At most `limit` rows of each
+        kind per call; returns how many rows went (call again while it is
+        `limit` or more).
+        """
 
     # -- messages and delivery jobs -------------------------------------------
     async def enqueue(self, message: Message, jobs: Sequence[NewJob]) -> None:

@@ -11,6 +11,7 @@ import collections
 import dataclasses
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 
 from pushgw.errors import ConflictError, NotFoundError
@@ -32,6 +33,19 @@ from pushgw.store.base import (
     TokenPage,
     prefix_upper_bound,
 )
+from pushgw.store.ledger_model import (
+    CountKey,
+    DeliveryFilter,
+    DeliveryRecord,
+    LedgerBatch,
+    LedgerRetention,
+    MessageLedger,
+    OutcomeCount,
+    ReplayResult,
+    RollupKey,
+    StatsRow,
+    replayed_message,
+)
 from pushgw.store.sealing import PLAIN, CredentialSealer
 
 T = TypeVar("T")
@@ -44,6 +58,31 @@ def _page(rows: Iterable[tuple[int, T]], after: int, limit: int) -> Page[T]:
     return Page(
         items=[row for _, row in chosen],
         next_after=chosen[-1][0] if more and chosen else None,
+    )
+
+
+@dataclass(slots=True)
+class _LedgerEntry:
+    """A message's ledger entry, without its counters."""
+
+    topic_arn: str | None
+    target_arn: str | None
+    created_at: float
+    first_at: float
+    last_at: float
+
+
+def _selects(where: DeliveryFilter, d: DeliveryRecord) -> bool:
+    """Whether the record is one `where` selects."""
+    return (
+        (where.status is None or d.status == where.status)
+        and (where.app_arn is None or d.app_arn == where.app_arn)
+        and (where.endpoint_arn is None or d.endpoint_arn == where.endpoint_arn)
+        and (where.message_id is None or d.message_id == where.message_id)
+        and (where.failure_type is None or d.failure_type == where.failure_type)
+        and (where.since is None or d.at >= where.since)
+        and (where.dead_letter is None or d.dead_letter == where.dead_letter)
+        and (where.ids is None or d.id in where.ids)
     )
 
 
@@ -64,6 +103,13 @@ class InMemoryStore:
         self.nodes: dict[str, float] = {}  # node id -> last probe
         # Unsubscribed: arn -> (the subscription, deleted at).
         self.deleted_subs: dict[str, tuple[Subscription, float]] = {}
+        # The delivery ledger (store/ledger_model.py).
+        self.ledger_messages: dict[str, _LedgerEntry] = {}
+        self.ledger_counts: dict[str, collections.Counter[CountKey]] = {}
+        self.ledger_rollup: collections.Counter[RollupKey] = collections.Counter()
+        self.deliveries: dict[int, DeliveryRecord] = {}  # id order
+        self.dead_messages: dict[str, Message] = {}
+        self._delivery_ids = itertools.count(1)
 
     async def open(self) -> None:
         return None
@@ -316,6 +362,149 @@ class InMemoryStore:
     async def remove_tags(self, arn: str, keys: Sequence[str]) -> None:
         for key in keys:
             self.tags.get(arn, {}).pop(key, None)
+
+    # -- delivery ledger -------------------------------------------------------
+    async def record_ledger(self, batch: LedgerBatch) -> None:
+        for m in batch.messages:
+            entry = self.ledger_messages.get(m.message_id)
+            if entry is None:
+                self.ledger_messages[m.message_id] = _LedgerEntry(
+                    m.topic_arn, m.target_arn, m.created_at, m.first_at, m.last_at
+                )
+            else:
+                entry.first_at = min(entry.first_at, m.first_at)
+                entry.last_at = max(entry.last_at, m.last_at)
+            self.ledger_counts.setdefault(m.message_id, collections.Counter()).update(
+                m.counts
+            )
+        self.ledger_rollup.update(batch.rollup)
+        for message in batch.dead_messages:
+            self.dead_messages.setdefault(message.id, message)
+        for record in batch.deliveries:
+            seq = next(self._delivery_ids)
+            self.deliveries[seq] = dataclasses.replace(record, id=seq)
+
+    async def get_message_ledger(self, message_id: str) -> MessageLedger | None:
+        entry = self.ledger_messages.get(message_id)
+        queued = self.messages.get(message_id)
+        pending = self.pending.get(message_id, 0) if queued else 0
+        if entry is None:
+            if queued is None:
+                return None
+            return MessageLedger(
+                message_id=message_id,
+                topic_arn=queued.topic_arn,
+                target_arn=queued.target_arn,
+                created_at=queued.created_at,
+                first_attempt_at=None,
+                last_attempt_at=None,
+                pending_jobs=pending,
+                counts=[],
+            )
+        counts = self.ledger_counts.get(message_id, collections.Counter())
+        return MessageLedger(
+            message_id=message_id,
+            topic_arn=entry.topic_arn,
+            target_arn=entry.target_arn,
+            created_at=entry.created_at,
+            first_attempt_at=entry.first_at,
+            last_attempt_at=entry.last_at,
+            pending_jobs=pending,
+            counts=[
+                OutcomeCount(platform, status, failure, n)  # type: ignore[arg-type]
+                for (platform, status, failure), n in sorted(
+                    counts.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or "")
+                )
+            ],
+        )
+
+    async def list_deliveries(
+        self, where: DeliveryFilter, *, before: int | None, limit: int
+    ) -> Page[DeliveryRecord]:
+        rows = [
+            d
+            for seq, d in reversed(self.deliveries.items())
+            if (before is None or seq < before) and _selects(where, d)
+        ][: limit + 1]
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return Page(rows, rows[-1].id if more and rows else None)
+
+    async def delivery_stats(self, *, since: float, bucket_s: int) -> list[StatsRow]:
+        start = int(since // bucket_s) * bucket_s
+        sums: collections.Counter[tuple[int, str, str]] = collections.Counter()
+        for (bucket, platform, status), n in self.ledger_rollup.items():
+            if bucket >= start:
+                sums[(bucket // bucket_s * bucket_s, platform, status)] += n
+        return [
+            StatsRow(start=k[0], platform=k[1], status=k[2], count=n)  # type: ignore[arg-type]
+            for k, n in sorted(sums.items())
+        ]
+
+    async def replay_dead_letters(
+        self, where: DeliveryFilter, *, limit: int, now: float
+    ) -> ReplayResult:
+        def replayable(d: DeliveryRecord) -> bool:
+            return (
+                d.dead_letter
+                and d.replayed_at is None
+                and d.message_id in self.dead_messages
+                and _selects(where, d)
+            )
+
+        chosen = [d for d in self.deliveries.values() if replayable(d)][:limit]
+        endpoints: dict[str, list[str]] = collections.defaultdict(list)
+        for d in chosen:
+            self.deliveries[d.id] = dataclasses.replace(d, replayed_at=now)
+            endpoints[d.message_id].append(d.endpoint_arn)
+        messages = []
+        for message_id, arns in endpoints.items():
+            message = self.messages.get(message_id)
+            if message is None:
+                message = replayed_message(self.dead_messages[message_id], now)
+                self.messages[message_id] = message
+            await self.add_jobs(
+                message_id,
+                [NewJob("endpoint", endpoint_arn=a, next_attempt_at=now) for a in arns],
+            )
+            messages.append(message)
+        remaining = sum(1 for d in self.deliveries.values() if replayable(d))
+        return ReplayResult(len(chosen), remaining, messages)
+
+    async def prune_ledger(self, retention: LedgerRetention, *, limit: int) -> int:
+        gone = [seq for seq, d in self.deliveries.items() if d.at < retention.before][
+            :limit
+        ]
+        for dead, keep in (
+            (False, retention.max_deliveries),
+            (True, retention.max_dead_letters),
+        ):
+            taken = set(gone)
+            kind = [
+                seq
+                for seq, d in self.deliveries.items()
+                if d.dead_letter == dead and seq not in taken
+            ]
+            gone += kind[: max(0, len(kind) - keep)][:limit]
+        touched = {self.deliveries[seq].message_id for seq in gone}
+        for seq in gone:
+            del self.deliveries[seq]
+        needed = {d.message_id for d in self.deliveries.values() if d.dead_letter}
+        unneeded = [m for m in touched if m in self.dead_messages and m not in needed]
+        for message_id in unneeded:
+            del self.dead_messages[message_id]
+        old = sorted(
+            (e.last_at, m)
+            for m, e in self.ledger_messages.items()
+            if e.last_at < retention.before
+        )[:limit]
+        for _, message_id in old:
+            del self.ledger_messages[message_id]
+            self.ledger_counts.pop(message_id, None)
+        buckets = [k for k in self.ledger_rollup if k[0] < retention.rollup_before]
+        for key in buckets:
+            del self.ledger_rollup[key]
+        return len(gone) + len(unneeded) + len(old) + len(buckets)
 
     # -- messages and jobs -----------------------------------------------------
     def _max_sub_seq(self, topic_arn: str) -> int:

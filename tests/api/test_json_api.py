@@ -968,3 +968,31 @@ async def test_publish_fifo_member_of_wrong_type(api: Api) -> None:
 
     expected = "messageGroupId: expected string"
     assert expected == assert_error(status, body, 400, "ValidationError")
+
+
+# -- request ids --------------------------------------------------------------------
+async def test_request_id_is_honoured_and_echoed(api: Api) -> None:
+    """A client's X-Request-ID comes back on success and on errors, in both APIs;
+    an unusable one is replaced by a fresh id."""
+    given = "3f2c9a1e-7b1d-4c55-9a57-2b1f0f3a9c11"
+    headers = {"Authorization": f"Bearer {ADMIN_KEY}", "X-Request-ID": given}
+    ok = await api.client.get("/v1/topics", headers=headers)
+    missing = await api.client.get(
+        "/v1/topics/arn:aws:sns:us-east-1:123456789012:x", headers=headers
+    )
+    sns = await api.client.post(
+        "/",
+        data=b"Action=ListTopics",
+        headers={
+            "X-Request-ID": given,
+            "Content-Type": "application/x-www-form-urlencoded",
+        },
+    )
+    odd = await api.client.get(
+        "/v1/topics", headers={**headers, "X-Request-ID": "two words"}
+    )
+    assert ok.status == 200 and missing.status == 404 and sns.status == 403
+    assert ok.headers["x-request-id"] == missing.headers["x-request-id"] == given
+    assert sns.headers["x-request-id"] == sns.headers["x-amzn-RequestId"] == given
+    assert given in await sns.text()  # SNS's RequestId in the error document
+    assert odd.headers["x-request-id"] not in ("two words", given)

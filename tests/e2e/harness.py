@@ -23,7 +23,8 @@ from pushgw.providers.mocks.config import mock_urls, provider_tables, to_toml
 
 ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
-API_KEY = "e2e-json-api-key"
+API_KEY = "e2e-json-api-key"  # admin scope: the admin routes too
+PUBLISH_API_KEY = "e2e-publish-only-json-key"  # Publish/PublishBatch, no admin
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -87,7 +88,15 @@ def write_config(
                 "actions": ["Publish", "PublishBatch"],
             },
         ),
-        ("auth.api_keys", {"name": "e2e", "key": API_KEY}),
+        ("auth.api_keys", {"name": "e2e", "key": API_KEY, "admin": True}),
+        (
+            "auth.api_keys",
+            {
+                "name": "e2e-publisher",
+                "key": PUBLISH_API_KEY,
+                "actions": ["Publish", "PublishBatch"],
+            },
+        ),
     ]
     path = directory / name
     path.write_text(to_toml(sections, keys))
@@ -162,7 +171,11 @@ class Mocks:
         self.process = Process(
             ["mock-providers", "--config", str(config)], directory / "mocks.log"
         )
-        self.process.wait_http(self.control + "/stats")
+        try:
+            self.process.wait_http(self.control + "/stats")
+        except BaseException:
+            self.process.terminate()
+            raise
 
     def credentials(self, platform: str, **options: Any) -> dict[str, str]:
         r = httpx.post(f"{self.control}/credentials/{platform}", json=options)
@@ -215,7 +228,11 @@ class Server:
         self.process = Process(
             ["serve", "--config", str(config)], directory / f"{name}.log"
         )
-        self.process.wait_http(self.url + "/healthz", verify=self.verify)
+        try:
+            self.process.wait_http(self.url + "/healthz", verify=self.verify)
+        except BaseException:
+            self.process.terminate()  # never leave a daemon behind a failed start
+            raise
 
     def json(self, method: str, path: str, body: Any = None) -> httpx.Response:
         return httpx.request(

@@ -7,6 +7,7 @@ faulted for real.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import time
@@ -285,6 +286,17 @@ def test_provider_503_then_recovery_loses_nothing_and_honours_retry_after(
     assert set(counts.values()) == {1}, counts
     enabled = endpoint_enabled(server, list(fleet.endpoints.values()))
     assert set(enabled.values()) == {"true"}
+    # 60 failed attempts make a few log lines, not 60: the first at once, the
+    # rest summed per app and reason (pushgw/logsummary.py).
+    lines = [
+        json.loads(line)
+        for line in server.process.logs().splitlines()
+        if '"delivery_retry_scheduled' in line
+    ]
+    assert 1 <= len(lines) <= 4, lines
+    assert lines[0]["level"] == "warning"
+    assert lines[0]["logger"] == "pushgw.delivery"
+    assert sum(line.get("repeats", 0) for line in lines) + len(lines) <= failures
 
 
 def test_invalid_tokens_disable_exactly_the_bad_endpoints(

@@ -33,6 +33,15 @@ from pushgw.model import (
 )
 from pushgw.store.base import WAITING_FOR_APP, NewJob, Store
 from pushgw.store.factory import open_store
+from pushgw.store.ledger_model import (
+    DeliveryFilter,
+    DeliveryRecord,
+    LedgerBatch,
+    LedgerRetention,
+    MessageCounts,
+    OutcomeCount,
+    StatsRow,
+)
 from pushgw.store.memory import InMemoryStore
 from pushgw.store.migrations import load_migrations, quote_ident
 from pushgw.store.postgres import PostgresStore
@@ -1457,3 +1466,420 @@ async def test_insert_topic_writes_its_tags_in_the_same_transaction(
 
     assert {"team": "ios", "env": "prod"} == await store.get_tags(topic.arn)
     assert topic.arn == (await store.get_topic(topic.arn)).arn  # type: ignore[union-attr]
+
+
+# -- delivery ledger -------------------------------------------------------------
+def make_record(n: int = 1, status: str = "failed", **kw: object) -> DeliveryRecord:
+    failure = {"failed": "InvalidPlatformToken", "expired": "NotificationTTLExpired"}
+    fields: dict[str, object] = {
+        "message_id": make_message(n).id,
+        "endpoint_arn": make_endpoint(n).arn,
+        "app_arn": APP_ARN,
+        "platform": "GCM",
+        "status": status,
+        "failure_type": failure.get(status),
+        "reason": "NotRegistered" if status != "delivered" else "delivered",
+        "provider_status": 404 if status == "failed" else 200,
+        "attempts": 1,
+        "at": NOW + n,
+    }
+    fields.update(kw)
+    return DeliveryRecord(**fields)  # type: ignore[arg-type]
+
+
+def counts_of(
+    message: Message, *pairs: tuple[tuple[str, str, str | None], int], at: float = NOW
+) -> MessageCounts:
+    return MessageCounts(
+        message_id=message.id,
+        topic_arn=message.topic_arn,
+        target_arn=message.target_arn,
+        created_at=message.created_at,
+        first_at=at,
+        last_at=at,
+        counts=dict(pairs),
+    )
+
+
+def dead_letters(*records: DeliveryRecord) -> LedgerBatch:
+    """A batch of records, with the messages of the dead letters among them."""
+    messages = {r.message_id: r for r in records if r.dead_letter}
+    return LedgerBatch(
+        deliveries=records,
+        dead_messages=[make_message(int(m.rsplit("-", 1)[1])) for m in messages],
+    )
+
+
+async def all_deliveries(store: Store, **where: object) -> list[DeliveryRecord]:
+    page = await store.list_deliveries(
+        DeliveryFilter(**where),  # type: ignore[arg-type]
+        before=None,
+        limit=1000,
+    )
+    return page.items
+
+
+async def test_ledger_counters_add_up_across_flushes(store: Store) -> None:
+    """Counters of one message are added flush after flush; the first and last
+    outcome times widen; the rollup adds up per minute, platform and status."""
+    message = make_message(1, topic_arn=TOPIC_ARN)
+    delivered, invalid = ("GCM", "delivered", None), ("GCM", "failed", "Invalid")
+    await store.record_ledger(
+        LedgerBatch(
+            messages=[counts_of(message, (delivered, 5), (invalid, 1), at=NOW + 10)],
+            rollup={(int(NOW // 60 * 60), "GCM", "delivered"): 5},
+        )
+    )
+    await store.record_ledger(
+        LedgerBatch(
+            messages=[
+                dataclasses.replace(
+                    counts_of(message, (delivered, 3), (("APNS", "expired", "TTL"), 2)),
+                    first_at=NOW + 5,
+                    last_at=NOW + 20,
+                )
+            ],
+            rollup={(int(NOW // 60 * 60), "GCM", "delivered"): 3},
+        )
+    )
+
+    ledger = await store.get_message_ledger(message.id)
+
+    assert ledger is not None
+    assert (TOPIC_ARN, None, NOW) == (
+        ledger.topic_arn,
+        ledger.target_arn,
+        ledger.created_at,
+    )
+    assert (NOW + 5, NOW + 20) == (ledger.first_attempt_at, ledger.last_attempt_at)
+    assert 0 == ledger.pending_jobs
+    assert [
+        OutcomeCount("APNS", "expired", "TTL", 2),
+        OutcomeCount("GCM", "delivered", None, 8),
+        OutcomeCount("GCM", "failed", "Invalid", 1),
+    ] == ledger.counts
+    stats = await store.delivery_stats(since=NOW - 60, bucket_s=60)
+    assert [StatsRow(int(NOW // 60 * 60), "GCM", "delivered", 8)] == stats
+    assert None is await store.get_message_ledger(make_message(2).id)
+
+
+async def test_message_ledger_counts_pending_jobs(store: Store) -> None:
+    """A queued message with no outcome yet is known, with its pending jobs; one
+    with outcomes shows the jobs it still has queued."""
+    message = make_message(1, target_arn=make_endpoint(1).arn)
+    await store.enqueue(
+        message,
+        [NewJob("endpoint", endpoint_arn=make_endpoint(n).arn) for n in (1, 2)],
+    )
+
+    queued = await store.get_message_ledger(message.id)
+    await store.record_ledger(
+        LedgerBatch(messages=[counts_of(message, (("GCM", "delivered", None), 1))])
+    )
+    counted = await store.get_message_ledger(message.id)
+
+    assert queued is not None and counted is not None
+    assert (2, [], None) == (
+        queued.pending_jobs,
+        queued.counts,
+        queued.first_attempt_at,
+    )
+    assert message.target_arn == queued.target_arn
+    assert 2 == counted.pending_jobs
+    assert [OutcomeCount("GCM", "delivered", None, 1)] == counted.counts
+
+
+async def test_deliveries_list_newest_first_in_keyset_pages(store: Store) -> None:
+    """Records come newest first; a page's `next_after` is the id to pass as
+    `before`; the last page has none."""
+    await store.record_ledger(dead_letters(*(make_record(n) for n in range(1, 6))))
+
+    first = await store.list_deliveries(DeliveryFilter(), before=None, limit=2)
+    second = await store.list_deliveries(
+        DeliveryFilter(), before=first.next_after, limit=2
+    )
+    third = await store.list_deliveries(
+        DeliveryFilter(), before=second.next_after, limit=2
+    )
+
+    ids = [d.id for page in (first, second, third) for d in page.items]
+    assert 5 == len(set(ids))
+    assert sorted(ids, reverse=True) == ids
+    assert [5, 4, 3, 2, 1] == [
+        int(d.message_id.rsplit("-", 1)[1])
+        for page in (first, second, third)
+        for d in page.items
+    ]
+    assert None is third.next_after
+    assert make_record(1) == dataclasses.replace(third.items[-1], id=0)
+
+
+async def test_deliveries_filters(store: Store) -> None:
+    """Each filter selects what it names; filters combine with AND."""
+    other_app = "arn:aws:sns:us-east-1:123456789012:app/GCM/other"
+    await store.record_ledger(
+        dead_letters(
+            make_record(1, "failed"),
+            make_record(2, "expired"),
+            make_record(3, "delivered"),
+            make_record(
+                4, "failed", app_arn=other_app, failure_type="DeliveryFailedPerm"
+            ),
+            make_record(5, "failed", at=NOW - 100),
+        )
+    )
+
+    def numbers(records: list[DeliveryRecord]) -> list[int]:
+        return sorted(int(r.message_id.rsplit("-", 1)[1]) for r in records)
+
+    assert [1, 4, 5] == numbers(await all_deliveries(store, status="failed"))
+    assert [4] == numbers(await all_deliveries(store, app_arn=other_app))
+    assert [2] == numbers(
+        await all_deliveries(store, endpoint_arn=make_endpoint(2).arn)
+    )
+    assert [3] == numbers(await all_deliveries(store, message_id=make_message(3).id))
+    assert [4] == numbers(
+        await all_deliveries(store, failure_type="DeliveryFailedPerm")
+    )
+    assert [1, 2, 3, 4] == numbers(await all_deliveries(store, since=NOW))
+    assert [1, 2, 4, 5] == numbers(await all_deliveries(store, dead_letter=True))
+    assert [3] == numbers(await all_deliveries(store, dead_letter=False))
+    assert [1, 5] == numbers(
+        await all_deliveries(store, status="failed", app_arn=APP_ARN)
+    )
+    everything = await all_deliveries(store)
+    chosen = [everything[0].id, everything[2].id]
+    assert sorted(chosen) == sorted(
+        d.id for d in await all_deliveries(store, ids=chosen)
+    )
+    assert [] == await all_deliveries(store, ids=[])
+    assert [True, True, False, True, True] == [
+        d.dead_letter for d in sorted(everything, key=lambda d: d.id)
+    ]
+
+
+async def test_delivery_stats_sum_into_buckets(store: Store) -> None:
+    """Minutes are summed into buckets of the asked size, by platform and status,
+    oldest first; buckets before `since` are left out."""
+    hour = int(NOW // 3600) * 3600
+    await store.record_ledger(
+        LedgerBatch(
+            rollup={
+                (hour, "GCM", "delivered"): 3,
+                (hour + 60, "GCM", "delivered"): 4,
+                (hour + 120, "GCM", "failed"): 1,
+                (hour + 300, "APNS", "expired"): 2,
+                (hour - 60, "GCM", "delivered"): 100,
+            }
+        )
+    )
+
+    five = await store.delivery_stats(since=hour, bucket_s=300)
+    minutes = await store.delivery_stats(since=hour + 60, bucket_s=60)
+
+    assert [
+        StatsRow(hour, "GCM", "delivered", 7),
+        StatsRow(hour, "GCM", "failed", 1),
+        StatsRow(hour + 300, "APNS", "expired", 2),
+    ] == five
+    assert [hour + 60, hour + 120, hour + 300] == [r.start for r in minutes]
+
+
+async def test_replay_stores_a_gone_message_again_with_a_fresh_ttl(
+    store: Store,
+) -> None:
+    """A dead letter whose message is gone is queued again: the message is
+    stored anew under its id (created now, so its TTL counts from the replay)
+    with an endpoint job due now; the record is marked replayed, once."""
+    ttl = {"AWS.SNS.MOBILE.GCM.TTL": MessageAttribute("String", "60")}
+    kept = make_message(1, attributes=ttl, subject="s", expires_at=NOW + 60)
+    record = make_record(1, "expired")
+    await store.record_ledger(LedgerBatch(deliveries=[record], dead_messages=[kept]))
+    later = NOW + 3600
+
+    result = await store.replay_dead_letters(
+        DeliveryFilter(message_id=kept.id), limit=10, now=later
+    )
+    again = await store.replay_dead_letters(
+        DeliveryFilter(message_id=kept.id), limit=10, now=later + 1
+    )
+
+    assert (1, 0) == (result.replayed, result.remaining)
+    assert (0, 0) == (again.replayed, again.remaining)
+    fresh = dataclasses.replace(kept, created_at=later, expires_at=later + 60)
+    assert [fresh] == result.messages
+    assert fresh == await store.get_message(kept.id)
+    (job,) = await store.claim_jobs(owner="w", limit=10, lease_s=30, now=later)
+    assert ("endpoint", record.endpoint_arn, kept.id) == (
+        job.kind,
+        job.endpoint_arn,
+        job.message_id,
+    )
+    (replayed,) = await all_deliveries(store)
+    assert later == replayed.replayed_at
+    assert await store.complete_job(job.id, owner="w")
+    assert None is await store.get_message(kept.id)
+
+
+async def test_replay_adds_jobs_to_a_message_still_queued(store: Store) -> None:
+    """A dead letter of a message still queued adds its job to that message
+    (its TTL unchanged); the message goes once every job is done."""
+    message = make_message(1)
+    await store.enqueue(
+        message, [NewJob("endpoint", endpoint_arn="other", next_attempt_at=NOW + 999)]
+    )
+    await store.record_ledger(
+        dead_letters(make_record(1), make_record(1, endpoint_arn="e2"))
+    )
+
+    result = await store.replay_dead_letters(DeliveryFilter(), limit=10, now=NOW + 5)
+
+    assert 2 == result.replayed
+    assert [message] == result.messages
+    ledger = await store.get_message_ledger(message.id)
+    assert ledger is not None and 3 == ledger.pending_jobs
+    jobs = await store.claim_jobs(owner="w", limit=10, lease_s=30, now=NOW + 5)
+    assert {make_endpoint(1).arn, "e2"} == {j.endpoint_arn for j in jobs}
+    for job in jobs:
+        assert await store.complete_job(job.id, owner="w")
+    assert message == await store.get_message(message.id)  # "other" is still queued
+
+
+async def test_replay_selects_oldest_first_within_its_limit(store: Store) -> None:
+    """Only dead letters are replayed (not sampled successes), those the filter
+    selects, oldest first up to the limit; `remaining` counts what is left."""
+    other_app = "arn:aws:sns:us-east-1:123456789012:app/GCM/other"
+    await store.record_ledger(
+        dead_letters(
+            *(make_record(n) for n in range(1, 6)),
+            make_record(6, "delivered"),
+            make_record(7, "expired", app_arn=other_app),
+        )
+    )
+
+    first = await store.replay_dead_letters(
+        DeliveryFilter(app_arn=APP_ARN), limit=2, now=NOW
+    )
+    by_id = await store.replay_dead_letters(
+        DeliveryFilter(ids=[(await all_deliveries(store, app_arn=other_app))[0].id]),
+        limit=10,
+        now=NOW,
+    )
+    rest = await store.replay_dead_letters(DeliveryFilter(since=0), limit=10, now=NOW)
+
+    assert (2, 3) == (first.replayed, first.remaining)
+    assert [make_message(1).id, make_message(2).id] == [m.id for m in first.messages]
+    assert (1, 0) == (by_id.replayed, by_id.remaining)
+    assert (3, 0) == (rest.replayed, rest.remaining)
+    replayed = [d for d in await all_deliveries(store) if d.replayed_at is not None]
+    assert 6 == len(replayed)
+    assert 6 == len(await store.claim_jobs(owner="w", limit=20, lease_s=30, now=NOW))
+
+
+async def test_concurrent_replays_queue_a_dead_letter_once(backend) -> None:
+    """Replays at once (two store instances on SQL) never queue one dead
+    letter twice (one may find its choice taken and replay fewer); calling
+    until nothing remains replays every one."""
+    first = await backend.new()
+    second = await backend.new() if backend.is_sql else first
+    await first.record_ledger(dead_letters(*(make_record(n) for n in range(1, 41))))
+
+    results = await asyncio.gather(
+        *(
+            store.replay_dead_letters(DeliveryFilter(), limit=7, now=NOW)
+            for store in (first, second, first, second, first, second, first, second)
+        )
+    )
+    while (
+        await first.replay_dead_letters(DeliveryFilter(), limit=7, now=NOW)
+    ).replayed:
+        pass
+
+    assert sum(r.replayed for r in results) <= 40
+    jobs = await first.claim_jobs(owner="w", limit=100, lease_s=30, now=NOW)
+    assert 40 == len(jobs)
+    assert 40 == len({j.endpoint_arn for j in jobs})
+
+
+async def test_prune_ledger_by_age_and_by_caps(store: Store) -> None:
+    """Records and message counters older than the retention go, records beyond
+    each cap go oldest first, and dead-letter messages go with their last
+    dead letter; the rollup has its own age."""
+    old, recent = make_message(1), make_message(2)
+    await store.record_ledger(
+        LedgerBatch(
+            messages=[
+                counts_of(old, (("GCM", "failed", "X"), 1), at=NOW - 1000),
+                counts_of(recent, (("GCM", "delivered", None), 1), at=NOW),
+            ],
+            rollup={(int(NOW // 60 * 60) - 7200, "GCM", "failed"): 1},
+        )
+    )
+    await store.record_ledger(
+        dead_letters(
+            make_record(1, at=NOW - 1000),
+            *(make_record(n, at=NOW + n) for n in range(2, 6)),
+            *(make_record(n, "delivered", at=NOW + n) for n in range(6, 9)),
+        )
+    )
+    retention = LedgerRetention(
+        before=NOW - 10,
+        rollup_before=NOW - 3600,
+        max_deliveries=2,
+        max_dead_letters=3,
+    )
+
+    gone = await store.prune_ledger(retention, limit=1000)
+
+    left = sorted(
+        int(d.message_id.rsplit("-", 1)[1]) for d in await all_deliveries(store)
+    )
+    assert [3, 4, 5, 7, 8] == left
+    assert None is await store.get_message_ledger(old.id)
+    assert None is not await store.get_message_ledger(recent.id)
+    assert [] == await store.delivery_stats(since=0, bucket_s=60)
+    # Messages 1 and 2 lost their dead letters: nothing is left to replay.
+    replay = await store.replay_dead_letters(
+        DeliveryFilter(message_id=make_message(2).id), limit=10, now=NOW
+    )
+    assert 0 == replay.replayed
+    assert gone >= 1 + 1 + 1 + 1 + 1  # records, counters, rollup, messages
+    assert 0 == await store.prune_ledger(retention, limit=1000)
+
+
+async def test_prune_ledger_is_bounded_per_call(store: Store) -> None:
+    """A call drops at most `limit` rows of each kind; calling again goes on."""
+    await store.record_ledger(
+        dead_letters(*(make_record(n, at=NOW - 100) for n in range(1, 8)))
+    )
+    retention = LedgerRetention(
+        before=NOW, rollup_before=0, max_deliveries=100, max_dead_letters=100
+    )
+
+    first = await store.prune_ledger(retention, limit=3)
+    left = len(await all_deliveries(store))
+    while await store.prune_ledger(retention, limit=3) >= 3:
+        pass
+
+    assert first >= 3
+    assert 4 == left
+    assert [] == await all_deliveries(store)
+
+
+async def test_dead_letter_message_is_kept_once(store: Store) -> None:
+    """A message with several dead letters is kept once; the first copy stays."""
+    first = make_message(1)
+    await store.record_ledger(
+        LedgerBatch(deliveries=[make_record(1)], dead_messages=[first])
+    )
+    await store.record_ledger(
+        LedgerBatch(
+            deliveries=[make_record(1, endpoint_arn="e2")],
+            dead_messages=[dataclasses.replace(first, body="changed")],
+        )
+    )
+
+    result = await store.replay_dead_letters(DeliveryFilter(), limit=10, now=NOW)
+
+    assert 2 == result.replayed
+    assert ["hello 1"] == [m.body for m in result.messages]

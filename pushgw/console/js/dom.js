@@ -131,7 +131,8 @@ export function time(iso) {
 /** A long identifier shown shortened, whole in its title and to copy. */
 export function mono(text, { max = 48 } = {}) {
   const value = String(text ?? "");
-  const short = value.length > max ? `${value.slice(0, max - 12)}…${value.slice(-10)}` : value;
+  const tail = Math.min(10, Math.floor((max - 1) / 2));
+  const short = value.length > max ? `${value.slice(0, max - 1 - tail)}…${value.slice(-tail)}` : value;
   return h("code", { class: "mono", title: value }, short);
 }
 

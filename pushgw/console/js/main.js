@@ -252,14 +252,16 @@ function showForbidden() {
   main.querySelector("h1").focus();
 }
 
-function enter() {
+/** Show the console; `focus`: move focus to the page heading (not on a fresh
+ * load, where a keyboard user starts at the top, at the skip link). */
+function enter({ focus = true } = {}) {
   signedIn = true;
   nav.hidden = false;
   sessionBar.hidden = false;
   if (!window.location.hash.startsWith("#/")) {
     window.history.replaceState(null, "", "#/overview");
   }
-  show();
+  show({ focus });
 }
 
 document.getElementById("sign-out").addEventListener("click", () => {
@@ -290,7 +292,7 @@ async function boot() {
   try {
     const access = await checkAccess(key);
     if (access === "forbidden") showForbidden();
-    else enter();
+    else enter({ focus: false });
   } catch (error) {
     if (error.status === 401) {
       session.clear();

@@ -5,6 +5,7 @@ SqlStore: every Store method, its SQL written once for SQLite and PostgreSQL.
                  statement builders
     catalog.py   apps, endpoints, topics, subscriptions, tags (CatalogSql)
     queue.py     messages and delivery jobs (QueueSql)
+    ledger.py    the delivery ledger: counters, records, dead letters (LedgerSql)
 
 The SQL uses named parameters (`:name`, values from a dict). SQLite binds them
 as written; for PostgreSQL `numbered()` turns them into `$1, $2, ...` once per
@@ -31,10 +32,11 @@ from __future__ import annotations
 
 from pushgw.store.sql.catalog import CatalogSql
 from pushgw.store.sql.core import NO_PARAMS, SqlBase, Tx, TxBody, numbered
+from pushgw.store.sql.ledger import LedgerSql
 from pushgw.store.sql.queue import QueueSql
 
 
-class SqlStore(CatalogSql, QueueSql):
+class SqlStore(CatalogSql, QueueSql, LedgerSql):
     """
     The Store over a SQL dialect: every method, its SQL written once. A dialect
     subclass implements `SqlBase`'s primitives. See the package docstring.

@@ -41,22 +41,22 @@ export function deliveriesTable(rows, { caption, endpoint = true, message = true
     { label: "When", cell: (d) => time(d.at) },
     { label: "Status", cell: (d) => statusBadge(d.status) },
     { label: "Reason", cell: (d) => [d.failureType ? h("strong", {}, d.failureType) : null, d.failureType && d.reason ? " " : null, d.reason ? h("span", { class: "wrap" }, d.reason) : null] },
-    { label: "Provider status", cell: (d) => (d.providerStatus ?? "—").toString(), class: "n" },
+    { label: "Provider", cell: (d) => (d.providerStatus ?? "—").toString(), class: "n" },
     { label: "Attempts", cell: (d) => num(d.attempts), class: "n" },
   ];
   if (endpoint) {
     columns.splice(2, 0, {
       label: "Endpoint",
-      cell: (d) => (d.endpointArn ? h("a", { href: `#/endpoints/${encodeURIComponent(d.endpointArn)}` }, mono(arnTail(d.endpointArn), { max: 20 })) : "—"),
+      cell: (d) => (d.endpointArn ? h("a", { href: `#/endpoints/${encodeURIComponent(d.endpointArn)}` }, mono(arnTail(d.endpointArn), { max: 13 })) : "—"),
     });
-    columns.splice(3, 0, { label: "Platform", cell: (d) => d.platform ?? "—" });
+    if (!select) columns.splice(3, 0, { label: "Platform", cell: (d) => d.platform ?? "—" });
   }
   if (message) {
-    columns.push({ label: "Message", cell: (d) => h("a", { href: `#/messages/${encodeURIComponent(d.messageId)}` }, mono(d.messageId, { max: 14 })) });
+    columns.push({ label: "Message", cell: (d) => h("a", { href: `#/messages/${encodeURIComponent(d.messageId)}` }, mono(d.messageId, { max: 13 })) });
   }
   columns.push({
     label: "Dead letter",
-    cell: (d) => (d.deadLetter ? (d.replayedAt ? ["Replayed ", time(d.replayedAt)] : badge("Not replayed", "warn")) : "—"),
+    cell: (d) => (d.deadLetter ? (d.replayedAt ? ["Replayed ", time(d.replayedAt)] : badge("Not replayed", "warn")) : "No"),
   });
   if (select) columns.unshift(select);
   return table({ caption, rows, columns, empty: "No delivery recorded.", rowKey: (d) => String(d.id) });

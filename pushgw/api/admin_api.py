@@ -1,0 +1,367 @@
+"""
+The admin JSON API (/v1, bearer keys with `admin = true`): the queue, the
+delivery ledger and dead-letter replay, for `pushgw` admin commands and the web
+console. The contract: shared-notes/admin-api-contract.md (also in README.md,
+"Delivery ledger and replay"). These routes are not SNS operations, so they
+are not in the operation table nor in /v1/openapi.json.
+
+    GET  /v1/queue                 the backlog by state, kind and application
+    GET  /v1/messages/{messageId}  a message's outcome counts and pending jobs
+    GET  /v1/deliveries            delivery records, newest first, keyset pages
+    POST /v1/deliveries/replay     queue dead letters again (an audit line each)
+    GET  /v1/stats/deliveries      the per-minute rollup, in buckets
+
+A valid key without the admin scope gets 403 AccessDenied; no or an unknown key
+401, as on every /v1 route. Errors have the JSON API's shape.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+from aiohttp import web
+
+from pushgw.api.json_api import authenticate, read_json_object
+from pushgw.config import ApiKey
+from pushgw.errors import ForbiddenError, InvalidParameterError, NotFoundApiError
+from pushgw.log import get_logger
+from pushgw.model import Message
+from pushgw.service import Service
+from pushgw.sns.events import iso
+from pushgw.store.base import BacklogRow
+from pushgw.store.ledger_model import (
+    STATUSES,
+    DeliveryFilter,
+    DeliveryRecord,
+    LedgerStatus,
+    MessageLedger,
+    StatsRow,
+)
+
+log = get_logger("pushgw.api.admin")
+
+# (method, path) of every admin route.
+ADMIN_ROUTES: tuple[tuple[str, str], ...] = (
+    ("GET", "/v1/queue"),
+    ("GET", "/v1/messages/{messageId}"),
+    ("GET", "/v1/deliveries"),
+    ("POST", "/v1/deliveries/replay"),
+    ("GET", "/v1/stats/deliveries"),
+)
+PAGE_DEFAULT, PAGE_MAX = 100, 1000
+REPLAY_DEFAULT, REPLAY_MAX = 1000, 10_000
+STATS_WINDOW_S = 3600.0  # /v1/stats/deliveries without `since`
+BACKLOG_STATES = ("due", "leased", "scheduled", "waiting_for_app")
+TOKEN_KIND = "deliveries"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_LISTING_PARAMS = frozenset(
+    {
+        "status",
+        "app",
+        "endpoint",
+        "message",
+        "reason",
+        "since",
+        "deadLetter",
+        "limit",
+        "nextToken",
+    }
+)
+_REPLAY_MEMBERS = frozenset({"ids", "messageId", "app", "reason", "since", "limit"})
+
+
+def _invalid(name: str, expected: str) -> InvalidParameterError:
+    return InvalidParameterError(f"Invalid parameter: {name} ({expected})")
+
+
+def parse_time(value: object, name: str = "since") -> float:
+    """ISO-8601 (UTC unless it says otherwise) or epoch seconds."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str):
+        try:
+            seconds = float(value)
+        except ValueError:
+            try:
+                moment = dt.datetime.fromisoformat(value.strip())
+            except ValueError:
+                raise _invalid(name, "ISO-8601 or epoch seconds") from None
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=dt.UTC)
+            seconds = moment.timestamp()
+    else:
+        raise _invalid(name, "ISO-8601 or epoch seconds")
+    if not math.isfinite(seconds):
+        raise _invalid(name, "ISO-8601 or epoch seconds")
+    return seconds
+
+
+def _int(value: object, name: str, low: int, high: int) -> int:
+    if isinstance(value, str):
+        text = value.strip()
+        number = int(text) if text.isdigit() else None
+    elif isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    else:
+        number = None
+    if number is None or not low <= number <= high:
+        raise _invalid(name, f"an integer {low}..{high}")
+    return number
+
+
+def _status(value: str) -> LedgerStatus:
+    for status in STATUSES:
+        if value == status:
+            return status
+    raise _invalid("status", "delivered, failed or expired")
+
+
+def _text(value: object, name: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise _invalid(name, "a non-empty string")
+    return value
+
+
+def _iso(ts: float | None) -> str | None:
+    return iso(ts) if ts is not None else None
+
+
+def render_backlog(rows: Sequence[BacklogRow]) -> dict[str, Any]:
+    totals = dict.fromkeys(BACKLOG_STATES, 0)
+    for row in rows:
+        totals[row.state] += row.jobs
+    order = {state: i for i, state in enumerate(BACKLOG_STATES)}
+    return {
+        "backlog": [
+            {
+                "state": r.state,
+                "kind": r.kind,
+                "appArn": r.app_arn,
+                "platform": r.platform,
+                "jobs": r.jobs,
+            }
+            for r in sorted(
+                rows,
+                key=lambda r: (
+                    order[r.state],
+                    r.kind,
+                    r.app_arn or "",
+                    r.platform or "",
+                ),
+            )
+        ],
+        "totals": totals,
+    }
+
+
+def render_message(ledger: MessageLedger) -> dict[str, Any]:
+    totals = dict.fromkeys(STATUSES, 0)
+    for count in ledger.counts:
+        totals[count.status] += count.count
+    return {
+        "messageId": ledger.message_id,
+        "topicArn": ledger.topic_arn,
+        "targetArn": ledger.target_arn,
+        "createdAt": iso(ledger.created_at),
+        "firstAttemptAt": _iso(ledger.first_attempt_at),
+        "lastAttemptAt": _iso(ledger.last_attempt_at),
+        "pendingJobs": ledger.pending_jobs,
+        "counts": [
+            {
+                "platform": c.platform,
+                "status": c.status,
+                "failureType": c.failure_type,
+                "count": c.count,
+            }
+            for c in ledger.counts
+        ],
+        "totals": totals,
+    }
+
+
+def render_delivery(d: DeliveryRecord) -> dict[str, Any]:
+    return {
+        "id": d.id,
+        "messageId": d.message_id,
+        "endpointArn": d.endpoint_arn,
+        "appArn": d.app_arn,
+        "platform": d.platform,
+        "status": d.status,
+        "failureType": d.failure_type,
+        "reason": d.reason,
+        "providerStatus": d.provider_status,
+        "attempts": d.attempts,
+        "at": iso(d.at),
+        "deadLetter": d.dead_letter,
+        "replayedAt": _iso(d.replayed_at),
+    }
+
+
+def render_stats(rows: Sequence[StatsRow]) -> dict[str, Any]:
+    buckets: dict[tuple[int, str], dict[str, Any]] = {}
+    for row in rows:
+        bucket = buckets.get((row.start, row.platform))
+        if bucket is None:
+            bucket = buckets[(row.start, row.platform)] = {
+                "start": iso(row.start),
+                "platform": row.platform,
+                **dict.fromkeys(STATUSES, 0),
+            }
+        bucket[row.status] += row.count
+    return {"buckets": [buckets[k] for k in sorted(buckets)]}
+
+
+def listing_filter(query: Mapping[str, str]) -> DeliveryFilter:
+    """The filter of `GET /v1/deliveries` (400 InvalidParameter if bad)."""
+    unknown = sorted(set(query) - _LISTING_PARAMS)
+    if unknown:
+        raise InvalidParameterError(f"Invalid parameter: {unknown[0]} (unknown)")
+    dead = query.get("deadLetter")
+    if dead is not None and dead not in ("true", "false"):
+        raise _invalid("deadLetter", "true or false")
+    status = query.get("status")
+    since = query.get("since")
+    return DeliveryFilter(
+        status=_status(status) if status is not None else None,
+        app_arn=query.get("app") or None,
+        endpoint_arn=query.get("endpoint") or None,
+        message_id=query.get("message") or None,
+        failure_type=query.get("reason") or None,
+        since=parse_time(since) if since is not None else None,
+        dead_letter=None if dead is None else dead == "true",
+    )
+
+
+def replay_request(body: Mapping[str, Any]) -> tuple[DeliveryFilter, int]:
+    """The dead letters `POST /v1/deliveries/replay` names, and its limit."""
+    unknown = sorted(set(body) - _REPLAY_MEMBERS)
+    if unknown:
+        raise InvalidParameterError(f"Invalid parameter: {unknown[0]} (unknown)")
+    if not set(body) - {"limit"}:
+        raise InvalidParameterError(
+            "Invalid parameter: name the dead letters to replay: ids and/or"
+            " messageId, app, reason, since (since=0 takes all of them)"
+        )
+    ids = body.get("ids")
+    if ids is not None and (
+        not isinstance(ids, list)
+        or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids)
+    ):
+        raise _invalid("ids", "a list of integers")
+    since = body.get("since")
+    limit = body.get("limit", REPLAY_DEFAULT)
+    where = DeliveryFilter(
+        ids=ids,
+        message_id=_text(body["messageId"], "messageId")
+        if "messageId" in body
+        else None,
+        app_arn=_text(body["app"], "app") if "app" in body else None,
+        failure_type=_text(body["reason"], "reason") if "reason" in body else None,
+        since=parse_time(since) if since is not None else None,
+    )
+    return where, _int(limit, "limit", 1, REPLAY_MAX)
+
+
+def add_admin_routes(
+    app: web.Application,
+    *,
+    service: Service,
+    keys: Sequence[ApiKey],
+    on_replay: Callable[[Message], None] | None = None,
+) -> None:
+    """
+    The admin routes on `app`. `keys` is read per request (a SIGHUP reload
+    changes it in place); `on_replay` is told of each message that got jobs
+    by a replay (the daemon's dispatcher; default the service's on_enqueue).
+    """
+    store = service.store
+    replayed = on_replay or service.on_enqueue
+
+    def admin(request: web.Request) -> ApiKey:
+        key = authenticate(request, keys)
+        if not key.admin:
+            raise ForbiddenError(
+                f"Key {key.name} has no admin scope", code="AccessDenied"
+            )
+        return key
+
+    async def queue(request: web.Request) -> web.Response:
+        admin(request)
+        rows = await store.backlog(now=service.clock())
+        return web.json_response(render_backlog(rows))
+
+    async def message(request: web.Request) -> web.Response:
+        admin(request)
+        message_id = request.match_info["messageId"]
+        ledger = await store.get_message_ledger(message_id)
+        if ledger is None:
+            raise NotFoundApiError(f"Message {message_id} is not in the ledger")
+        return web.json_response(render_message(ledger))
+
+    async def deliveries(request: web.Request) -> web.Response:
+        admin(request)
+        query = request.query
+        where = listing_filter(query)
+        limit = _int(query.get("limit", PAGE_DEFAULT), "limit", 1, PAGE_MAX)
+        before = service.decode_token(query.get("nextToken"), TOKEN_KIND) or None
+        page = await store.list_deliveries(where, before=before, limit=limit)
+        return web.json_response(
+            {
+                "deliveries": [render_delivery(d) for d in page.items],
+                "nextToken": service.next_token(TOKEN_KIND, page.next_after),
+            }
+        )
+
+    async def replay(request: web.Request) -> web.Response:
+        key = admin(request)
+        where, limit = replay_request(await read_json_object(request))
+        result = await store.replay_dead_letters(
+            where, limit=limit, now=service.clock()
+        )
+        for replayed_message in result.messages:
+            replayed(replayed_message)
+        log.info(
+            "dead_letters_replayed",
+            key=key.name,
+            ids=len(where.ids) if where.ids is not None else None,
+            message_id=where.message_id,
+            app=where.app_arn,
+            reason=where.failure_type,
+            since=_iso(where.since),
+            limit=limit,
+            replayed=result.replayed,
+            remaining=result.remaining,
+        )
+        return web.json_response(
+            {"replayed": result.replayed, "remaining": result.remaining}
+        )
+
+    async def stats(request: web.Request) -> web.Response:
+        admin(request)
+        query = request.query
+        unknown = sorted(set(query) - {"since", "bucketSeconds"})
+        if unknown:
+            raise InvalidParameterError(f"Invalid parameter: {unknown[0]} (unknown)")
+        since = query.get("since")
+        start = (
+            parse_time(since) if since is not None else service.clock() - STATS_WINDOW_S
+        )
+        size = _int(query.get("bucketSeconds", 60), "bucketSeconds", 60, 86_400)
+        if size % 60:
+            raise _invalid("bucketSeconds", "a multiple of 60")
+        rows = await store.delivery_stats(since=start, bucket_s=size)
+        return web.json_response(render_stats(rows))
+
+    handlers: dict[str, Handler] = {
+        "/v1/queue": queue,
+        "/v1/messages/{messageId}": message,
+        "/v1/deliveries": deliveries,
+        "/v1/deliveries/replay": replay,
+        "/v1/stats/deliveries": stats,
+    }
+    for method, path in ADMIN_ROUTES:
+        app.router.add_route(method, path, handlers[path])

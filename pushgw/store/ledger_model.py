@@ -1,0 +1,149 @@
+"""
+What the delivery ledger stores (`Store` section "delivery ledger"): per-message
+counters, the per-minute rollup, delivery records and dead letters.
+
+* A flush of the ledger (`pushgw/ledger.py`) is one `LedgerBatch`: counters
+  added to what the store has, records inserted, written in one transaction.
+* A delivery record is kept for every failure and every sampled success. A
+  failed or expired one is a *dead letter*: the message it belongs to is kept
+  once (`LedgerBatch.dead_messages`), so `replay_dead_letters` can queue it
+  again as an endpoint job of the same message id.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pushgw.model import Message
+
+LedgerStatus = Literal["delivered", "failed", "expired"]
+STATUSES: tuple[LedgerStatus, ...] = ("delivered", "failed", "expired")
+# A per-message counter's key: (platform, status, failure_type or None).
+CountKey = tuple[str, str, str | None]
+# A rollup counter's key: (start of the minute in epoch seconds, platform, status).
+RollupKey = tuple[int, str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRecord:
+    """One (message, endpoint) delivery that ended; `id` is the store's."""
+
+    message_id: str
+    endpoint_arn: str
+    app_arn: str
+    platform: str
+    status: LedgerStatus
+    failure_type: str | None
+    reason: str
+    provider_status: int | None
+    attempts: int
+    at: float  # epoch seconds
+    id: int = 0
+    replayed_at: float | None = None
+
+    @property
+    def dead_letter(self) -> bool:
+        """Failed or expired: kept with its message, so it can be replayed."""
+        return self.status != "delivered"
+
+
+@dataclass(frozen=True, slots=True)
+class MessageCounts:
+    """What one flush adds to a message's ledger entry."""
+
+    message_id: str
+    topic_arn: str | None
+    target_arn: str | None
+    created_at: float
+    first_at: float  # earliest outcome in the batch
+    last_at: float  # latest outcome in the batch
+    counts: Mapping[CountKey, int]
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerBatch:
+    """One flush: counters to add and rows to insert, in one transaction."""
+
+    messages: Sequence[MessageCounts] = ()
+    rollup: Mapping[RollupKey, int] = field(default_factory=dict)
+    deliveries: Sequence[DeliveryRecord] = ()
+    # The messages of the dead letters in `deliveries` (stored once per id).
+    dead_messages: Sequence[Message] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.messages or self.rollup or self.deliveries)
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeCount:
+    platform: str
+    status: LedgerStatus
+    failure_type: str | None
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class MessageLedger:
+    """What the ledger knows of one message (`get_message_ledger`)."""
+
+    message_id: str
+    topic_arn: str | None
+    target_arn: str | None
+    created_at: float
+    first_attempt_at: float | None  # None: no delivery has ended yet
+    last_attempt_at: float | None
+    pending_jobs: int  # jobs of the message still queued (0 once done)
+    counts: list[OutcomeCount]
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryFilter:
+    """Which delivery records a listing or a replay takes (None: any)."""
+
+    status: LedgerStatus | None = None
+    app_arn: str | None = None
+    endpoint_arn: str | None = None
+    message_id: str | None = None
+    failure_type: str | None = None
+    since: float | None = None  # at >= since
+    dead_letter: bool | None = None
+    ids: Sequence[int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StatsRow:
+    """Deliveries that ended in one bucket, for one platform and status."""
+
+    start: int  # epoch seconds, a multiple of the bucket size
+    platform: str
+    status: LedgerStatus
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayResult:
+    replayed: int  # dead letters queued again (and marked replayed)
+    remaining: int  # dead letters the filter still selects, not yet replayed
+    # The messages that got jobs, as stored (for the local dispatcher's wake-up).
+    messages: list[Message]
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerRetention:
+    """What `prune_ledger` keeps."""
+
+    before: float  # records and message counters last touched before: gone
+    rollup_before: float  # rollup buckets starting before: gone
+    max_deliveries: int  # delivery records that are not dead letters
+    max_dead_letters: int  # dead letters
+
+
+def replayed_message(kept: Message, now: float) -> Message:
+    """A dead letter's message stored again by a replay: its TTL counts from now."""
+    expires = kept.expires_at
+    if expires is not None:
+        expires += now - kept.created_at
+    return dataclasses.replace(kept, created_at=now, expires_at=expires)
