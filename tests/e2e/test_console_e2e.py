@@ -19,6 +19,7 @@ they fail (.ci/run installs chromium; the test extras install playwright).
 
 from __future__ import annotations
 
+import datetime
 import os
 import re
 import shutil
@@ -28,6 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from tests.e2e.conftest import start_mocks
 from tests.e2e.harness import PUBLISH_API_KEY, Mocks, Server, free_port, write_config
@@ -183,6 +188,34 @@ ACCESSIBILITY_PROBE = """() => {
   }
   return problems;
 }"""
+
+
+def short_lived_certificate(days: int) -> dict[str, str]:
+    """APNs certificate credentials that expire in `days` (self-signed: the
+    daemon checks PEM, key match and dates offline, not the issuer)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name(
+        [x509.NameAttribute(NameOID.COMMON_NAME, "Apple Push Services: com.example")]
+    )
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=days))
+        .sign(key, hashes.SHA256())
+    )
+    return {
+        "PlatformPrincipal": cert.public_bytes(serialization.Encoding.PEM).decode(),
+        "PlatformCredential": key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode(),
+    }
 
 
 def eventually(check: Callable[[], Any], timeout: float = 30.0) -> Any:
@@ -489,10 +522,24 @@ def test_phone_layout_keyboard_and_paging(
             f"/v1/platform-applications/{app_arn}/endpoints",
             {"token": f"device-{n:03d}", "customUserData": f"user-{n % 7}"},
         )
+    made = server.json(
+        "POST",
+        "/v1/platform-applications",
+        {
+            "name": "expiring",
+            "platform": "APNS",
+            "attributes": short_lived_certificate(10),
+        },
+    )
+    assert 201 == made.status_code, made.text
     console = Console(browser, server, PHONE)
     page = console.page
     console.sign_in(server.api_key)
     console.heading("Overview")
+    # The certificate that runs out in 10 days is flagged.
+    soon = page.get_by_role("region", name="Credentials expiring soon")
+    expect(soon.get_by_role("rowheader")).to_have_text("expiring")
+    expect(soon.get_by_role("cell").last).to_have_text(re.compile(r"^9 days$"))
 
     # Keyboard: on a fresh load (signed in: the key is in session storage) the
     # first Tab reaches the skip link, and Enter moves to the page.
@@ -517,6 +564,9 @@ def test_phone_layout_keyboard_and_paging(
         console.heading(title)
         # A route change moves focus to the new page's heading.
         expect(page.get_by_role("heading", level=1)).to_be_focused()
+        if section == "Applications":
+            expiring = page.get_by_role("row").filter(has_text="expiring")
+            expect(expiring.get_by_role("cell").nth(3)).to_contain_text("9 days left")
         console.check_page()
         shots.take(page, f"phone-{section.lower()}")
 
