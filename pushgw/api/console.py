@@ -10,7 +10,9 @@ do all it does. This module only serves files, with these cache rules:
 * `/console/` (index.html) is `no-cache`: a browser asks again every time, so an
   upgraded daemon's console is picked up at the next load;
 * everything else is under `/console/assets/<digest>/`, the digest of all the
-  files, `immutable` for a year: a new release is a new URL, never a stale mix.
+  files when the daemon started, `immutable` for a year: a new release is a new
+  URL, never a stale mix (files replaced under a running daemon are served as
+  they are now, until the restart that an upgrade needs anyway).
 
 Every console response carries a Content-Security-Policy that lets the page
 load and call only its own origin (no CDN, no inline script, no framing).

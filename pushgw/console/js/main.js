@@ -95,11 +95,22 @@ async function show({ focus = true } = {}) {
       page.dispose?.();
       return;
     }
+    // The first load's failure is the page's (later ones only mark the
+    // header's live status: the last good data stays on screen).
+    if (page.refresh) await page.refresh();
+    if (!ctx.alive()) return;
     current = page;
-    if (page.refresh) await runRefresh(mine);
+    liveStatus.textContent = `Updated ${new Date().toLocaleTimeString()}`;
+    liveStatus.classList.remove("stale");
   } catch (error) {
     if (!ctx.alive()) return;
-    fill(main, heading("Something went wrong"), errorBox(error));
+    current = null;
+    fill(
+      main,
+      heading(error.status === 404 ? "Not found" : "Could not load this page"),
+      errorBox(error),
+      h("button", { type: "button", onclick: () => show() }, "Try again"),
+    );
   }
   const title = main.querySelector("h1")?.textContent;
   document.title = title ? `${title} · pushgw console` : "pushgw console";
