@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from cryptography import x509
@@ -476,6 +477,12 @@ def test_console_operator_flow(
     expect(page.get_by_role("cell", name="http", exact=True)).to_be_visible()
     console.check_page()
     shots.take(page, "topics")
+    # A link to something that is gone says so.
+    missing = quote("arn:aws:sns:us-east-1:123456789012:gone", safe="")
+    console.open(f"#/topics/{missing}")
+    console.heading("Not found")
+    expect(page.get_by_role("alert")).to_contain_text("NotFound")
+    expect(page.get_by_role("button", name="Try again")).to_be_visible()
     assert [] == console.errors
 
 
