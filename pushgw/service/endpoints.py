@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import re
 from collections.abc import Mapping
@@ -23,6 +25,7 @@ ENDPOINT_ATTRIBUTES = frozenset({"CustomUserData", "Enabled", "Token"})
 BAIDU_ATTRIBUTES = frozenset({"ChannelId", "UserId"})
 MAX_CUSTOM_USER_DATA = 2048  # bytes, UTF-8
 MAX_TOKEN = 4096
+SEARCH_LIMIT = 1000  # endpoints per page of search_endpoints, at most
 APPLE_TOKEN = re.compile(r"^(?:[0-9a-f]{2}){8,100}$")  # even-length hex, ≤ 200 chars
 
 
@@ -126,6 +129,37 @@ class EndpointsMixin(ServiceBase):
         after = self.decode_token(next_token, "endpoints")
         page = await self.store.list_endpoints(app.arn, after=after, limit=PAGE_SIZE)
         return Listing(page.items, self.next_token("endpoints", page.next_after))
+
+    async def search_endpoints(
+        self,
+        *,
+        app_arn: str | None,
+        token_prefix: str | None = None,
+        custom_user_data: str | None = None,
+        limit: str | None = None,
+        next_token: str | None = None,
+    ) -> Listing[Endpoint]:
+        """
+        Not an SNS action (the console's, and the CLI's): an application's
+        endpoints whose token starts with `token_prefix` and whose CustomUserData
+        is `custom_user_data` (either may be empty: no condition), in token
+        order, `limit` (1..1000, default 100) a page. The NextToken is the last
+        token seen, so every page is one index range however large the app.
+        """
+        app = await self.app_or_404(app_arn)
+        size = _search_limit(limit)
+        page = await self.store.search_endpoints(
+            app.arn,
+            token_prefix=token_prefix or "",
+            custom_user_data=custom_user_data or None,
+            after=_decode_search_token(next_token),
+            limit=size,
+        )
+        following = page.next_after
+        return Listing(
+            page.items,
+            None if following is None else _encode_search_token(following),
+        )
 
     async def delete_endpoint(self, arn: str | None) -> None:
         value = self.required(arn, "endpointArn")
@@ -238,3 +272,33 @@ def _idempotent(existing: Endpoint, supplied: Mapping[str, str]) -> str:
                 " exists with the same Token, but different attributes."
             )
     return existing.arn
+
+
+_SEARCH_TOKEN = "search:"
+
+
+def _encode_search_token(token: str) -> str:
+    return base64.urlsafe_b64encode((_SEARCH_TOKEN + token).encode()).decode()
+
+
+def _decode_search_token(value: str | None) -> str | None:
+    """The token a search NextToken stands for; a forged or foreign one is refused."""
+    if not value:
+        return None
+    try:
+        text = base64.urlsafe_b64decode(value.encode()).decode()
+    except (binascii.Error, UnicodeError, ValueError):
+        text = ""
+    if not text.startswith(_SEARCH_TOKEN):
+        raise InvalidParameterError("Invalid parameter: NextToken")
+    return text[len(_SEARCH_TOKEN) :]
+
+
+def _search_limit(value: str | None) -> int:
+    if value is None or value == "":
+        return PAGE_SIZE
+    if value.isascii() and value.isdigit() and 1 <= int(value) <= SEARCH_LIMIT:
+        return int(value)
+    raise InvalidParameterError(
+        f"Invalid parameter: limit Reason: must be an integer from 1 to {SEARCH_LIMIT}"
+    )

@@ -73,6 +73,35 @@ class NewJob:
     payload: str | None = None  # `http` control documents (DeliveryJob.payload)
 
 
+@dataclass(frozen=True, slots=True)
+class TokenPage:
+    """
+    Endpoints of one application in token order (`search_endpoints`): a keyset
+    page whose position is the last token seen, not a `seq`.
+    """
+
+    items: list[Endpoint]
+    # The token to pass as `after` for the next page; None at the end.
+    next_after: str | None
+
+
+def prefix_upper_bound(prefix: str) -> str | None:
+    """
+    The least string above every string that starts with `prefix`, in code-point
+    order (SQLite's BINARY, PostgreSQL's "C"), so `token >= prefix AND token <
+    bound` is the prefix as an index range. None: no bound (prefix "" or only
+    U+10FFFF). Surrogates are skipped (they cannot be stored as UTF-8).
+    """
+    chars = list(prefix)
+    while chars:
+        last = ord(chars.pop()) + 1
+        if 0xD800 <= last <= 0xDFFF:
+            last = 0xE000
+        if last <= 0x10FFFF:
+            return "".join(chars) + chr(last)
+    return None
+
+
 # The last_error of a job that waits for its application (disabled, or paused
 # by the circuit breaker): what `backlog` counts as "waiting_for_app".
 WAITING_FOR_APP = "application paused or disabled"
@@ -156,6 +185,23 @@ class Store(Protocol):
 
     async def get_endpoints(self, arns: Sequence[str]) -> dict[str, Endpoint]:
         """Endpoints by ARN (missing ones are absent from the result)."""
+
+    async def search_endpoints(
+        self,
+        app_arn: str,
+        *,
+        token_prefix: str = "",
+        custom_user_data: str | None = None,
+        after: str | None = None,
+        limit: int,
+    ) -> TokenPage:
+        """
+        An application's endpoints whose token starts with `token_prefix` (""
+        = any) and, when given, whose CustomUserData equals `custom_user_data`,
+        in token order (code points) after the token `after`: a keyset page,
+        answered from an index ((app_arn, token) or (app_arn, custom_user_data,
+        token)) however many endpoints the app has.
+        """
 
     # -- topics ----------------------------------------------------------------
     async def insert_topic(

@@ -25,7 +25,14 @@ from pushgw.model import (
     Topic,
     lane_of,
 )
-from pushgw.store.base import WAITING_FOR_APP, BacklogRow, NewJob, Page
+from pushgw.store.base import (
+    WAITING_FOR_APP,
+    BacklogRow,
+    NewJob,
+    Page,
+    TokenPage,
+    prefix_upper_bound,
+)
 from pushgw.store.ledger_model import (
     CountKey,
     DeliveryFilter,
@@ -197,6 +204,32 @@ class InMemoryStore:
 
     async def get_endpoints(self, arns: Sequence[str]) -> dict[str, Endpoint]:
         return {a: self.endpoints[a][1] for a in arns if a in self.endpoints}
+
+    async def search_endpoints(
+        self,
+        app_arn: str,
+        *,
+        token_prefix: str = "",
+        custom_user_data: str | None = None,
+        after: str | None = None,
+        limit: int,
+    ) -> TokenPage:
+        hi = prefix_upper_bound(token_prefix) if token_prefix else None
+        found = sorted(
+            (
+                e
+                for _, e in self.endpoints.values()
+                if e.app_arn == app_arn
+                and e.token >= token_prefix
+                and (hi is None or e.token < hi)
+                and (after is None or e.token > after)
+                and (custom_user_data is None or e.custom_user_data == custom_user_data)
+            ),
+            key=lambda e: e.token,
+        )
+        chosen = found[:limit]
+        more = len(found) > limit and bool(chosen)
+        return TokenPage(chosen, chosen[-1].token if more else None)
 
     # -- topics ----------------------------------------------------------------
     async def insert_topic(

@@ -114,7 +114,8 @@ class Generated:
 def test_generated_client_drives_every_operation(
     client_package: ModuleType, pushgw_server: Server, mocks: Mocks
 ) -> None:
-    """All 27 operations work through the generated client, ARNs escaped by it."""
+    """All 27 operations (and the endpoint search) work through the generated
+    client, ARNs escaped by it."""
     api = Generated(client_package, pushgw_server)
     done: set[str] = set()
 
@@ -163,6 +164,20 @@ def test_generated_client_drives_every_operation(
     got = call("endpoints", "get_endpoint_attributes", 200, endpoint_arn)
     assert {"Enabled": "true", "Token": token, "CustomUserData": "user-7"} == (
         got.attributes.to_dict()
+    )
+    # pushgw's own endpoint search (the console's), in the same document.
+    found = call(
+        apps,
+        "search_endpoints",
+        200,
+        app_arn,
+        token_prefix=token[:8],
+        custom_user_data="user-7",
+        limit=10,
+    )
+    assert ([endpoint_arn], None) == (
+        [e.endpoint_arn for e in found.endpoints],
+        found.next_token,
     )
 
     topic = call(
@@ -247,5 +262,5 @@ def test_generated_client_drives_every_operation(
         for p in (Path(client_package.__file__).parent / "api").glob("*/*.py")
         if p.stem != "__init__"
     }
-    assert 27 == len(operations)
+    assert 27 + 1 == len(operations)
     assert operations == done

@@ -89,6 +89,15 @@ def test_the_wheel_installs_one_namespace(installed: tuple[Path, Path]) -> None:
     assert "pushgw/providers/mocks/tls.py" in names
     assert "pushgw/defaults/dev.toml" in names
     assert "pushgw/store/migrations/sqlite/0001_initial.sql" in names
+    # The web console's files (package data; the daemon serves them at /console).
+    console = ROOT / "pushgw" / "console"
+    shipped = {
+        f"pushgw/{p.relative_to(console.parent).as_posix()}"
+        for p in console.rglob("*")
+        if p.is_file()
+    }
+    assert {"pushgw/console/index.html", "pushgw/console/js/main.js"} <= shipped
+    assert shipped <= set(names)
 
 
 def test_demo_init_and_check_config_run_from_anywhere(

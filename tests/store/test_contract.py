@@ -293,6 +293,98 @@ async def test_get_endpoints_skips_missing(store: Store) -> None:
     assert await store.get_endpoints([]) == {}
 
 
+async def search_all(store: Store, limit: int, **filters: str) -> list[list[str]]:
+    """Every page of a search, as lists of tokens, following `next_after`."""
+    pages: list[list[str]] = []
+    after: str | None = None
+    while True:
+        page = await store.search_endpoints(
+            APP_ARN, after=after, limit=limit, **filters
+        )
+        pages.append([e.token for e in page.items])
+        if page.next_after is None:
+            return pages
+        assert page.items[-1].token == page.next_after
+        after = page.next_after
+
+
+async def test_search_endpoints_by_token_prefix_in_token_order(store: Store) -> None:
+    """A token prefix finds the app's endpoints starting with it (and no
+    other app's), in token order, in keyset pages."""
+    tokens = ["ab2", "b", "abc", "a", "ab1", "ab", "aB3", "abd9"]
+    for n, token in enumerate(tokens):
+        await store.insert_endpoint(make_endpoint(n, token=token))
+        await store.insert_endpoint(
+            make_endpoint(100 + n, app_arn="other", token=token)
+        )
+
+    assert [["ab", "ab1"], ["ab2", "abc"], ["abd9"]] == await search_all(
+        store, 2, token_prefix="ab"
+    )
+    assert [["ab", "ab1", "ab2", "abc", "abd9"]] == await search_all(
+        store, 5, token_prefix="ab"
+    )
+    assert [sorted(tokens)] == await search_all(store, 100)
+    assert [[]] == await search_all(store, 10, token_prefix="zz")
+    found = await store.search_endpoints(APP_ARN, token_prefix="abc", limit=10)
+    assert [make_endpoint(2, token="abc")] == found.items
+
+
+async def test_search_endpoints_compares_code_points_and_takes_wildcards_literally(
+    store: Store,
+) -> None:
+    """Tokens order by code point (upper case before lower, ASCII before
+    accented) in every backend, and LIKE's `%` and `_` are plain characters."""
+    tokens = ["a%b", "a_b", "axb", "aab", "Zed", "zed", "é1", "éz", "f", "\\x"]
+    for n, token in enumerate(tokens):
+        await store.insert_endpoint(make_endpoint(n, token=token))
+
+    assert [sorted(tokens)] == await search_all(store, 100)
+    assert [["a%b"]] == await search_all(store, 10, token_prefix="a%")
+    assert [["a_b"]] == await search_all(store, 10, token_prefix="a_")
+    assert [["é1", "éz"]] == await search_all(store, 10, token_prefix="é")
+    assert [["\\x"]] == await search_all(store, 10, token_prefix="\\")
+
+
+async def test_search_endpoints_by_custom_user_data(store: Store) -> None:
+    """CustomUserData matches exactly (not as a prefix), alone or with a token
+    prefix, in token order and keyset pages."""
+    rows = [("t3", "user 1"), ("t1", "user 1"), ("t2", "user 10"), ("s1", "user 1")]
+    for n, (token, data) in enumerate(rows):
+        await store.insert_endpoint(
+            make_endpoint(n, token=token, custom_user_data=data)
+        )
+    await store.insert_endpoint(make_endpoint(9, token="t9", custom_user_data=None))
+
+    assert [["s1", "t1"], ["t3"]] == await search_all(
+        store, 2, custom_user_data="user 1"
+    )
+    assert [["t1", "t3"]] == await search_all(
+        store, 10, token_prefix="t", custom_user_data="user 1"
+    )
+    assert [[]] == await search_all(store, 10, custom_user_data="user")
+
+
+async def test_search_endpoints_pages_survive_writes_between_pages(
+    store: Store,
+) -> None:
+    """The position is a token, not an offset: endpoints added or deleted before
+    it between two pages neither repeat nor skip the rest."""
+    for n in range(6):
+        await store.insert_endpoint(make_endpoint(n, token=f"k{n}"))
+    first = await store.search_endpoints(APP_ARN, token_prefix="k", limit=3)
+    await store.delete_endpoint(make_endpoint(0).arn)
+    await store.insert_endpoint(make_endpoint(7, token="k00"))
+
+    rest = await store.search_endpoints(
+        APP_ARN, token_prefix="k", after=first.next_after, limit=3
+    )
+
+    assert ["k0", "k1", "k2"] == [e.token for e in first.items]
+    assert ["k3", "k4", "k5"] == [e.token for e in rest.items]
+    assert None is rest.next_after
+
+
 # -- topics and subscriptions -------------------------------------------------
 async def test_topic_crud(store: Store) -> None:
     """Topics insert once, read, list in pages, update and delete idempotently."""
@@ -853,6 +945,70 @@ async def test_concurrent_claims_never_share_a_job(backend) -> None:
     claimed = [job_id for ids in results for job_id in ids]
     assert len(claimed) == 500
     assert len(set(claimed)) == 500
+
+
+async def test_search_endpoints_is_an_index_range(backend) -> None:
+    """Both searches are answered from an index, in its order: the token prefix
+    is an index condition (not a filter over the app's endpoints) and no sort
+    step follows, so a page costs the same with a million endpoints."""
+    if not backend.is_sql:
+        pytest.skip("query plans are the SQL backends'")
+    store = await backend.new()
+    for n in range(200):
+        await store.insert_endpoint(make_endpoint(n, token=f"tok{n:03d}"))
+    seen: list[tuple[str, dict[str, object]]] = []
+    real = store._read  # type: ignore[attr-defined]
+
+    async def spy(sql: str, params: dict[str, object]) -> object:
+        seen.append((sql, dict(params)))
+        return await real(sql, params)
+
+    store._read = spy  # type: ignore[attr-defined]
+    await store.search_endpoints(APP_ARN, token_prefix="tok1", limit=10)
+    await store.search_endpoints(
+        APP_ARN, token_prefix="tok1", custom_user_data="user 150", limit=10
+    )
+    await store.search_endpoints(APP_ARN, custom_user_data="user 7", after="a", limit=5)
+    store._read = real  # type: ignore[attr-defined]
+
+    assert 3 == len(seen)
+    for sql, params in seen:
+        plan = await query_plan(backend.kind, store, sql, params)
+        if backend.kind == "sqlite":
+            assert "SEARCH endpoints USING INDEX" in plan, plan
+            assert "TEMP B-TREE" not in plan, plan
+            if "lo" in params:
+                assert "token>? AND token<?" in plan, plan
+        else:
+            assert "Index" in plan and "Seq Scan" not in plan, plan
+            assert "Sort" not in plan, plan
+            if "lo" in params:
+                assert "Index Cond" in plan and "token >=" in plan, plan
+    if backend.kind == "postgres":
+        # Code-point order whatever the database's collation (this one's may be C).
+        collation = await store._read(  # type: ignore[attr-defined]
+            "SELECT collation_name FROM information_schema.columns"
+            " WHERE table_schema = :schema AND table_name = 'endpoints'"
+            " AND column_name = 'token'",
+            {"schema": store.schema},  # type: ignore[attr-defined]
+        )
+        assert [{"collation_name": "C"}] == [dict(r) for r in collation]
+
+
+async def query_plan(
+    kind: str, store: Store, sql: str, params: dict[str, object]
+) -> str:
+    if kind == "sqlite":
+        rows = await store._read("EXPLAIN QUERY PLAN " + sql, params)  # type: ignore[attr-defined]
+        return "\n".join(str(r["detail"]) for r in rows)
+
+    async def explain(tx: object) -> list[object]:
+        # A table this small is cheaper to scan: ask what the index path is.
+        await tx.execute("SET LOCAL enable_seqscan = off")  # type: ignore[attr-defined]
+        return await tx.fetch("EXPLAIN " + sql, params)  # type: ignore[attr-defined, no-any-return]
+
+    rows = await store._transact(explain)  # type: ignore[attr-defined]
+    return "\n".join(str(next(iter(dict(r).values()))) for r in rows)
 
 
 async def test_open_twice_is_a_noop(backend) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 
 from pushgw.errors import NotFoundError
 from pushgw.model import Endpoint, PlatformApplication, Subscription, Topic
-from pushgw.store.base import Page
+from pushgw.store.base import Page, TokenPage, prefix_upper_bound
 from pushgw.store.rows import (
     APP_COLUMNS,
     ENDPOINT_COLUMNS,
@@ -151,6 +151,44 @@ class CatalogSql(SqlBase):
             {"arns": self._list(arns)},
         )
         return {r["arn"]: endpoint_from_row(r) for r in rows}
+
+    async def search_endpoints(
+        self,
+        app_arn: str,
+        *,
+        token_prefix: str = "",
+        custom_user_data: str | None = None,
+        after: str | None = None,
+        limit: int,
+    ) -> TokenPage:
+        # Ranges on `token`, never LIKE: a prefix is `token >= :lo AND token <
+        # :hi` on the (app_arn, token) unique index, or on (app_arn,
+        # custom_user_data, token) with a CustomUserData. Both dialects compare
+        # tokens by code point (SQLite BINARY; PostgreSQL's column is COLLATE
+        # "C", migration 0006), as the memory store does.
+        where = ["app_arn = :app_arn"]
+        params: dict[str, object] = {"app_arn": app_arn, "limit": limit + 1}
+        if token_prefix:
+            where.append("token >= :lo")
+            params["lo"] = token_prefix
+            hi = prefix_upper_bound(token_prefix)
+            if hi is not None:
+                where.append("token < :hi")
+                params["hi"] = hi
+        if after is not None:
+            where.append("token > :after")
+            params["after"] = after
+        if custom_user_data is not None:
+            where.append("custom_user_data = :cud")
+            params["cud"] = custom_user_data
+        rows = await self._read(
+            f"SELECT * FROM endpoints WHERE {' AND '.join(where)}"
+            " ORDER BY token LIMIT :limit",
+            params,
+        )
+        chosen = [endpoint_from_row(r) for r in rows[:limit]]
+        more = len(rows) > limit and bool(chosen)
+        return TokenPage(chosen, chosen[-1].token if more else None)
 
     # -- topics ----------------------------------------------------------------
     async def insert_topic(
