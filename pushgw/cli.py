@@ -61,13 +61,35 @@ def _check_actions(config: Config) -> None:
             )
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected >= 1, got {value}")
+    return value
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from pushgw import log
     from pushgw.daemon import serve
+    from pushgw.workers import Workers, check_workers, worker_config
 
     config, path = _load(args.config)
     log.configure(level=config.logging.level, fmt=config.logging.format)
-    asyncio.run(serve(config, config_path=path))
+    problem = check_workers(config, args.workers)
+    if problem is not None:
+        print(f"pushgw: {problem}", file=sys.stderr)
+        return 2
+    if args.worker_index:  # one of workers 1..N-1, started by worker 0
+        asyncio.run(
+            serve(
+                worker_config(config, args.worker_index),
+                config_path=path,
+                reuse_port=True,
+            )
+        )
+        return 0
+    workers = Workers(path, args.workers) if args.workers > 1 else None
+    asyncio.run(serve(config, config_path=path, workers=workers))
     return 0
 
 
@@ -198,6 +220,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = command("serve", "run the daemon (Type=notify under systemd)")
     _config_option(serve)
+    serve.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        help="processes on one port (SO_REUSEPORT) sharing the PostgreSQL store;"
+        " SQLite allows 1 (default 1)",
+    )
+    serve.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
     serve.set_defaults(func=cmd_serve)
 
     check = command(

@@ -61,6 +61,7 @@ from pushgw.store.base import Store
 from pushgw.store.factory import open_store
 from pushgw.store.sealing import PLAIN, CredentialSealer
 from pushgw.supervisor import Pulse, Supervisor
+from pushgw.workers import Workers
 
 log = get_logger("pushgw.daemon")
 
@@ -72,6 +73,7 @@ PROBE_CACHE_S = 0.5  # /readyz and /metrics share one probe per this interval
 LISTEN_TASK = "store-listen"
 WATCHDOG_TASK = "watchdog"
 HOUSEKEEPING_TASK = "housekeeping"
+WORKERS_TASK = "workers"
 HOUSEKEEPING_S = 3600.0
 
 
@@ -226,6 +228,7 @@ class Gateway:
         self.sns_keys = config.sns_access_keys()
         self.api_keys = config.api_keys()
         self.runner: web.AppRunner | None = None
+        self.reuse_port = False  # several workers on one port (pushgw/workers.py)
         self.port = 0
         self._store_open = False
         self._probed: tuple[float, str | None] | None = None  # (when, failure)
@@ -301,6 +304,7 @@ class Gateway:
             self.config.server.host,
             self.config.server.port or None,
             ssl_context=server_tls(self.config),
+            reuse_port=self.reuse_port or None,
         )
         await site.start()
         server = site._server  # aiohttp exposes no public bound-port API
@@ -433,14 +437,21 @@ async def serve(
     shutdown_trigger: Callable[[], Awaitable[object]] | None = None,
     provider_factory: ProviderFactory | None = None,
     config_path: str | None = None,
+    workers: Workers | None = None,
+    reuse_port: bool = False,
 ) -> None:
     """Run the daemon until SIGTERM/SIGINT or `shutdown_trigger` completes.
 
     SIGHUP re-reads `config_path` and applies what can change live (keys, log
-    level); an invalid file is logged and the running config kept.
+    level); an invalid file is logged and the running config kept. With
+    `workers` (`--workers N`, pushgw/workers.py) this process is worker 0 and
+    keeps the others running; every worker binds with `reuse_port`.
     """
     gateway = Gateway(config, provider_factory=provider_factory)
+    gateway.reuse_port = reuse_port or workers is not None
     await gateway.start()
+    if workers is not None:
+        gateway.supervisor.start(WORKERS_TASK, workers.run)
     if shutdown_trigger is None:
         # Installed before READY=1: systemd may send SIGHUP (`systemctl reload`) as
         # soon as the unit is active, and SIGHUP's default action kills the process.
@@ -450,7 +461,9 @@ async def serve(
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         if config_path is not None:
-            loop.add_signal_handler(signal.SIGHUP, _reload, gateway, config_path)
+            loop.add_signal_handler(
+                signal.SIGHUP, _reload, gateway, config_path, workers
+            )
     sd_notify(f"READY=1\nSTATUS={_serving(gateway)}")
     usec = os.environ.get("WATCHDOG_USEC", "")
     if usec.isdigit():
@@ -459,6 +472,8 @@ async def serve(
         await shutdown_trigger()
     finally:
         sd_notify("STOPPING=1\nSTATUS=Stopping: draining in-flight sends")
+        if workers is not None:
+            await workers.stop(config.server.graceful_timeout_s + 5)
         await gateway.stop()
 
 
@@ -467,7 +482,9 @@ def _serving(gateway: Gateway) -> str:
     return f"Serving on {gateway.config.server.host}:{gateway.port}"
 
 
-def _reload(gateway: Gateway, path: str) -> None:
+def _reload(gateway: Gateway, path: str, workers: Workers | None = None) -> None:
+    if workers is not None:
+        workers.signal_all(signal.SIGHUP)
     # RELOADING=1 keeps the unit "reloading" until READY=1, so `systemctl reload`
     # returns once the new config is in force. MONOTONIC_USEC (CLOCK_MONOTONIC, in
     # the same datagram) lets systemd match it to its SIGHUP (Type=notify-reload).

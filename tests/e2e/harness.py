@@ -13,7 +13,7 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -215,6 +215,7 @@ class Server:
         name: str = "serve",
         *,
         ca_file: str | None = None,
+        args: Sequence[str] = (),
     ) -> None:
         self.config = config
         # With `ca_file` the daemon serves HTTPS (server.tls_cert_file).
@@ -226,7 +227,7 @@ class Server:
         self.access_key = ACCESS_KEY
         self.secret_key = SECRET_KEY
         self.process = Process(
-            ["serve", "--config", str(config)], directory / f"{name}.log"
+            ["serve", "--config", str(config), *args], directory / f"{name}.log"
         )
         try:
             self.process.wait_http(self.url + "/healthz", verify=self.verify)

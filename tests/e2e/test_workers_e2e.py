@@ -1,0 +1,114 @@
+"""
+`pushgw serve --workers N`: N processes on one port sharing PostgreSQL (real
+processes), and SQLite refusing more than one.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.fleet import build_fleet, received_counts, wait_until
+from tests.e2e.harness import ROOT, Mocks, Server, free_port, write_config
+from tests.e2e.test_delivery_e2e import PG_DSN_VAR, drop_schema, publish
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+def children(pid: int) -> list[int]:
+    """Live child processes of `pid` that are pushgw workers."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == pid and b"--worker-index" in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def test_sqlite_refuses_more_than_one_worker(tmp_path: Path, mocks: Mocks) -> None:
+    config = write_config(
+        tmp_path, store_url=f"sqlite:///{tmp_path / 'x.db'}", mock_ports=mocks.ports
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pushgw",
+            "serve",
+            "--config",
+            str(config),
+            "--workers",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert done.returncode == 2
+    assert "needs a PostgreSQL store" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_workers_share_one_port_and_postgres(tmp_path: Path, mocks: Mocks) -> None:
+    """Two workers on one port: requests are served, a fan-out is delivered
+    once to every device, a worker killed with -9 is started again, and
+    SIGTERM stops both."""
+    dsn = os.environ.get(PG_DSN_VAR)
+    if not dsn:
+        pytest.skip(f"{PG_DSN_VAR} is not set; CI sets it")
+    schema = f"e2e_{uuid.uuid4().hex[:12]}"
+    sep = "&" if "?" in dsn else "?"
+    port = free_port()
+    config = write_config(
+        tmp_path,
+        store_url=f"{dsn}{sep}schema={schema}",
+        mock_ports=mocks.ports,
+        port=port,
+        delivery={"lease_s": 3.0},
+    )
+    server = Server(tmp_path, config, port, args=["--workers", "2"])
+    try:
+        parent = server.process.proc.pid
+        wait_until(lambda: len(children(parent)) == 1, timeout=30, what="worker 1")
+        (first,) = children(parent)
+        for _ in range(40):  # new connections each: the kernel spreads them
+            assert httpx.get(server.url + "/healthz", timeout=5).status_code == 200
+        fleet = build_fleet(server, mocks, valid=300)
+        publish(server, fleet, "two workers")
+        wait_until(
+            lambda: sum(received_counts(mocks, fleet.tokens).values()) >= 300,
+            timeout=60,
+            what="300 deliveries",
+        )
+        counts = received_counts(mocks, fleet.tokens)
+        assert set(counts.values()) == {1}, counts
+
+        os.kill(first, 9)
+        wait_until(
+            lambda: (found := children(parent)) and found[0] != first,
+            timeout=30,
+            what="worker 1 started again",
+        )
+        assert "worker_exited" in server.process.logs()
+    finally:
+        code = server.stop()
+        drop_schema(dsn, schema)
+    assert code == 0
+    time.sleep(0.5)
+    assert children(parent) == []
