@@ -118,18 +118,22 @@ class Ledger:
         return None
 
     def finished(self, finished: Finished) -> None:
+        # Per delivery on the event loop: keep it to a few dict updates. The
+        # platform is the enum member (a str), made a plain str by `take`.
         message = finished.message
-        platform = finished.app.platform.value
+        platform = finished.app.platform
+        status = finished.status
         at = finished.at
         entry = self._messages.get(message.id)
         if entry is None:
             entry = self._messages[message.id] = _Message(message, at, at)
-        else:
-            entry.first_at = min(entry.first_at, at)
-            entry.last_at = max(entry.last_at, at)
-        entry.counts[(platform, finished.status, finished.failure_type)] += 1
-        self._rollup[(int(at // 60) * 60, platform, finished.status)] += 1
-        dead = finished.status != "delivered"
+        elif at < entry.first_at:
+            entry.first_at = at
+        elif at > entry.last_at:
+            entry.last_at = at
+        entry.counts[(platform, status, finished.failure_type)] += 1
+        self._rollup[(int(at // 60) * 60, platform, status)] += 1
+        dead = status != "delivered"
         if not (dead or finished.sampled or self.config.record_successes):
             return
         if len(self._rows) + self._in_flight_rows >= self.buffer_rows:
@@ -147,8 +151,8 @@ class Ledger:
                 message_id=message.id,
                 endpoint_arn=finished.endpoint.arn,
                 app_arn=finished.app.arn,
-                platform=platform,
-                status=finished.status,
+                platform=str(platform),
+                status=status,
                 failure_type=finished.failure_type,
                 reason=finished.reason,
                 provider_status=finished.provider_status,
@@ -175,11 +179,17 @@ class Ledger:
                     created_at=entry.message.created_at,
                     first_at=entry.first_at,
                     last_at=entry.last_at,
-                    counts=dict(entry.counts),
+                    counts={
+                        (str(platform), status, failure): n
+                        for (platform, status, failure), n in entry.counts.items()
+                    },
                 )
                 for message_id, entry in self._messages.items()
             ],
-            rollup=dict(self._rollup),
+            rollup={
+                (minute, str(platform), status): n
+                for (minute, platform, status), n in self._rollup.items()
+            },
             deliveries=self._rows,
             dead_messages=list(self._dead.values()),
         )

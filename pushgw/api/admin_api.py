@@ -1,9 +1,8 @@
 """
 The admin JSON API (/v1, bearer keys with `admin = true`): the queue, the
 delivery ledger and dead-letter replay, for `pushgw` admin commands and the web
-console. The contract: shared-notes/admin-api-contract.md (also in README.md,
-"Delivery ledger and replay"). These routes are not SNS operations, so they
-are not in the operation table nor in /v1/openapi.json.
+console (README.md, "Delivery ledger and replay"). These routes are not SNS
+operations, so they are not in the operation table nor in /v1/openapi.json.
 
     GET  /v1/queue                 the backlog by state, kind and application
     GET  /v1/messages/{messageId}  a message's outcome counts and pending jobs

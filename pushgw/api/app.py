@@ -103,6 +103,8 @@ def make_app(
     so a caller that keeps them can change them in place (SIGHUP reload).
     `signing_cert` (path, PEM) is the certificate HTTP subscribers fetch from
     SigningCertURL to verify what they receive; it is public, like AWS's.
+    `on_replay` is told of each message a dead-letter replay queued again (the
+    daemon's dispatcher; default `service.on_enqueue`).
     """
     app = web.Application(
         # The access log wraps the rest, so it sees every answer, errors too.

@@ -436,10 +436,8 @@ class InMemoryStore:
         for (bucket, platform, status), n in self.ledger_rollup.items():
             if bucket >= start:
                 sums[(bucket // bucket_s * bucket_s, platform, status)] += n
-        return [
-            StatsRow(start=k[0], platform=k[1], status=k[2], count=n)  # type: ignore[arg-type]
-            for k, n in sorted(sums.items())
-        ]
+        rows = sorted(sums.items())
+        return [StatsRow(k[0], k[1], k[2], n) for k, n in rows]  # type: ignore[arg-type]
 
     async def replay_dead_letters(
         self, where: DeliveryFilter, *, limit: int, now: float

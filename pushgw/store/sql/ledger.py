@@ -51,14 +51,18 @@ DELIVERY_COLUMNS = (
 )
 DEAD_MESSAGE_COLUMNS = tuple(c for c in MESSAGE_COLUMNS if c != "pending_jobs")
 
-_LATER = "CASE WHEN excluded.{c} {op} ledger_messages.{c} THEN excluded.{c} ELSE ledger_messages.{c} END"
+# The earlier (op "<") or later (">") of the stored and the new value of {c}.
+_EXTREME = (
+    "CASE WHEN excluded.{c} {op} ledger_messages.{c}"
+    " THEN excluded.{c} ELSE ledger_messages.{c} END"
+)
 _MESSAGE_UPSERT = (
     "INSERT INTO ledger_messages"
     " (id, topic_arn, target_arn, created_at, first_attempt_at, last_attempt_at)"
     " VALUES (:id, :topic_arn, :target_arn, :created_at, :first_at, :last_at)"
     " ON CONFLICT (id) DO UPDATE SET"
-    f" first_attempt_at = {_LATER.format(c='first_attempt_at', op='<')},"
-    f" last_attempt_at = {_LATER.format(c='last_attempt_at', op='>')}"
+    f" first_attempt_at = {_EXTREME.format(c='first_attempt_at', op='<')},"
+    f" last_attempt_at = {_EXTREME.format(c='last_attempt_at', op='>')}"
 )
 _COUNT_UPSERT = (
     "INSERT INTO ledger_counts (message_id, platform, status, failure_type, count)"
@@ -77,7 +81,11 @@ _DEAD_MESSAGE_INSERT = (
     insert_sql("dead_letter_messages", DEAD_MESSAGE_COLUMNS)
     + " ON CONFLICT (id) DO NOTHING"
 )
-_MESSAGE_INSERT = insert_sql("messages", MESSAGE_COLUMNS)
+# A replayed message: stored anew, or its jobs added to the row still queued.
+_MESSAGE_UPSERT_JOBS = (
+    insert_sql("messages", MESSAGE_COLUMNS) + " ON CONFLICT (id) DO UPDATE"
+    " SET pending_jobs = messages.pending_jobs + excluded.pending_jobs RETURNING *"
+)
 # A dead letter can be replayed while its message is kept (`c`: the candidate).
 _REPLAYABLE = (
     "c.replayed_at IS NULL AND c.dead_letter = :dead AND EXISTS"
@@ -355,18 +363,15 @@ class LedgerSql(SqlBase):
             copies = {r["id"]: _dead_message_from_row(r) for r in kept}
             messages = []
             for message_id, arns in endpoints.items():
-                stored = await tx.fetchrow(
-                    "UPDATE messages SET pending_jobs = pending_jobs + :count"
-                    " WHERE id = :id RETURNING *",
-                    {"id": message_id, "count": len(arns)},
+                # Stored anew (created now), or, still queued, the row takes the jobs.
+                row = await tx.fetchrow(
+                    _MESSAGE_UPSERT_JOBS,
+                    message_params(
+                        replayed_message(copies[message_id], now), len(arns)
+                    ),
                 )
-                if stored is not None:
-                    message = message_from_row(stored)
-                else:
-                    message = replayed_message(copies[message_id], now)
-                    await tx.execute(
-                        _MESSAGE_INSERT, message_params(message, len(arns))
-                    )
+                assert row is not None
+                message = message_from_row(row)
                 jobs = [
                     NewJob("endpoint", endpoint_arn=arn, next_attempt_at=now)
                     for arn in arns
@@ -409,19 +414,18 @@ class LedgerSql(SqlBase):
                     " dead_letter_messages.id AND c.dead_letter = :dead) RETURNING id",
                     {"ids": as_list(touched), "dead": True},
                 )
+            # Checked again on the row: a message counted anew meanwhile stays.
             old = await tx.fetch(
-                "SELECT id FROM ledger_messages WHERE last_attempt_at < :before"
-                " ORDER BY last_attempt_at LIMIT :limit",
+                "DELETE FROM ledger_messages WHERE id IN (SELECT id FROM"
+                " ledger_messages WHERE last_attempt_at < :before"
+                " ORDER BY last_attempt_at LIMIT :limit)"
+                " AND last_attempt_at < :before RETURNING id",
                 {"before": float(retention.before), "limit": limit},
             )
             if old:
-                ids = {"ids": as_list([r["id"] for r in old])}
                 await tx.execute(
                     f"DELETE FROM ledger_counts WHERE {in_list('message_id', 'ids')}",
-                    ids,
-                )
-                await tx.execute(
-                    f"DELETE FROM ledger_messages WHERE {in_list('id', 'ids')}", ids
+                    {"ids": as_list([r["id"] for r in old])},
                 )
             buckets = await tx.fetch(
                 "DELETE FROM ledger_rollup WHERE bucket < :before RETURNING bucket",
