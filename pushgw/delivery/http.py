@@ -299,11 +299,13 @@ class HttpSender:
         """
         now = self.clock()
         if self._in_flight[sub_arn] >= self.settings.max_connections_per_host:
+            self.stats["http_postponed"] += 1
             return RetryAt(now + POSTPONE_S, "postponed: in flight", counts=False)
         wait = 0.0
         if per_second:
             slot = max(now, self._next_slot.get(sub_arn, 0.0))
             if slot - now > SLEEP_AT_MOST_S:
+                self.stats["http_postponed"] += 1
                 return RetryAt(slot, "postponed: throttled", counts=False)
             self._next_slot[sub_arn] = slot + 1.0 / per_second
             wait = slot - now

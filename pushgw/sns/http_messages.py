@@ -407,37 +407,6 @@ def sign_notification(
     )
 
 
-def notification_document(
-    key: SigningKey,
-    public_url: str,
-    *,
-    subscription_arn: str,
-    message_id: str,
-    topic_arn: str,
-    message: str,
-    timestamp: float,
-    subject: str | None = None,
-    attributes: Mapping[str, MessageAttribute] | None = None,
-    signature_version: str = "1",
-    content_type: str | None = None,
-) -> HttpDelivery:
-    """One subscriber's notification, signing it: for a single delivery. A
-    fan-out calls `sign_notification` once and `for_subscription` per
-    subscriber instead."""
-    return sign_notification(
-        key,
-        public_url,
-        message_id=message_id,
-        topic_arn=topic_arn,
-        message=message,
-        timestamp=timestamp,
-        subject=subject,
-        attributes=attributes,
-        signature_version=signature_version,
-        content_type=content_type,
-    ).for_subscription(subscription_arn)
-
-
 def raw_notification(
     *,
     message_id: str,

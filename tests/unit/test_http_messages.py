@@ -36,6 +36,15 @@ WHEN = dt.datetime(2026, 12, 3, 11, 52, 0, 123000, tzinfo=dt.UTC).timestamp()
 STAMP = "2026-12-03T11:52:00.123Z"
 
 
+def notification_document(
+    key: SigningKey, public_url: str, *, subscription_arn: str, **fields: Any
+) -> hm.HttpDelivery:
+    """One subscriber's notification, signed for it alone."""
+    return hm.sign_notification(key, public_url, **fields).for_subscription(
+        subscription_arn
+    )
+
+
 @pytest.fixture(scope="module")
 def key() -> SigningKey:
     return SigningKey.from_files(DEV_KEY, DEV_CERT)
@@ -58,7 +67,7 @@ def notification(key: SigningKey, version: str = "1", **kw: Any) -> hm.HttpDeliv
         "signature_version": version,
     }
     args.update(kw)
-    return hm.notification_document(key, PUBLIC_URL, **args)
+    return notification_document(key, PUBLIC_URL, **args)
 
 
 def sub_confirmation(key: SigningKey, version: str = "1", **kw: Any) -> hm.HttpDelivery:
@@ -357,8 +366,8 @@ def test_fan_out_signs_once(key, monkeypatch):
         assert document["UnsubscribeURL"].endswith(f"SubscriptionArn={TOPIC}:{n:04d}")
         assert delivery.headers["x-amz-sns-subscription-arn"] == f"{TOPIC}:{n:04d}"
         assert document["Signature"] == signed.signature
-    # The one-shot helper produces exactly what the two-step path does.
-    one = hm.notification_document(
+    # Signed afresh for one subscriber: exactly what the shared signature gave.
+    one = notification_document(
         key,
         PUBLIC_URL,
         subscription_arn=f"{TOPIC}:0007",
@@ -620,7 +629,7 @@ def test_generate_dev_signing_pair(tmp_path):
     assert isinstance(public, rsa.RSAPublicKey) and public.key_size == 2048
     assert 29 <= (cert.not_valid_after_utc - dt.datetime.now(dt.UTC)).days <= 30
     document = doc(
-        hm.notification_document(
+        notification_document(
             signing,
             "http://localhost:8080",
             subscription_arn=SUB,

@@ -29,7 +29,6 @@ from pushgw.store.ledger_model import (
 from pushgw.store.rows import (
     MESSAGE_COLUMNS,
     Row,
-    load_message_attrs,
     message_from_row,
     message_params,
 )
@@ -150,20 +149,6 @@ def _dead_message_params(m: Message) -> dict[str, Any]:
     params = message_params(m, 0)
     del params["pending_jobs"]
     return params
-
-
-def _dead_message_from_row(r: Row) -> Message:
-    return Message(
-        id=r["id"],
-        body=r["body"],
-        structure=r["structure"],
-        subject=r["subject"],
-        attributes=load_message_attrs(r["attributes"]),
-        topic_arn=r["topic_arn"],
-        target_arn=r["target_arn"],
-        created_at=r["created_at"],
-        expires_at=r["expires_at"],
-    )
 
 
 class LedgerSql(SqlBase):
@@ -360,7 +345,7 @@ class LedgerSql(SqlBase):
                 f"SELECT * FROM dead_letter_messages WHERE {in_list('id', 'ids')}",
                 {"ids": as_list(list(endpoints))},
             )
-            copies = {r["id"]: _dead_message_from_row(r) for r in kept}
+            copies = {r["id"]: message_from_row(r) for r in kept}
             messages = []
             for message_id, arns in endpoints.items():
                 # Stored anew (created now), or, still queued, the row takes the jobs.
