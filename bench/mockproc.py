@@ -11,6 +11,7 @@ Commands (tuples sent on the pipe; each gets exactly one reply):
     ("devices", platform, n)         -> [(token, attributes), ...] (n new devices)
     ("count",)                       -> deliveries recorded so far, all mocks
     ("arrivals",)                    -> {mock: {token: [at, ...]}}
+    ("arrival_times",)               -> {mock: [at, ...]} (cheap for 1M devices)
     ("stats",)                       -> {mock: {outcome: count}}
     ("reset",)                       -> None (forget messages and stats)
     ("stop",)                        -> None, then the child exits
@@ -68,6 +69,11 @@ def _answer(fleet: Any, command: tuple[Any, ...], stop: asyncio.Event) -> Any:
     if kind == "arrivals":
         return {
             name: {tok: [r.at for r in got] for tok, got in mock.received.items()}
+            for name, mock in fleet.mocks.items()
+        }
+    if kind == "arrival_times":
+        return {
+            name: [r.at for got in mock.received.values() for r in got]
             for name, mock in fleet.mocks.items()
         }
     if kind == "stats":

@@ -14,7 +14,7 @@ from botocore.auth import SigV4Auth, SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from pushgw.api.sigv4 import signing_key, verify_sigv4
+from pushgw.api.sigv4 import sign_post, signing_key, verify_sigv4
 from pushgw.api.sns_parse import decode_form
 from pushgw.config import AccessKey
 from pushgw.errors import SIGNATURE_MISMATCH, SigV4Error
@@ -442,3 +442,22 @@ def test_path_is_part_of_the_signature() -> None:
 
     assert KEY == signed.verify()
     assert "SignatureDoesNotMatch" == _error(signed, path="/").code
+
+
+def test_sign_post_matches_botocore_and_verifies() -> None:
+    """The bench's signer makes botocore's exact Authorization at the same instant."""
+    botocore_signed = sign_header()
+    ours = sign_post(
+        host="127.0.0.1:8080",
+        path="/",
+        body=BODY,
+        content_type=FORM,
+        access_key_id=KEY.access_key_id,
+        secret=KEY.secret_access_key,
+        region="us-east-1",
+        now=botocore_signed.now,
+    )
+    assert ours["Authorization"] == botocore_signed.headers["Authorization"]
+    signed = Signed("POST", "/", [], ours, BODY, botocore_signed.now)
+    assert signed.verify() == KEY
+    assert _error(signed, body=BODY + b"x").code == "SignatureDoesNotMatch"
