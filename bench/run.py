@@ -175,6 +175,10 @@ class Bench:
                 say(f"  (gateway exited {gw.proc.returncode}: {gw.tail()[-800:]})")
             if profile is not None and profile.exists():
                 show_profile(profile, self.args.profile_top)
+                if self.args.profile_out:
+                    kept = Path(f"{self.args.profile_out}.{name}.prof")
+                    shutil.copyfile(profile, kept)
+                    say(f"  profile kept as {kept} (python -m pstats {kept})")
 
     def devices(self, platform: str, n: int) -> list[tuple[str, dict[str, str]]]:
         out: list[tuple[str, dict[str, str]]] = []
@@ -767,6 +771,9 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
         "--profile", action="store_true", help="run the gateway under cProfile"
     )
     parser.add_argument("--profile-top", type=int, default=30)
+    parser.add_argument(
+        "--profile-out", default="", help="keep each profile as PREFIX.SCENARIO.prof"
+    )
     parser.add_argument(
         "--loop",
         choices=["asyncio", "uvloop"],

@@ -218,6 +218,7 @@ class ApnsProvider(Provider):
             ssl_context=ssl_context,
             max_connections=settings.max_connections,
         )
+        self._last_shared: tuple[RenderedMessage, _Request | SendResult] | None = None
 
     async def _send_once(
         self, endpoint: Endpoint, message: RenderedMessage
@@ -249,6 +250,36 @@ class ApnsProvider(Provider):
         if not _TOKEN_RE.fullmatch(token):
             # Never put a malformed token into :path; APNs would say the same.
             return SendResult(Outcome.INVALID_TOKEN, "BadDeviceToken: not hex")
+        shared = self._shared(message)
+        if isinstance(shared, SendResult):
+            return shared
+        headers = [
+            (b":method", b"POST"),
+            (b":scheme", b"https"),
+            # Unique per request: kept out of the HPACK dynamic table, so that
+            # table holds only the repeated headers and stays quick to search.
+            NeverIndexedHeaderTuple(b":path", b"/3/device/" + token.encode()),
+            (b":authority", self._authority),
+            NeverIndexedHeaderTuple(b"apns-id", str(uuid.uuid4()).encode()),
+            *shared.headers,
+        ]
+        return _Request(headers, shared.body)
+
+    def _shared(self, message: RenderedMessage) -> _Request | SendResult:
+        """
+        The body and the headers after `apns-id`, the same for every device a
+        message goes to: built once per message (the dispatcher renders a
+        message once per platform, so a fan-out passes the same object) rather
+        than once per device.
+        """
+        last = self._last_shared
+        if last is not None and last[0] is message:
+            return last[1]
+        shared = self._build_shared(message)
+        self._last_shared = (message, shared)
+        return shared
+
+    def _build_shared(self, message: RenderedMessage) -> _Request | SendResult:
         if message.native:
             try:
                 payload = json.loads(message.body)
@@ -263,14 +294,7 @@ class ApnsProvider(Provider):
         if len(body) > self.limit:
             return _permanent(f"PayloadTooLarge: {len(body)} > {self.limit} bytes")
         push_type = message.attr("APNS.PUSH_TYPE") or self._infer_push_type(payload)
-        headers = [
-            (b":method", b"POST"),
-            (b":scheme", b"https"),
-            # Unique per request: kept out of the HPACK dynamic table, so that
-            # table holds only the repeated headers and stays quick to search.
-            NeverIndexedHeaderTuple(b":path", b"/3/device/" + token.encode()),
-            (b":authority", self._authority),
-            NeverIndexedHeaderTuple(b"apns-id", str(uuid.uuid4()).encode()),
+        headers: list[tuple[bytes, bytes]] = [
             (b"apns-topic", self._topic(message).encode()),
             (b"apns-push-type", push_type.encode()),
         ]

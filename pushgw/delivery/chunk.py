@@ -9,6 +9,7 @@ from typing import Protocol, TypeVar
 
 from pushgw.delivery.decision import STORE_RETRY_S, Decision, RetryAt
 from pushgw.errors import StoreUnavailableError
+from pushgw.limiter import Limiter
 from pushgw.log import get_logger
 from pushgw.model import DeliveryJob, Endpoint, Message, Subscription
 from pushgw.sns.filters import (
@@ -28,7 +29,7 @@ class ChunkHost(Protocol):
 
     store: Store  # for the chunk's own progress and split-off retries
     owner: str  # the lease those writes are made under
-    sends: asyncio.Semaphore  # the process-wide cap on sends in flight
+    sends: Limiter  # the process-wide cap on sends in flight
 
     def clock(self) -> float: ...
 

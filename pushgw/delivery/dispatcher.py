@@ -58,6 +58,7 @@ from pushgw.errors import (
     StoreError,
     StoreUnavailableError,
 )
+from pushgw.limiter import Limiter
 from pushgw.log import get_logger
 from pushgw.logsummary import RepeatedLog
 from pushgw.model import (
@@ -156,7 +157,7 @@ class Dispatcher:
         self._http = _Lane(HTTP_LANE, http_sender.max_in_flight if http_sender else 0)
         self.http_sender = http_sender
         # Sends in flight in this process (topic chunks and endpoint jobs alike).
-        self.sends = asyncio.Semaphore(config.max_in_flight)
+        self.sends = Limiter(config.max_in_flight)
         self._rendered: dict[
             tuple[str, Platform], RenderedMessage | Exception | None
         ] = {}
@@ -190,7 +191,7 @@ class Dispatcher:
 
     @property
     def in_flight(self) -> int:
-        return self.config.max_in_flight - self.sends._value
+        return self.sends.in_use
 
     def supervise(self, supervisor: Supervisor) -> None:
         """Run the claim loop and the lease heartbeat under `supervisor`."""

@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from pushgw.limiter import Limiter
 from pushgw.log import get_logger
 from pushgw.model import PlatformApplication
 from pushgw.providers.base import Provider
@@ -77,13 +78,13 @@ class AppGate:
     pause_s: float
     max_pause_s: float
     threshold: int = 5
-    semaphore: asyncio.Semaphore = field(init=False)
+    semaphore: Limiter = field(init=False)
     failures: int = 0
     pauses: int = 0  # pauses in a row; each one twice as long
     paused_until: float = 0.0
 
     def __post_init__(self) -> None:
-        self.semaphore = asyncio.Semaphore(self.limit)
+        self.semaphore = Limiter(self.limit)
 
     def success(self) -> None:
         self.failures = 0
