@@ -6,6 +6,7 @@ The gateway under test: config, store population, the `pushgw serve` child,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -50,6 +51,44 @@ def peak_rss_mib(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its live descendants (`serve --workers N` forks N-1)."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        parents.setdefault(ppid, []).append(int(entry.name))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo += parents.get(current, [])
+    return tree
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU of a process and its live children (each worker's own counters)."""
+    total = 0.0
+    for member in process_tree(pid):
+        with contextlib.suppress(OSError):
+            total += cpu_seconds(member)
+    return total
+
+
+def tree_peak_rss_mib(pid: int) -> float:
+    """The sum of the peak RSS of a process and its live children."""
+    total = 0.0
+    for member in process_tree(pid):
+        with contextlib.suppress(OSError):
+            total += peak_rss_mib(member)
+    return total
 
 
 # -- config ------------------------------------------------------------------------
@@ -200,6 +239,7 @@ class GatewayProcess:
         profile: Path | None = None,
         *,
         loop: str = "asyncio",
+        workers: int = 1,
     ) -> None:
         self.url = f"http://127.0.0.1:{port}/"
         self.log_path = log_path
@@ -209,7 +249,15 @@ class GatewayProcess:
             prefix += ["-m", "cProfile", "-o", str(profile)]
         module = "pushgw.bench.serve_uvloop" if loop == "uvloop" else "pushgw"
         self.proc = subprocess.Popen(
-            [*prefix, "-m", module, "serve", "--config", str(config)],
+            [
+                *prefix,
+                "-m",
+                module,
+                "serve",
+                "--config",
+                str(config),
+                *(["--workers", str(workers)] if workers > 1 else []),
+            ],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             cwd=ROOT,
@@ -284,3 +332,43 @@ class SnsClient:
         params = {"Action": "Publish", "Message": message}
         params.update(target)
         return await self.call(params)
+
+
+# -- PostgreSQL activity (the capacity model's figures) --------------------------
+@dataclass(frozen=True)
+class PgActivity:
+    """Database-wide counters of pg_stat_database plus the WAL position."""
+
+    commits: int
+    rows_written: int  # inserted + updated + deleted
+    rows_read: int  # fetched by index or heap lookups
+    wal_bytes: int
+
+    @classmethod
+    async def now(cls, dsn: str) -> PgActivity:
+        import asyncpg
+
+        conn = await asyncpg.connect(dsn)
+        try:
+            row = await conn.fetchrow(
+                "SELECT xact_commit, tup_inserted + tup_updated + tup_deleted AS w,"
+                " tup_fetched, pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint"
+                " AS wal FROM pg_stat_database WHERE datname = current_database()"
+            )
+        finally:
+            await conn.close()
+        assert row is not None
+        return cls(int(row[0]), int(row["w"]), int(row["tup_fetched"]), int(row["wal"]))
+
+    def per(self, before: PgActivity, count: int) -> str:
+        """`self - before` per unit. The statistics of a session reach
+        pg_stat_database when it ends (or within ~1 s of idling), so the later
+        snapshot is taken after the gateway has stopped; the counters are the
+        whole database's, so a quiet database gives clean figures."""
+        n = max(1, count)
+        return (
+            f"{(self.commits - before.commits) / n:.2f} commits, "
+            f"{(self.rows_written - before.rows_written) / n:.2f} rows written, "
+            f"{(self.rows_read - before.rows_read) / n:.2f} rows read, "
+            f"{(self.wal_bytes - before.wal_bytes) / n:,.0f} WAL bytes"
+        )

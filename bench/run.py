@@ -3,6 +3,7 @@
 
     pushgw bench [--scenario NAME[,NAME...]|all] [--endpoints N] [--rate R]
                  [--duration S] [--store sqlite|postgres] [--loop asyncio|uvloop]
+                 [--workers N] [--profile [--profile-out PREFIX]]
 
 * fanout-apns   one topic publish to N APNs endpoints
 * ceiling       the ApnsProvider adapter alone (no store, no queue) sending
@@ -16,7 +17,10 @@
                 rate sustained, and gateway CPU per publish
 
 `--scenario` takes a comma-separated list, run in the order given, so a fan-out
-and its ceilings come from one run on one mock process.
+and its ceilings come from one run on one mock process. `--workers N` runs the
+gateway as `serve --workers N` (PostgreSQL): its CPU and RSS are then summed over
+the workers. With PostgreSQL, each gateway scenario also prints the database's
+commits, rows and WAL bytes per delivery or publish (the capacity model's inputs).
 
 The mocks run in a child process (bench/mockproc.py) and the gateway as a
 `pushgw serve` child on a fresh store, so /proc gives each its own CPU time and
@@ -46,11 +50,13 @@ import aiohttp
 
 from pushgw.bench.gateway import (
     GatewayProcess,
+    PgActivity,
     SnsClient,
     cpu_seconds,
     free_port,
-    peak_rss_mib,
     populate,
+    tree_cpu_seconds,
+    tree_peak_rss_mib,
     write_config,
 )
 from pushgw.bench.mockproc import PLATFORMS, MockProcess
@@ -136,6 +142,12 @@ class Bench:
             await conn.close()
 
     # -- shared plumbing ---------------------------------------------------------
+    async def pg_activity(self) -> PgActivity | None:
+        """PostgreSQL's counters now, when the store is PostgreSQL."""
+        if self.args.store != "postgres":
+            return None
+        return await PgActivity.now(os.environ["PUSHGW_BENCH_PG"].split("?")[0])
+
     def store_url(self, name: str) -> str:
         if self.args.store == "postgres":
             url = os.environ.get("PUSHGW_BENCH_PG", "")
@@ -164,7 +176,12 @@ class Bench:
         )
         profile = directory / "gateway.prof" if self.args.profile else None
         gw = GatewayProcess(
-            config, port, directory / "serve.log", profile, loop=self.args.loop
+            config,
+            port,
+            directory / "serve.log",
+            profile,
+            loop=self.args.loop,
+            workers=self.args.workers,
         )
         try:
             await gw.wait_up()
@@ -242,19 +259,21 @@ class Bench:
             aiohttp.ClientSession() as session,
         ):
             client = SnsClient(gw.url, session)
-            cpu0, mock0 = cpu_seconds(gw.pid), cpu_seconds(self.mocks.pid)
+            pg0 = await self.pg_activity()
+            cpu0, mock0 = tree_cpu_seconds(gw.pid), cpu_seconds(self.mocks.pid)
             t0 = time.time()
             status, text = await client.publish(MESSAGE, TopicArn=pop.topic_arn)
             api_s = time.time() - t0
             if status != 200:
                 raise RuntimeError(f"publish failed: {status} {text[:300]}")
             count, t_end = await self.wait_deliveries(n, t0, name)
-            cpu = cpu_seconds(gw.pid) - cpu0
+            cpu = tree_cpu_seconds(gw.pid) - cpu0
             mock_cpu = cpu_seconds(self.mocks.pid) - mock0
             wall = t_end - t0
-            rss = peak_rss_mib(gw.pid)
+            rss = tree_peak_rss_mib(gw.pid)
             arrivals = await self.mocks.acall("arrival_times")
             stats = await self.mocks.acall("stats")
+        pg1 = await self.pg_activity()  # the gateway has stopped: its stats are in
         lat_by = {
             mock_name: [at - t0 for at in times]
             for mock_name, times in arrivals.items()
@@ -297,6 +316,8 @@ class Bench:
                     f"p99 {ms(pct(values, 99))}",
                 )
         result.add("gateway peak RSS", f"{rss:.0f} MiB (VmHWM)", "rss", rss)
+        if pg0 is not None and pg1 is not None:
+            result.add("PostgreSQL per delivery", pg1.per(pg0, len(lat)))
         errors = {
             k: {o: c for o, c in v.items() if o != "delivered" and c}
             for k, v in stats.items()
@@ -502,16 +523,19 @@ class Bench:
                 for _ in range(20):  # warm up: connection, app cache, provider
                     await client.publish("warm-up", TargetArn=target)
                 await asyncio.sleep(0.5)
+                pg0 = await self.pg_activity()
+                published = 0
                 rate = float(self.args.rate)
                 duration = float(self.args.duration)
                 best: float | None = None
                 for step in range(MAX_STEPS):
                     self.mocks.call("reset")
-                    cpu0 = cpu_seconds(gw.pid)
+                    cpu0 = tree_cpu_seconds(gw.pid)
                     client0 = time.process_time()
                     step_result = await open_loop(client, target, rate, duration)
-                    cpu = cpu_seconds(gw.pid) - cpu0
+                    cpu = tree_cpu_seconds(gw.pid) - cpu0
                     client_cpu = time.process_time() - client0
+                    published += step_result.sent
                     await asyncio.sleep(1.0)  # let the last deliveries land
                     arrivals = await self.mocks.acall("arrivals")
                     got = arrivals["APNS"].get(token, [])
@@ -545,7 +569,8 @@ class Bench:
                     best = rate
                     rate *= STEP_FACTOR
                     duration = STEP_S
-            rss = peak_rss_mib(gw.pid)
+            rss = tree_peak_rss_mib(gw.pid)
+        pg1 = await self.pg_activity()
         result.add(
             "highest rate sustained",
             f"{best:,.0f}/s" if best is not None else "none (first step failed)",
@@ -553,6 +578,8 @@ class Bench:
             best or 0.0,
         )
         result.add("gateway peak RSS", f"{rss:.0f} MiB (VmHWM)", "rss", rss)
+        if pg0 is not None and pg1 is not None:
+            result.add("PostgreSQL per publish", pg1.per(pg0, published))
         return result
 
 
@@ -780,7 +807,15 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
         default="asyncio",
         help="event loop of the gateway and of the bare client (ceiling)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="gateway processes (`serve --workers N`; needs --store postgres)",
+    )
     args = parser.parse_args(list(argv))
+    if args.workers < 1 or (args.workers > 1 and args.store != "postgres"):
+        parser.error("--workers N > 1 needs --store postgres")
     if not 1 <= args.endpoints <= MAX_ENDPOINTS:
         parser.error(f"--endpoints: 1..{MAX_ENDPOINTS}")
     if not 0 < args.rate <= 20_000 or not 0 < args.duration <= 300:
