@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import signal
 import socket
@@ -173,55 +174,61 @@ async def populate(
             name="bench-fanout", attributes=None, tags=None
         )
         pop = Population(topic_arn=topic_arn)
-        total = sum(len(devices) for _, devices in plan.values())
-        done = 0
         last = time.monotonic()
+        # The platforms' devices interleaved, as in a real topic: a topic
+        # subscribed platform after platform would fan out one platform at a
+        # time and never run the six adapters side by side.
+        apps: dict[str, str] = {}
         for platform_name, (creds, devices) in plan.items():
-            platform = Platform(platform_name)
-            app_name = f"bench-{platform_name.lower()}"
-            app_arn = await service.create_platform_application(
-                name=app_name, platform=platform_name, attributes=creds
+            apps[platform_name] = await service.create_platform_application(
+                name=f"bench-{platform_name.lower()}",
+                platform=platform_name,
+                attributes=creds,
             )
             pop.tokens[platform_name] = [t for t, _ in devices]
-            for i in range(0, len(devices), POPULATE_BATCH):
-                now = time.time()
-                endpoints = [
-                    Endpoint(
-                        arn=arns.endpoint(platform, app_name),
-                        app_arn=app_arn,
-                        token=token,
-                        attributes=dict(attrs),
-                        created_at=now,
-                    )
-                    for token, attrs in devices[i : i + POPULATE_BATCH]
-                ]
-                subs = [
-                    Subscription(
-                        arn=arns.subscription(topic_arn),
-                        topic_arn=topic_arn,
-                        endpoint_arn=e.arn,
-                        created_at=now,
-                    )
-                    for e in endpoints
-                ]
+        per_platform = [[(n, d) for d in devices] for n, (_, devices) in plan.items()]
+        rows = [
+            row
+            for group in itertools.zip_longest(*per_platform)
+            for row in group
+            if row is not None
+        ]
+        for i in range(0, len(rows), POPULATE_BATCH):
+            now = time.time()
+            endpoints = [
+                Endpoint(
+                    arn=arns.endpoint(Platform(name), f"bench-{name.lower()}"),
+                    app_arn=apps[name],
+                    token=token,
+                    attributes=dict(attrs),
+                    created_at=now,
+                )
+                for name, (token, attrs) in rows[i : i + POPULATE_BATCH]
+            ]
+            subs = [
+                Subscription(
+                    arn=arns.subscription(topic_arn),
+                    topic_arn=topic_arn,
+                    endpoint_arn=e.arn,
+                    created_at=now,
+                )
+                for e in endpoints
+            ]
 
-                async def insert(
-                    tx: Tx,
-                    endpoints: list[Endpoint] = endpoints,
-                    subs: list[Any] = subs,
-                ) -> None:
-                    await tx.executemany(
-                        endpoint_sql, [endpoint_params(e) for e in endpoints]
-                    )
-                    if subscribe:
-                        await tx.executemany(sub_sql, [sub_params(s) for s in subs])
+            async def insert(
+                tx: Tx, endpoints: list[Endpoint] = endpoints, subs: list[Any] = subs
+            ) -> None:
+                await tx.executemany(
+                    endpoint_sql, [endpoint_params(e) for e in endpoints]
+                )
+                if subscribe:
+                    await tx.executemany(sub_sql, [sub_params(s) for s in subs])
 
-                await store._transact(insert)
-                pop.endpoint_arns += [e.arn for e in endpoints]
-                done += len(endpoints)
-                if time.monotonic() - last > 3:
-                    last = time.monotonic()
-                    say(f"  populate: {done}/{total} endpoints")
+            await store._transact(insert)
+            pop.endpoint_arns += [e.arn for e in endpoints]
+            if time.monotonic() - last > 3:
+                last = time.monotonic()
+                say(f"  populate: {len(pop.endpoint_arns)}/{len(rows)} endpoints")
         return pop
     finally:
         await store.close()
