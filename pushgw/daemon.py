@@ -219,6 +219,7 @@ class Gateway:
             store=self.store,
             arns=ArnBuilder(config.sns.region, config.sns.account),
             on_enqueue=self.dispatcher.accepted,
+            delivery=self.dispatcher,
             channel_check=channel_checker(config),
             url_check=functools.partial(
                 netguard.check_subscriber_url, allow_private=hooks.allow_private_urls

@@ -25,6 +25,7 @@ is not checked by the bindings.
 from __future__ import annotations
 
 import enum
+import functools
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -197,6 +198,7 @@ def keywords(params: tuple[Param, ...], values: Mapping[str, Any]) -> dict[str, 
 _WORD = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 
+@functools.cache  # a few dozen member names, looked up on every request
 def snake_case(name: str) -> str:
     """`PlatformApplicationArn` → `platform_application_arn`."""
     return _WORD.sub("_", name).lower()

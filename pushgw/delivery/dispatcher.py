@@ -78,7 +78,7 @@ from pushgw.providers.base import (
     redact,
 )
 from pushgw.sns import events
-from pushgw.store.base import WAITING_FOR_APP, Store
+from pushgw.store.base import WAITING_FOR_APP, EndpointEnqueued, JobClaim, Store
 from pushgw.supervisor import Pulse, Supervisor
 
 log = get_logger("pushgw.delivery")
@@ -189,6 +189,36 @@ class Dispatcher:
             self._rendered.pop((message.id, platform), None)
         self.accepted(message)
 
+    # -- publishes handed over in memory (service/publish.py) ------------------
+    def reserve(self) -> JobClaim | None:
+        """
+        A lease for an endpoint job this process runs as soon as it is stored:
+        the publish stores it leased to us and hands it over (`run_claimed`),
+        so it needs no wake-up, claim round trip or endpoint read. It takes a
+        slot of the push lane now; None when the lane is full or stopping (the
+        job is then stored claimable, for the claim loop or another node).
+        """
+        lane = self._push
+        if self._stopping or lane.load >= lane.capacity:
+            return None
+        lane.load += 1
+        return JobClaim(self.owner, self.clock() + self.config.lease_s)
+
+    def unreserve(self) -> None:
+        """Give back a `reserve()` slot whose job will not run here."""
+        self._push.load -= 1
+        self._push.room.set()
+
+    def run_claimed(self, message: Message, enqueued: EndpointEnqueued) -> None:
+        """Run a job stored with our `reserve()` lease (and its slot)."""
+        self._remember(message)
+        if self._stopping:
+            # Not started: stop() releases our leases once in-flight work is
+            # done (release_jobs), else the lease lapses; others take it then.
+            self.unreserve()
+            return
+        self._start(enqueued.job, self._push, endpoint=enqueued.endpoint, reserved=True)
+
     @property
     def in_flight(self) -> int:
         return self.sends.in_use
@@ -265,15 +295,27 @@ class Dispatcher:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(lane.wake.wait(), timeout=max(wait, 0.005))
 
-    def _start(self, job: DeliveryJob, lane: _Lane) -> None:
+    def _start(
+        self,
+        job: DeliveryJob,
+        lane: _Lane,
+        *,
+        endpoint: Endpoint | None = None,
+        reserved: bool = False,
+    ) -> None:
+        """Run `job`; `endpoint` as just read with it, `reserved`: its lane
+        slot is already taken (`reserve`)."""
+        weight = self._topic_weight if job.kind == "topic" else 1
         if job.id in self._active:
             # Our own lease lapsed during a store outage and we claimed the job
             # again: it is still running here, and the claim renewed its lease.
+            if reserved:
+                self.unreserve()
             return
-        weight = self._topic_weight if job.kind == "topic" else 1
-        lane.load += weight
+        if not reserved:
+            lane.load += weight
         self._active[job.id] = job
-        task = asyncio.create_task(self._run_job(job), name=f"job-{job.id}")
+        task = asyncio.create_task(self._run_job(job, endpoint), name=f"job-{job.id}")
         self._tasks.add(task)
 
         def finished(t: asyncio.Task[None]) -> None:
@@ -305,14 +347,14 @@ class Dispatcher:
             pulse.beat()
             await asyncio.sleep(self.config.lease_s / 3)
 
-    async def _run_job(self, job: DeliveryJob) -> None:
+    async def _run_job(self, job: DeliveryJob, endpoint: Endpoint | None) -> None:
         try:
             if job.kind == "topic":
                 await self._run_topic(job)
             elif job.kind == "http":
                 await self._run_http(job)
             else:
-                await self._run_endpoint(job)
+                await self._run_endpoint(job, endpoint)
             return
         except asyncio.CancelledError:
             raise
@@ -366,13 +408,12 @@ class Dispatcher:
                 delay = min(delay * 2, PERSIST_MAX_S)
 
     # -- endpoint jobs ---------------------------------------------------------
-    async def _run_endpoint(self, job: DeliveryJob) -> None:
+    async def _run_endpoint(self, job: DeliveryJob, endpoint: Endpoint | None) -> None:
+        """`endpoint`: as read in the transaction that stored the job (a
+        publish handed over in memory); else it is read now."""
         message = await self._message(job.message_id)
-        endpoint = (
-            await self.store.get_endpoint(job.endpoint_arn)
-            if job.endpoint_arn
-            else None
-        )
+        if endpoint is None and job.endpoint_arn:
+            endpoint = await self.store.get_endpoint(job.endpoint_arn)
         if message is None or endpoint is None:
             self.stats["skipped_deleted"] += 1
             await self._complete(job)

@@ -7,7 +7,7 @@ import binascii
 import functools
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from pushgw import arn as arns
 from pushgw import netguard
@@ -22,9 +22,23 @@ from pushgw.sns import events
 
 if TYPE_CHECKING:
     from pushgw.arn import ArnBuilder
-    from pushgw.store.base import Store
+    from pushgw.store.base import EndpointEnqueued, JobClaim, Store
 
 PAGE_SIZE = 100  # [SPEC] exactly 100 per page (SNS_API §3)
+
+
+class LocalDelivery(Protocol):
+    """
+    This process's dispatcher as a publish to an endpoint sees it: the job is
+    stored leased to it (`reserve`) and handed over in memory (`run_claimed`),
+    or, if the store refused, its slot given back (`unreserve`).
+    """
+
+    def reserve(self) -> JobClaim | None: ...
+
+    def unreserve(self) -> None: ...
+
+    def run_claimed(self, message: Message, enqueued: EndpointEnqueued) -> None: ...
 
 
 class ServiceBase:
@@ -37,6 +51,7 @@ class ServiceBase:
         arns: ArnBuilder,
         clock: Callable[[], float] = time.time,
         on_enqueue: Callable[[Message], None] | None = None,
+        delivery: LocalDelivery | None = None,
         channel_check: Callable[[Platform, str], str | None] | None = None,
         url_check: Callable[[str], str | None] | None = None,
     ) -> None:
@@ -45,6 +60,8 @@ class ServiceBase:
         self.clock = clock
         # Wakes the local dispatcher after a publish (other nodes poll / LISTEN).
         self.on_enqueue = on_enqueue or (lambda _message: None)
+        # Runs endpoint publishes in this process without a claim round trip.
+        self.delivery = delivery
         # WNS/MPNS tokens are URLs: this refuses ones outside the providers'
         # domains (SSRF guard); returns the reason, or None when allowed.
         self.channel_check = channel_check

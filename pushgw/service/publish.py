@@ -26,7 +26,7 @@ from pushgw.service.types import (
     BatchSuccess,
     PublishInput,
 )
-from pushgw.store.base import NewJob
+from pushgw.store.base import EndpointTarget, NewJob
 
 MAX_MESSAGE_BYTES = 262_144
 MAX_BATCH_ENTRIES = 10
@@ -48,8 +48,11 @@ class PublishMixin(TopicsMixin):
     async def publish(self, req: PublishInput) -> str:
         message = await self._validated_message(req)
         target = await self._resolve_target(req)
-        self._check_structure(message, target)
-        await self._enqueue(message, target)
+        if target.kind == "endpoint":
+            await self._enqueue_endpoint(message, target.arn)
+        else:
+            self._check_structure(message, target)
+            await self._enqueue(message, target)
         return message.id
 
     async def publish_batch(
@@ -139,24 +142,37 @@ class PublishMixin(TopicsMixin):
         if not parsed.resource.startswith("endpoint/"):
             topic = await self.topic_or_404(target, param="TargetArn")
             return _Target("topic", topic.arn)
-        return await self._endpoint_target(target)
+        # Checked by _enqueue_endpoint, in the transaction that stores it.
+        return _Target("endpoint", target)
 
-    async def _endpoint_target(self, target: str) -> _Target:
-        not_found = InvalidParameterError(
-            "Invalid parameter: TargetArn Reason: No endpoint found for the target arn"
-            " specified"
-        )
-        endpoint = await self.store.get_endpoint(target)
-        if endpoint is None:
-            raise not_found
-        app = await self.store.get_app(endpoint.app_arn)
-        if app is None:
-            raise not_found
-        if not app.enabled:
-            raise PlatformAppDisabledError("Platform application is disabled")
-        if not endpoint.enabled:
-            raise EndpointDisabledError("Endpoint is disabled")
-        return _Target("endpoint", endpoint.arn, app.platform)
+    async def _enqueue_endpoint(self, message: Message, arn: str) -> None:
+        """
+        Check the endpoint and its app, then the payload for its platform, and
+        store the message, in one store transaction (the checks in SNS's order,
+        as `_resolve_target` then `_check_structure`). The local dispatcher,
+        if it has room, gets the job leased and runs it from memory.
+        """
+
+        def check(found: EndpointTarget | None) -> None:
+            platform = _endpoint_platform(found)
+            self._check_structure(message, _Target("endpoint", arn, platform))
+
+        delivery = self.delivery
+        claim = delivery.reserve() if delivery is not None else None
+        try:
+            enqueued = await self.store.enqueue_endpoint(
+                message, arn, check=check, claim=claim
+            )
+        except BaseException:
+            # Refused or failed: nothing stored. (Cancelled after the commit,
+            # at shutdown: the dispatcher's stop releases the lease.)
+            if delivery is not None and claim is not None:
+                delivery.unreserve()
+            raise
+        if delivery is not None and claim is not None:
+            delivery.run_claimed(message, enqueued)
+        else:
+            self.on_enqueue(message)
 
     def _check_structure(self, message: Message, target: _Target) -> None:
         if message.structure != "json":
@@ -194,6 +210,20 @@ class PublishMixin(TopicsMixin):
             job = NewJob(kind="endpoint", endpoint_arn=target.arn)
         await self.store.enqueue(message, [job])
         self.on_enqueue(message)
+
+
+def _endpoint_platform(found: EndpointTarget | None) -> Platform:
+    """The platform to publish to, or why a publish to this endpoint is refused."""
+    if found is None or found.platform is None:
+        raise InvalidParameterError(
+            "Invalid parameter: TargetArn Reason: No endpoint found for the target arn"
+            " specified"
+        )
+    if not found.app_enabled:
+        raise PlatformAppDisabledError("Platform application is disabled")
+    if not found.endpoint.enabled:
+        raise EndpointDisabledError("Endpoint is disabled")
+    return found.platform
 
 
 def message_size(body: str, attributes: dict[str, MessageAttribute]) -> int:

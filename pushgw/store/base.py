@@ -21,7 +21,7 @@ Rules every backend follows (the contract suite in tests/store checks them):
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Generic, Literal, Protocol, TypeVar
 
@@ -31,6 +31,7 @@ from pushgw.model import (
     Endpoint,
     JobKind,
     Message,
+    Platform,
     PlatformApplication,
     Subscription,
     Topic,
@@ -71,6 +72,46 @@ class NewJob:
     last_error: str | None = None
     subscription_arn: str | None = None  # `http` jobs
     payload: str | None = None  # `http` control documents (DeliveryJob.payload)
+
+
+@dataclass(frozen=True, slots=True)
+class JobClaim:
+    """
+    A lease given to jobs as they are created (`enqueue_endpoint`): the node
+    that stores them runs them at once, with no `claim_jobs` round trip. To
+    every other claimer they are leased jobs like any (taken over if the lease
+    lapses), so a crash before they finish loses nothing.
+    """
+
+    owner: str
+    until: float  # lease_expires_at
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointTarget:
+    """
+    What a publish to an endpoint is checked against, read in the transaction
+    that stores it (`enqueue_endpoint`): the endpoint, and its application's
+    platform and state (`platform` None: the application is gone).
+    """
+
+    endpoint: Endpoint
+    platform: Platform | None
+    app_enabled: bool
+
+
+# Refuses a publish (raises) from what `enqueue_endpoint` read; None: no such
+# endpoint. Runs inside the store's transaction (for SQLite on its writer
+# thread): pure computation, no awaits, no store or event-loop calls.
+TargetCheck = Callable[[EndpointTarget | None], None]
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointEnqueued:
+    """`enqueue_endpoint`'s answer: the endpoint as read, and the job made."""
+
+    endpoint: Endpoint
+    job: DeliveryJob
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,6 +367,23 @@ class Store(Protocol):
     # -- messages and delivery jobs -------------------------------------------
     async def enqueue(self, message: Message, jobs: Sequence[NewJob]) -> None:
         """Store the message and its jobs in one transaction."""
+
+    async def enqueue_endpoint(
+        self,
+        message: Message,
+        endpoint_arn: str,
+        *,
+        check: TargetCheck,
+        claim: JobClaim | None = None,
+    ) -> EndpointEnqueued:
+        """
+        A publish to one endpoint in one transaction: read the endpoint and its
+        application, `check(target)` (None when the endpoint does not exist),
+        then store the message with one endpoint job, due now. If `check`
+        raises, nothing is stored and its error is raised. With `claim` the
+        job is created leased to `claim.owner` until `claim.until` (the caller
+        runs it itself; no dispatcher is woken), else it is claimable at once.
+        """
 
     async def add_jobs(self, message_id: str, jobs: Sequence[NewJob]) -> None:
         """Add jobs to a stored message (retries split off a topic chunk)."""

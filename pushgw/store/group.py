@@ -6,6 +6,11 @@ what lets one-job-at-a-time Store calls complete thousands of jobs a second.
 
 Used for every SQLite write (`sqlite._GroupWriter`: one transaction per batch)
 and for PostgreSQL's complete_job (`postgres._CompleteBatcher`: one DELETE).
+
+An item submitted with `linger_s` may wait that long for company: if no batch
+is running, its flush starts only then, or as soon as an item without linger
+arrives (which takes it along). Below saturation there is often no batch in
+flight, so without this every outcome would commit alone.
 """
 
 from __future__ import annotations
@@ -49,22 +54,37 @@ class GroupCommit(Generic[Item, Result]):
         self._name = name
         self._queue: list[tuple[Item, asyncio.Future[Result]]] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None  # a lingering flush
 
-    async def submit(self, item: Item) -> Result:
+    async def submit(self, item: Item, *, linger_s: float = 0.0) -> Result:
         """
         `item`'s outcome once its batch is committed. A cancelled caller's item
-        may still be committed (its answer is just dropped).
+        may still be committed (its answer is just dropped). `linger_s`: see
+        the module docstring.
         """
-        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Result] = loop.create_future()
         self._queue.append((item, future))
         if self._flusher is None:
-            self._flusher = asyncio.create_task(self._flush(), name=self._name)
+            if linger_s <= 0:
+                self._start()
+            elif self._timer is None:
+                self._timer = loop.call_later(linger_s, self._start)
         return await future
 
     async def drain(self) -> None:
         """Wait until everything submitted so far is committed (or failed)."""
+        if self._timer is not None:
+            self._start()
         if self._flusher is not None:
             await asyncio.shield(self._flusher)
+
+    def _start(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._flusher is None and self._queue:
+            self._flusher = asyncio.create_task(self._flush(), name=self._name)
 
     async def _flush(self) -> None:
         try:

@@ -28,8 +28,12 @@ from pushgw.model import (
 from pushgw.store.base import (
     WAITING_FOR_APP,
     BacklogRow,
+    EndpointEnqueued,
+    EndpointTarget,
+    JobClaim,
     NewJob,
     Page,
+    TargetCheck,
     TokenPage,
     prefix_upper_bound,
 )
@@ -513,6 +517,44 @@ class InMemoryStore:
     async def enqueue(self, message: Message, jobs: Sequence[NewJob]) -> None:
         self.messages[message.id] = message
         await self.add_jobs(message.id, jobs)
+
+    async def enqueue_endpoint(
+        self,
+        message: Message,
+        endpoint_arn: str,
+        *,
+        check: TargetCheck,
+        claim: JobClaim | None = None,
+    ) -> EndpointEnqueued:
+        # No await before the job is stored: one step, as a transaction.
+        row = self.endpoints.get(endpoint_arn)
+        target = None
+        if row is not None:
+            endpoint = row[1]
+            app = self.apps.get(endpoint.app_arn)
+            target = EndpointTarget(
+                endpoint=endpoint,
+                platform=app[1].platform if app else None,
+                app_enabled=app[1].enabled if app else False,
+            )
+        check(target)
+        if target is None:  # a check must refuse a missing endpoint
+            raise NotFoundError(endpoint_arn)
+        self.messages[message.id] = message
+        self.pending[message.id] = self.pending.get(message.id, 0) + 1
+        job_id = next(self._seq)
+        job = self.jobs[job_id] = DeliveryJob(
+            id=job_id,
+            message_id=message.id,
+            kind="endpoint",
+            endpoint_arn=endpoint_arn,
+            topic_arn=None,
+            range_hi=None,
+            created_at=message.created_at,
+            lease_owner=claim.owner if claim else None,
+            lease_expires_at=claim.until if claim else None,
+        )
+        return EndpointEnqueued(target.endpoint, job)
 
     async def add_jobs(self, message_id: str, jobs: Sequence[NewJob]) -> None:
         message = self.messages.get(message_id)

@@ -14,6 +14,7 @@ from pushgw.arn import ArnBuilder
 from pushgw.config import DeliveryConfig
 from pushgw.delivery.dispatcher import Dispatcher
 from pushgw.delivery.providers import ProviderPool
+from pushgw.errors import EndpointDisabledError
 from pushgw.model import PlatformApplication, Subscription
 from pushgw.providers.base import Provider
 from pushgw.providers.fake import FakeProvider
@@ -67,6 +68,7 @@ async def make_rig(store: InMemoryStore, **delivery: Any) -> Rig:
         store=store,
         arns=ArnBuilder("us-east-1", "123456789012"),
         on_enqueue=dispatcher.accepted,
+        delivery=dispatcher,  # as the daemon wires them
     )
     app_arn = await service.create_platform_application(
         name="app", platform="GCM", attributes={"PlatformCredential": "AIzaKey"}
@@ -93,6 +95,65 @@ async def test_direct_publish_is_delivered_once(rig: Rig) -> None:
     assert ["good-1"] == [d.token for d in FakeProvider.sent]
     assert "hi" == FakeProvider.sent[0].message.body
     assert {} == rig.store.messages
+
+
+async def test_direct_publish_is_handed_over_without_claim_or_read(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A publish to an endpoint is stored leased to the local dispatcher and run
+    from memory: no claim returns it and the endpoint is not read again."""
+    claimed: list[int] = []
+    reads: list[str] = []
+    claim_jobs, get_endpoint = rig.store.claim_jobs, rig.store.get_endpoint
+
+    async def claim_spy(**kw: Any) -> Any:
+        jobs = await claim_jobs(**kw)
+        claimed.extend(j.id for j in jobs)
+        return jobs
+
+    async def read_spy(arn: str) -> Any:
+        reads.append(arn)
+        return await get_endpoint(arn)
+
+    arn = await rig.endpoint("good-1")
+    monkeypatch.setattr(rig.store, "claim_jobs", claim_spy)
+    monkeypatch.setattr(rig.store, "get_endpoint", read_spy)
+
+    await rig.service.publish(PublishInput(message="hi", target_arn=arn))
+    await rig.settle()
+
+    assert ["good-1"] == [d.token for d in FakeProvider.sent]
+    assert ([], []) == (claimed, reads)
+    assert 0 == rig.dispatcher._push.load
+
+
+async def test_publish_with_the_lane_full_is_left_to_the_claim_loop(rig: Rig) -> None:
+    """With no slot to reserve, the job is stored claimable (no lease) and the
+    claim loop delivers it once a slot is free."""
+    arn = await rig.endpoint("good-1")
+    slots = []
+    while (slot := rig.dispatcher.reserve()) is not None:
+        slots.append(slot)
+
+    await rig.service.publish(PublishInput(message="hi", target_arn=arn))
+
+    assert [None] == [j.lease_owner for j in rig.store.jobs.values()]
+    for _ in slots:
+        rig.dispatcher.unreserve()
+    await rig.settle()
+    assert ["good-1"] == [d.token for d in FakeProvider.sent]
+
+
+async def test_refused_publish_gives_its_slot_back(rig: Rig) -> None:
+    """A publish the store refuses (endpoint disabled) stores nothing and leaves
+    the push lane's reservation as it was."""
+    arn = await rig.endpoint("good-1")
+    await rig.service.set_endpoint_attributes(arn, {"Enabled": "false"})
+
+    with pytest.raises(EndpointDisabledError):
+        await rig.service.publish(PublishInput(message="hi", target_arn=arn))
+
+    assert (0, {}) == (rig.dispatcher._push.load, rig.store.jobs)
 
 
 async def test_topic_fanout_reaches_every_subscriber_across_chunks(rig: Rig) -> None:

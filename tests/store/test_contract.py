@@ -31,7 +31,13 @@ from pushgw.model import (
     Subscription,
     Topic,
 )
-from pushgw.store.base import WAITING_FOR_APP, NewJob, Store
+from pushgw.store.base import (
+    WAITING_FOR_APP,
+    EndpointTarget,
+    JobClaim,
+    NewJob,
+    Store,
+)
 from pushgw.store.factory import open_store
 from pushgw.store.ledger_model import (
     DeliveryFilter,
@@ -648,6 +654,102 @@ async def test_enqueue_endpoint_job_fields(store: Store) -> None:
     assert make_message().id == job.message_id
     assert job.next_attempt_at == NOW
     assert (job.lease_owner, job.lease_expires_at) == ("w1", NOW + 30)
+
+
+class Refused(Exception):
+    pass
+
+
+def checked(
+    seen: list[EndpointTarget | None],
+) -> Callable[[EndpointTarget | None], None]:
+    """A TargetCheck that records what it was given and refuses a missing one."""
+
+    def check(target: EndpointTarget | None) -> None:
+        seen.append(target)
+        if target is None:
+            raise Refused
+
+    return check
+
+
+async def test_enqueue_endpoint_checks_what_it_reads(store: Store) -> None:
+    """enqueue_endpoint hands the check the endpoint and its app's platform and
+    state, stores the message with one claimable endpoint job and returns it."""
+    await store.put_app(make_app(enabled=False))
+    endpoint = await store.insert_endpoint(make_endpoint(1, enabled=False))
+    seen: list[EndpointTarget | None] = []
+
+    done = await store.enqueue_endpoint(
+        make_message(), endpoint.arn, check=checked(seen)
+    )
+
+    assert [EndpointTarget(endpoint, Platform.GCM, False)] == seen
+    assert endpoint == done.endpoint
+    assert (done.job.kind, done.job.endpoint_arn, done.job.message_id) == (
+        "endpoint",
+        endpoint.arn,
+        make_message().id,
+    )
+    assert (done.job.lease_owner, done.job.lease_expires_at) == (None, None)
+    assert make_message() == await store.get_message(make_message().id)
+    assert done.job.id == (await claim_one(store)).id
+
+
+async def test_enqueue_endpoint_of_an_app_gone_has_no_platform(store: Store) -> None:
+    """An endpoint whose application is gone reaches the check with platform None."""
+    await store.insert_endpoint(make_endpoint(1))
+    seen: list[EndpointTarget | None] = []
+
+    await store.enqueue_endpoint(
+        make_message(), make_endpoint(1).arn, check=checked(seen)
+    )
+
+    assert [EndpointTarget(make_endpoint(1), None, False)] == seen
+
+
+async def test_enqueue_endpoint_refused_stores_nothing(store: Store) -> None:
+    """A check that raises (here: no such endpoint) leaves no message and no job."""
+    seen: list[EndpointTarget | None] = []
+
+    with pytest.raises(Refused):
+        await store.enqueue_endpoint(make_message(), "missing", check=checked(seen))
+
+    assert [None] == seen
+    assert None is await store.get_message(make_message().id)
+    assert (await store.job_counts())["total"] == 0
+
+
+async def test_enqueue_endpoint_with_a_claim_is_leased_already(store: Store) -> None:
+    """With a JobClaim the job is created leased: nobody else claims it while the
+    lease lives, its owner completes it (and the message goes), and a lapsed
+    lease is taken over like any."""
+    await store.put_app(make_app())
+    await store.insert_endpoint(make_endpoint(1))
+    await store.insert_endpoint(make_endpoint(2))
+
+    first = await store.enqueue_endpoint(
+        make_message(1),
+        make_endpoint(1).arn,
+        check=checked([]),
+        claim=JobClaim("node-a/run1", NOW + 30),
+    )
+    second = await store.enqueue_endpoint(
+        make_message(2),
+        make_endpoint(2).arn,
+        check=checked([]),
+        claim=JobClaim("node-a/run1", NOW + 30),
+    )
+
+    assert (first.job.lease_owner, first.job.lease_expires_at) == (
+        "node-a/run1",
+        NOW + 30,
+    )
+    assert [] == await store.claim_jobs(owner="w2", limit=5, lease_s=30, now=NOW)
+    assert await store.complete_job(first.job.id, owner="node-a/run1")
+    assert None is await store.get_message(make_message(1).id)
+    taken = await claim_one(store, "w2", now=NOW + 30)
+    assert second.job.id == taken.id
 
 
 async def test_topic_job_range_is_fixed_at_enqueue(store: Store) -> None:
@@ -1396,8 +1498,9 @@ async def test_release_node_jobs_without_keep(store: Store) -> None:
 
 
 async def test_listen_wakes_on_add_split_and_release(backend) -> None:
-    """PostgreSQL listeners are called after add_jobs, a split, release_jobs and
-    release_node_jobs: each makes jobs claimable."""
+    """PostgreSQL listeners are called after add_jobs, a split, release_jobs,
+    release_node_jobs and an unclaimed enqueue_endpoint: each makes jobs
+    claimable."""
     store, listening, woken = await start_listening(backend)
 
     async def wakes(call: Callable[[], Awaitable[object]]) -> None:
@@ -1421,6 +1524,12 @@ async def test_listen_wakes_on_add_split_and_release(backend) -> None:
         await wakes(lambda: store.release_jobs(owner="node-a/run1"))
         await claim_one(store, owner="node-a/run2")
         await wakes(lambda: store.release_node_jobs(node="node-a"))
+        await store.insert_endpoint(make_endpoint(1))
+        await wakes(
+            lambda: store.enqueue_endpoint(
+                make_message(2), make_endpoint(1).arn, check=lambda _target: None
+            )
+        )
     finally:
         listening.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -109,3 +109,39 @@ async def test_a_cancelled_callers_item_is_still_committed(held: HeldCommit) -> 
 
     assert 10 == await blocker
     assert [[1], [2]] == held.batches
+
+
+async def test_a_lingering_item_waits_for_company_or_its_time() -> None:
+    """An item with linger_s does not start a batch at once: it waits that long,
+    or goes with the next item submitted without linger."""
+    batches: list[list[int]] = []
+
+    async def commit(items: list[int]) -> Sequence[int | Failed]:
+        batches.append(items)
+        return items
+
+    group: GroupCommit[int, int] = GroupCommit(commit, max_batch=10, name="test")
+    lingering = asyncio.create_task(group.submit(1, linger_s=10.0))
+    await asyncio.sleep(0.01)
+    assert [] == batches
+
+    assert [2, 1] == await asyncio.wait_for(
+        asyncio.gather(group.submit(2), lingering), 2
+    )
+    assert [[1, 2]] == batches
+
+    alone = await asyncio.wait_for(group.submit(3, linger_s=0.01), 2)
+    assert (3, [[1, 2], [3]]) == (alone, batches)
+
+
+async def test_drain_does_not_wait_out_a_linger() -> None:
+    """drain() flushes a lingering item at once."""
+    group: GroupCommit[int, int] = GroupCommit(
+        lambda items: asyncio.sleep(0, items), max_batch=10, name="test"
+    )
+    lingering = asyncio.create_task(group.submit(1, linger_s=60.0))
+    await asyncio.sleep(0)
+
+    await asyncio.wait_for(group.drain(), 2)
+
+    assert 1 == await asyncio.wait_for(lingering, 2)

@@ -8,11 +8,20 @@ import time
 from collections.abc import Sequence
 
 from pushgw.errors import NotFoundError
-from pushgw.model import PUSH_LANE, DeliveryJob, Message
-from pushgw.store.base import WAITING_FOR_APP, BacklogRow, NewJob
+from pushgw.model import PUSH_LANE, DeliveryJob, Message, Platform
+from pushgw.store.base import (
+    WAITING_FOR_APP,
+    BacklogRow,
+    EndpointEnqueued,
+    EndpointTarget,
+    JobClaim,
+    NewJob,
+    TargetCheck,
+)
 from pushgw.store.rows import (
     JOB_COLUMNS,
     MESSAGE_COLUMNS,
+    endpoint_from_row,
     format_done,
     job_counts_of,
     job_from_row,
@@ -25,6 +34,16 @@ from pushgw.store.sql.core import SqlBase, Tx, insert_sql
 
 _MESSAGE_INSERT = insert_sql("messages", MESSAGE_COLUMNS)
 _JOB_INSERT = insert_sql("jobs", JOB_COLUMNS)
+# A job created already leased (enqueue_endpoint with a JobClaim).
+_CLAIMED_JOB_INSERT = (
+    insert_sql("jobs", (*JOB_COLUMNS, "lease_owner", "lease_expires_at"))
+    + " RETURNING *"
+)
+# An endpoint and what a publish checks of its application, in one read.
+_ENDPOINT_TARGET = (
+    "SELECT e.*, a.platform AS app_platform, a.enabled AS app_enabled"
+    " FROM endpoints e LEFT JOIN apps a ON a.arn = e.app_arn WHERE e.arn = :arn"
+)
 # The chunk bound of a topic job: what the topic has when the job is made.
 _TOPIC_BOUND = (
     "SELECT coalesce(max(seq), 0) AS hi FROM subscriptions WHERE topic_arn = :topic"
@@ -73,6 +92,46 @@ class QueueSql(SqlBase):
             await _insert_jobs(tx, message.id, message.created_at, jobs)
 
         await self._transact(insert)
+
+    async def enqueue_endpoint(
+        self,
+        message: Message,
+        endpoint_arn: str,
+        *,
+        check: TargetCheck,
+        claim: JobClaim | None = None,
+    ) -> EndpointEnqueued:
+        # One transaction (for SQLite one hop to the writer thread) instead of
+        # two reads and a write: the check sees exactly what is committed with.
+        async def insert(tx: Tx) -> EndpointEnqueued:
+            row = await tx.fetchrow(_ENDPOINT_TARGET, {"arn": endpoint_arn})
+            target = None
+            if row is not None:
+                platform = row["app_platform"]
+                target = EndpointTarget(
+                    endpoint=endpoint_from_row(row),
+                    platform=None if platform is None else Platform(platform),
+                    app_enabled=bool(row["app_enabled"]),
+                )
+            check(target)
+            if target is None:  # a check must refuse a missing endpoint
+                raise NotFoundError(endpoint_arn)
+            await tx.execute(_MESSAGE_INSERT, message_params(message, 1))
+            params = job_params(
+                NewJob("endpoint", endpoint_arn=endpoint_arn),
+                message_id=message.id,
+                created_at=message.created_at,
+                range_hi=None,
+            )
+            params["lease_owner"] = claim.owner if claim else None
+            params["lease_expires_at"] = claim.until if claim else None
+            created = await tx.fetchrow(_CLAIMED_JOB_INSERT, params)
+            assert created is not None
+            if claim is None:
+                await tx.wake()
+            return EndpointEnqueued(target.endpoint, job_from_row(created))
+
+        return await self._transact(insert)
 
     async def add_jobs(self, message_id: str, jobs: Sequence[NewJob]) -> None:
         async def insert(tx: Tx) -> None:
