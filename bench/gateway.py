@@ -101,10 +101,16 @@ def write_config(
     ca_file: Path,
     port: int,
     delivery: Mapping[str, Any] | None = None,
+    event_loop: str = "uvloop",
 ) -> Path:
     u = mocks.urls
     sections: dict[str, Mapping[str, Any]] = {
-        "server": {"host": "127.0.0.1", "port": port, "graceful_timeout_s": 5.0},
+        "server": {
+            "host": "127.0.0.1",
+            "port": port,
+            "graceful_timeout_s": 5.0,
+            "event_loop": event_loop,
+        },
         "store": {"url": store_url},
         "delivery": {
             "poll_interval_s": 0.2,
@@ -236,7 +242,7 @@ async def populate(
 
 # -- the daemon ------------------------------------------------------------------
 class GatewayProcess:
-    """`python -m pushgw serve` (optionally under cProfile, or on uvloop)."""
+    """`python -m pushgw serve` (optionally under cProfile)."""
 
     def __init__(
         self,
@@ -245,7 +251,6 @@ class GatewayProcess:
         log_path: Path,
         profile: Path | None = None,
         *,
-        loop: str = "asyncio",
         workers: int = 1,
     ) -> None:
         self.url = f"http://127.0.0.1:{port}/"
@@ -254,12 +259,11 @@ class GatewayProcess:
         prefix = [sys.executable]
         if profile is not None:
             prefix += ["-m", "cProfile", "-o", str(profile)]
-        module = "pushgw.bench.serve_uvloop" if loop == "uvloop" else "pushgw"
         self.proc = subprocess.Popen(
             [
                 *prefix,
                 "-m",
-                module,
+                "pushgw",
                 "serve",
                 "--config",
                 str(config),

@@ -173,6 +173,7 @@ class Bench:
             mocks=self.mocks,
             ca_file=self.ca_file,
             port=port,
+            event_loop=self.args.loop,
         )
         profile = directory / "gateway.prof" if self.args.profile else None
         gw = GatewayProcess(
@@ -180,7 +181,6 @@ class Bench:
             port,
             directory / "serve.log",
             profile,
-            loop=self.args.loop,
             workers=self.args.workers,
         )
         try:
@@ -804,8 +804,8 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument(
         "--loop",
         choices=["asyncio", "uvloop"],
-        default="asyncio",
-        help="event loop of the gateway and of the bare client (ceiling)",
+        default="uvloop",
+        help="event loop of the gateway (server.event_loop) and of the bare client",
     )
     parser.add_argument(
         "--workers",

@@ -10,9 +10,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from pushgw import __version__, admin_cli
 from pushgw.config import CONFIG_ENV, SYSTEM_CONFIG, Config, find_config, load_config
@@ -80,17 +81,31 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"pushgw: {problem}", file=sys.stderr)
         return 2
     if args.worker_index:  # one of workers 1..N-1, started by worker 0
-        asyncio.run(
+        run_daemon(
+            config.server.event_loop,
             serve(
                 worker_config(config, args.worker_index),
                 config_path=path,
                 reuse_port=True,
-            )
+            ),
         )
         return 0
     workers = Workers(path, args.workers) if args.workers > 1 else None
-    asyncio.run(serve(config, config_path=path, workers=workers))
+    run_daemon(
+        config.server.event_loop, serve(config, config_path=path, workers=workers)
+    )
     return 0
+
+
+def run_daemon(event_loop: str, main: Coroutine[Any, Any, None]) -> None:
+    """Run the daemon on `server.event_loop`: uvloop's loop, or asyncio's."""
+    if event_loop == "uvloop":
+        import uvloop
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(main)
+        return
+    asyncio.run(main)
 
 
 def cmd_init(args: argparse.Namespace) -> int:

@@ -271,6 +271,8 @@ class Gateway:
             port=self.port,
             store=self.config.store.url.split("@")[-1],
             owner=self.dispatcher.owner,
+            # "uvloop" or "asyncio": the loop actually running (server.event_loop)
+            event_loop=type(asyncio.get_running_loop()).__module__.split(".")[0],
         )
 
     async def _housekeeping(self, pulse: Pulse) -> None:

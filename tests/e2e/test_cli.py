@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sqlite3
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 import trustme
 
-from tests.e2e.harness import ROOT, mock_ports, write_config
+from tests.e2e.harness import ROOT, Mocks, Server, free_port, mock_ports, write_config
 
 # The variables that pick the config and its directories; each test sets its own.
 SEARCH_VARS = ("PUSHGW_CONFIG", "STATE_DIRECTORY", "CREDENTIALS_DIRECTORY")
@@ -256,3 +257,29 @@ def test_dev_commands_never_search_for_a_config(tmp_path: Path) -> None:
     assert 0 == demo.returncode, demo.stdout[-2000:] + demo.stderr[-2000:]
     assert "using the built-in development config" in demo.stdout
     assert not Path("/must-not-be-touched.db").exists()
+
+
+@pytest.mark.parametrize("event_loop", ["uvloop", "asyncio", None])
+def test_serve_runs_on_the_configured_event_loop(
+    tmp_path: Path, mocks: Mocks, event_loop: str | None
+) -> None:
+    """uvloop by default, asyncio's loop when server.event_loop says so."""
+    server_table = {} if event_loop is None else {"event_loop": event_loop}
+    port = free_port()
+    config = write_config(
+        tmp_path,
+        store_url=f"sqlite:///{tmp_path / 'pushgw.db'}",
+        mock_ports=mocks.ports,
+        port=port,
+        server=server_table,
+    )
+    server = Server(tmp_path, config, port)
+    try:
+        started = [
+            json.loads(line)
+            for line in server.process.logs().splitlines()
+            if '"pushgw_started"' in line
+        ]
+    finally:
+        server.stop()
+    assert [line["event_loop"] for line in started] == [event_loop or "uvloop"]
