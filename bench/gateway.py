@@ -311,8 +311,8 @@ class GatewayProcess:
 # -- the SNS Query API client ----------------------------------------------------
 class SnsClient:
     """SigV4-signed SNS Query requests, signed as botocore signs them (by
-    `sigv4.sign_post`: botocore's own signer cost the bench client ~900 µs of
-    CPU per publish, more than the gateway it was measuring)."""
+    `sigv4.sign_post`: 31 µs of CPU a request against botocore's 182-195 µs,
+    which the load client, sharing the machine with the gateway, can spare)."""
 
     FORM = "application/x-www-form-urlencoded; charset=utf-8"
 
