@@ -16,6 +16,7 @@ bench/apns_evidence.py for why not aioapns 4.0).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -101,6 +102,18 @@ STATUSES: Final[dict[int, Outcome]] = {
 
 # Apple: "device tokens are of variable length"; even-length hex, generously capped.
 _TOKEN_RE: Final = re.compile(r"(?:[0-9a-fA-F]{2}){1,100}")
+# apns-id: a canonical UUID per request. One random UUID's first four groups per
+# process and a counter for the last (12 hex digits, 2^48 requests): unique per
+# process and across processes like uuid4, without uuid4's urandom call (3% of
+# a fan-out delivery's CPU).
+_APNS_ID_PREFIX: Final = str(uuid.uuid4())[:24]
+_apns_ids = itertools.count()
+
+
+def _apns_id() -> bytes:
+    return f"{_APNS_ID_PREFIX}{next(_apns_ids) & 0xFFFF_FFFF_FFFF:012x}".encode()
+
+
 _VOIP_PLATFORMS: Final = frozenset({Platform.APNS_VOIP, Platform.APNS_VOIP_SANDBOX})
 
 
@@ -260,7 +273,7 @@ class ApnsProvider(Provider):
             # table holds only the repeated headers and stays quick to search.
             NeverIndexedHeaderTuple(b":path", b"/3/device/" + token.encode()),
             (b":authority", self._authority),
-            NeverIndexedHeaderTuple(b"apns-id", str(uuid.uuid4()).encode()),
+            NeverIndexedHeaderTuple(b"apns-id", _apns_id()),
             *shared.headers,
         ]
         return _Request(headers, shared.body)

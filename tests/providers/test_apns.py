@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -804,3 +805,19 @@ async def test_malformed_token_not_sent(
 
     assert Outcome.INVALID_TOKEN == result.outcome
     assert 0 == len(mock.requests)
+
+
+async def test_each_request_carries_its_own_canonical_apns_id(
+    mock: ApnsMock, make_provider: MakeProvider
+) -> None:
+    """apns-id is a canonical UUID (the mock answers BadMessageId otherwise),
+    a new one per request."""
+    provider = await make_provider()
+    token = mock.register_device()
+    outcomes = await _send_many(provider, token, 50, 10)
+    assert outcomes == [Outcome.DELIVERED] * 50
+    ids = [r["headers"][b"apns-id"] for r in list(mock.requests)[-50:]]
+    assert len(set(ids)) == 50
+    assert all(
+        re.fullmatch(rb"[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}", i) for i in ids
+    )
