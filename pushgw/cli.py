@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Coroutine, Sequence
 from importlib import resources
 from pathlib import Path
@@ -90,10 +93,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
             ),
         )
         return 0
-    workers = Workers(path, args.workers) if args.workers > 1 else None
-    run_daemon(
-        config.server.event_loop, serve(config, config_path=path, workers=workers)
+    if args.workers == 1:
+        run_daemon(config.server.event_loop, serve(config, config_path=path))
+        return 0
+    from pushgw.metrics import use_shared_counters
+
+    # The workers' counters, summed by whichever worker answers a scrape; the
+    # children inherit the directory through the environment.
+    shared = tempfile.mkdtemp(
+        prefix="pushgw-metrics-", dir=os.environ.get("RUNTIME_DIRECTORY")
     )
+    try:
+        use_shared_counters(shared)
+        workers = Workers(path, args.workers)
+        run_daemon(
+            config.server.event_loop, serve(config, config_path=path, workers=workers)
+        )
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
     return 0
 
 

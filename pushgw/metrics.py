@@ -13,6 +13,14 @@ platform and GC collectors on it. Three sources feed it:
   credential expiry (cluster-wide, from the shared store, only with
   `[metrics] cluster_gauges`), sends in flight, store and task health.
 
+With `serve --workers N` the counters and histograms of every worker go to one
+directory of memory-mapped files (prometheus_client's multiprocess mode,
+`use_shared_counters`), so the worker that answers a scrape reports the sums of
+all of them, and a worker restarted keeps its predecessor's counts (its files
+stay). The scrape-time gauges (the cluster-wide backlog and apps, read from the
+shared store) are the same whichever worker answers; sends in flight and task
+health are the answering worker's own.
+
 Every store read of a scrape is bounded by a timeout: a store that is down or
 stalled costs the scrape at most that long and leaves out only the gauges it
 could not read (`pushgw_store_up` says why). Label values are bounded: platform
@@ -24,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import os
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -39,8 +48,10 @@ from prometheus_client import (
     ProcessCollector,
     disable_created_metrics,
     generate_latest,
+    values,
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from pushgw import __version__
@@ -55,6 +66,24 @@ from pushgw.supervisor import TaskHealth
 log = get_logger("pushgw.metrics")
 
 T = TypeVar("T")
+
+# prometheus_client's own variable: the directory of the workers' shared files.
+SHARED_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def use_shared_counters(directory: str) -> None:
+    """
+    This process's counters and histograms (those created from now on) live in
+    `directory`, shared with the other workers of `serve --workers N`, which
+    inherit the variable. Call before the Gateway is built.
+    """
+    os.environ[SHARED_DIR_ENV] = directory
+    values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
+
+
+def shared_counters_dir() -> str | None:
+    return os.environ.get(SHARED_DIR_ENV) or None
+
 
 # Sends: a fast provider answers in milliseconds, a slow one near its timeout
 # (providers 10 s, HTTP subscribers 15 s by default).
@@ -483,13 +512,22 @@ class GatewayMetrics:
         # `_created` series double every counter and histogram family in the
         # text format and say nothing a scraper needs; process-wide switch.
         disable_created_metrics()  # type: ignore[no-untyped-call]
+        # The counters and histograms register here. Alone, this is also what
+        # a scrape shows; with shared counters (--workers), a scrape shows
+        # every worker's sums from the files instead, beside this process's
+        # own collectors.
         self.registry = CollectorRegistry()
-        ProcessCollector(registry=self.registry)
-        PlatformCollector(registry=self.registry)
-        GCCollector(registry=self.registry)
-        Info(
-            "pushgw_build", "The running pushgw version.", registry=self.registry
-        ).info({"version": __version__})
+        shared = shared_counters_dir()
+        self.exposed = self.registry
+        if shared is not None:
+            self.exposed = CollectorRegistry()
+            MultiProcessCollector(self.exposed, path=shared)  # type: ignore[no-untyped-call]
+        ProcessCollector(registry=self.exposed)
+        PlatformCollector(registry=self.exposed)
+        GCCollector(registry=self.exposed)
+        Info("pushgw_build", "The running pushgw version.", registry=self.exposed).info(
+            {"version": __version__}
+        )
         self.delivery = DeliveryMetrics(self.registry)
         self.api = ApiMetrics(self.registry)
         self.state = StateCollector(
@@ -500,7 +538,7 @@ class GatewayMetrics:
             tasks=tasks,
             store_up=store_up,
         )
-        self.registry.register(self.state)
+        self.exposed.register(self.state)
 
     def api_request(self, api: str, action: str, status: int, seconds: float) -> None:
         self.api.request(api, action, status, seconds)
@@ -508,7 +546,7 @@ class GatewayMetrics:
     async def render(self) -> bytes:
         """The exposition: the scrape-time reads first, then every collector."""
         await self.state.refresh()
-        return generate_latest(self.registry)
+        return generate_latest(self.exposed)
 
     def close(self) -> None:
         self.state.close()

@@ -7,7 +7,9 @@ workers 1..N-1 (`python -m pushgw serve --worker-index I`). Every worker binds
 the port with SO_REUSEPORT, so the kernel spreads connections across them;
 each has its own node id (`<node>-w<I>`), so leases, takeover and LISTEN work
 across them as across machines. Only worker 0 talks to systemd (READY=1,
-WATCHDOG) and reports the cluster-wide gauges. A worker that exits is started
+WATCHDOG). The workers' counters and histograms are shared through files
+(pushgw/metrics.py, `use_shared_counters`), so any worker's /metrics shows the
+sums. A worker that exits is started
 again (back-off capped at 5 s); SIGHUP is passed on; SIGTERM stops them all.
 
 SQLite has one writer per file: `--workers` above 1 needs PostgreSQL.
@@ -44,15 +46,14 @@ def check_workers(config: Config, workers: int) -> str | None:
 
 
 def worker_config(config: Config, index: int) -> Config:
-    """Worker `index`'s view of `config`: its own node id; the cluster-wide
-    gauges from worker 0 only (every worker reads the same store)."""
+    """Worker `index`'s view of `config`: its own node id. (Every worker
+    reports the cluster-wide gauges: a scrape reaches whichever worker the
+    kernel picks, and each reads the same store.)"""
     if index == 0:
         return config
     node = f"{node_id_for(config.delivery, config.source)}-w{index}"
     return dataclasses.replace(
-        config,
-        delivery=dataclasses.replace(config.delivery, node_id=node),
-        metrics=dataclasses.replace(config.metrics, cluster_gauges=False),
+        config, delivery=dataclasses.replace(config.delivery, node_id=node)
     )
 
 

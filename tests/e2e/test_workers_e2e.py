@@ -17,7 +17,9 @@ import pytest
 
 from tests.e2e.fleet import build_fleet, received_counts, wait_until
 from tests.e2e.harness import ROOT, Mocks, Server, free_port, write_config
+from tests.e2e.prom import scrape
 from tests.e2e.test_delivery_e2e import PG_DSN_VAR, drop_schema, publish
+from tests.e2e.test_metrics_e2e import check_with_promtool
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -98,6 +100,25 @@ def test_workers_share_one_port_and_postgres(tmp_path: Path, mocks: Mocks) -> No
         )
         counts = received_counts(mocks, fleet.tokens)
         assert set(counts.values()) == {1}, counts
+        # Every scrape (a new connection each: either worker answers) reports
+        # both workers' deliveries, not the answering worker's share.
+        wait_until(
+            lambda: (
+                scrape(server).value("pushgw_deliveries_total", status="delivered")
+                == 300
+            ),
+            timeout=30,
+            what="300 delivered in /metrics",
+        )
+        scrapes = [scrape(server) for _ in range(20)]
+        delivered = {
+            s.value("pushgw_deliveries_total", status="delivered") for s in scrapes
+        }
+        assert delivered == {300.0}
+        attempts = {s.value("pushgw_delivery_attempts_total") for s in scrapes}
+        assert attempts == {300.0}
+        assert all(s.has("pushgw_jobs") for s in scrapes)  # cluster gauges: any worker
+        check_with_promtool(scrapes[0].text)
 
         os.kill(first, 9)
         wait_until(
@@ -106,6 +127,10 @@ def test_workers_share_one_port_and_postgres(tmp_path: Path, mocks: Mocks) -> No
             what="worker 1 started again",
         )
         assert "worker_exited" in server.process.logs()
+        # The killed worker's counts stay in the sums (its files remain).
+        assert (
+            scrape(server).value("pushgw_deliveries_total", status="delivered") == 300
+        )
     finally:
         code = server.stop()
         drop_schema(dsn, schema)
