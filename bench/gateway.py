@@ -74,22 +74,24 @@ def process_tree(pid: int) -> list[int]:
     return tree
 
 
-def tree_cpu_seconds(pid: int) -> float:
-    """CPU of a process and its live children (each worker's own counters)."""
+def _tree_sum(pid: int, figure: Callable[[int], float]) -> float:
+    """`figure` summed over a process and its live children (a child that
+    exits meanwhile counts 0)."""
     total = 0.0
     for member in process_tree(pid):
         with contextlib.suppress(OSError):
-            total += cpu_seconds(member)
+            total += figure(member)
     return total
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU of a process and its live children (each worker's own counters)."""
+    return _tree_sum(pid, cpu_seconds)
 
 
 def tree_peak_rss_mib(pid: int) -> float:
     """The sum of the peak RSS of a process and its live children."""
-    total = 0.0
-    for member in process_tree(pid):
-        with contextlib.suppress(OSError):
-            total += peak_rss_mib(member)
-    return total
+    return _tree_sum(pid, peak_rss_mib)
 
 
 # -- config ------------------------------------------------------------------------
@@ -145,7 +147,6 @@ async def populate(
     plan: Mapping[str, tuple[dict[str, str], Sequence[tuple[str, dict[str, str]]]]],
     *,
     say: Callable[[str], None],
-    subscribe: bool = True,
 ) -> Population:
     """
     One platform application per platform (through the service layer, so the
@@ -227,8 +228,7 @@ async def populate(
                 await tx.executemany(
                     endpoint_sql, [endpoint_params(e) for e in endpoints]
                 )
-                if subscribe:
-                    await tx.executemany(sub_sql, [sub_params(s) for s in subs])
+                await tx.executemany(sub_sql, [sub_params(s) for s in subs])
 
             await store._transact(insert)
             pop.endpoint_arns += [e.arn for e in endpoints]

@@ -60,6 +60,7 @@ from pushgw.bench.gateway import (
     write_config,
 )
 from pushgw.bench.mockproc import PLATFORMS, MockProcess
+from pushgw.cli import run_on_loop
 
 SCENARIOS = ("fanout-apns", "ceiling", "h2load", "fanout-mixed", "publish-api")
 P99_LIMIT_S = 0.050
@@ -872,9 +873,4 @@ def main(argv: list[str]) -> int:
     if argv and argv[0] == "--":
         argv = argv[1:]
     args = parse(argv)
-    if args.loop == "uvloop":
-        import uvloop
-
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            return runner.run(amain(args))
-    return asyncio.run(amain(args))
+    return run_on_loop(args.loop, amain(args))

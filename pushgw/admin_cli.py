@@ -939,53 +939,65 @@ def add_commands(sub: Any) -> None:
         )
         return parser
 
+    def client_command(
+        parent: Any, name: str, text: str, run: Callable[..., Any]
+    ) -> argparse.ArgumentParser:
+        """A command that talks to the daemon: the daemon and key options,
+        and `run` called with a client."""
+        parser = command(parent, name, text)
+        _daemon_options(parser)
+        parser.set_defaults(func=_with_client(run))
+        return parser
+
     def group(name: str, text: str) -> Any:
         parser = command(sub, name, text)
         return parser.add_subparsers(dest="action", required=True, metavar="ACTION")
 
     apps = group("apps", "platform applications (through the JSON API)")
-    p = command(apps, "list", "list platform applications")
+    p = client_command(apps, "list", "list platform applications", cmd_apps_list)
     _limit_option(p, "applications")
-    _daemon_options(p)
-    p.set_defaults(func=_with_client(cmd_apps_list))
-    p = command(apps, "show", "show a platform application's attributes")
+    p = client_command(
+        apps, "show", "show a platform application's attributes", cmd_apps_show
+    )
     p.add_argument("arn", metavar="ARN", help="the platform application's ARN")
-    _daemon_options(p)
-    p.set_defaults(func=_with_client(cmd_apps_show))
 
     endpoints = group("endpoints", "platform endpoints (through the JSON API)")
-    p = command(endpoints, "list", "list an application's endpoints")
+    p = client_command(
+        endpoints, "list", "list an application's endpoints", cmd_endpoints_list
+    )
     p.add_argument("app_arn", metavar="APP_ARN", help="the platform application's ARN")
     _limit_option(p, "endpoints")
-    _daemon_options(p)
-    p.set_defaults(func=_with_client(cmd_endpoints_list))
-    p = command(endpoints, "show", "show an endpoint's attributes")
+    p = client_command(
+        endpoints, "show", "show an endpoint's attributes", cmd_endpoints_show
+    )
     p.add_argument("arn", metavar="ARN", help="the endpoint's ARN")
-    _daemon_options(p)
-    p.set_defaults(func=_with_client(cmd_endpoints_show))
 
     topics = group("topics", "topics (through the JSON API)")
-    p = command(topics, "list", "list topics")
+    p = client_command(topics, "list", "list topics", cmd_topics_list)
     _limit_option(p, "topics")
-    _daemon_options(p)
-    p.set_defaults(func=_with_client(cmd_topics_list))
-    p = command(topics, "show", "show a topic's attributes")
+    p = client_command(topics, "show", "show a topic's attributes", cmd_topics_show)
     p.add_argument("arn", metavar="ARN", help="the topic's ARN")
-    _daemon_options(p)
-    p.set_defaults(func=_with_client(cmd_topics_show))
 
-    p = command(sub, "queue", "show the delivery backlog by state and application")
-    _daemon_options(p)
-    p.set_defaults(func=_with_client(cmd_queue))
+    client_command(
+        sub, "queue", "show the delivery backlog by state and application", cmd_queue
+    )
 
     messages = group("messages", "what became of a published message (the ledger)")
-    p = command(messages, "show", "a message's delivery counts by platform and outcome")
+    p = client_command(
+        messages,
+        "show",
+        "a message's delivery counts by platform and outcome",
+        cmd_messages_show,
+    )
     p.add_argument("message_id", metavar="ID", help="the MessageId Publish returned")
-    _daemon_options(p)
-    p.set_defaults(func=_with_client(cmd_messages_show))
 
     failures = group("failures", "failed deliveries and dead letters (the ledger)")
-    p = command(failures, "list", "list failed and expired deliveries, newest first")
+    p = client_command(
+        failures,
+        "list",
+        "list failed and expired deliveries, newest first",
+        cmd_failures_list,
+    )
     p.add_argument("--app", metavar="ARN", help="of this platform application")
     p.add_argument("--endpoint", metavar="ARN", help="to this endpoint")
     p.add_argument("--message", metavar="ID", help="of this message")
@@ -1006,13 +1018,12 @@ def add_commands(sub: Any) -> None:
         "--dead-letters", action="store_true", help="only dead letters (replayable)"
     )
     _limit_option(p, "records")
-    _daemon_options(p)
-    p.set_defaults(func=_with_client(cmd_failures_list))
 
-    p = command(
+    p = client_command(
         failures,
         "replay",
         "re-queue dead letters through the durable engine (in batches, with progress)",
+        cmd_failures_replay,
     )
     p.add_argument(
         "--id",
@@ -1046,8 +1057,6 @@ def add_commands(sub: Any) -> None:
         help=f"dead letters per request (default: {REPLAY_BATCH},"
         f" at most {REPLAY_BATCH_MAX})",
     )
-    _daemon_options(p)
-    p.set_defaults(func=_with_client(cmd_failures_replay))
 
     keys = group("keys", "generate keys (no daemon needed)")
     p = command(

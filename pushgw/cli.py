@@ -16,11 +16,13 @@ import tempfile
 from collections.abc import Coroutine, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pushgw import __version__, admin_cli
 from pushgw.config import CONFIG_ENV, SYSTEM_CONFIG, Config, find_config, load_config
 from pushgw.errors import ConfigError, PushGwError
+
+T = TypeVar("T")
 
 SEARCH_ORDER = f"--config FILE, else ${CONFIG_ENV}, else {SYSTEM_CONFIG}"
 EPILOG = f"""\
@@ -84,7 +86,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"pushgw: {problem}", file=sys.stderr)
         return 2
     if args.worker_index:  # one of workers 1..N-1, started by worker 0
-        run_daemon(
+        run_on_loop(
             config.server.event_loop,
             serve(
                 worker_config(config, args.worker_index),
@@ -94,7 +96,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
         return 0
     if args.workers == 1:
-        run_daemon(config.server.event_loop, serve(config, config_path=path))
+        run_on_loop(config.server.event_loop, serve(config, config_path=path))
         return 0
     from pushgw.metrics import use_shared_counters
 
@@ -106,7 +108,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         use_shared_counters(shared)
         workers = Workers(path, args.workers)
-        run_daemon(
+        run_on_loop(
             config.server.event_loop, serve(config, config_path=path, workers=workers)
         )
     finally:
@@ -114,15 +116,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_daemon(event_loop: str, main: Coroutine[Any, Any, None]) -> None:
-    """Run the daemon on `server.event_loop`: uvloop's loop, or asyncio's."""
+def run_on_loop(event_loop: str, main: Coroutine[Any, Any, T]) -> T:
+    """Run `main` on uvloop's loop or asyncio's (`server.event_loop`; the
+    bench's `--loop`)."""
     if event_loop == "uvloop":
         import uvloop
 
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(main)
-        return
-    asyncio.run(main)
+            return runner.run(main)
+    return asyncio.run(main)
 
 
 def cmd_init(args: argparse.Namespace) -> int:

@@ -12,29 +12,19 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import pytest
+from tests.tools import required_tool
 
 JS_DIR = Path(__file__).resolve().parent / "js"
 SNS_VALIDATOR_VERSION = "0.3.5"
 
 
 def tool(name: str) -> str:
-    found = shutil.which(name)
-    if found is None:
-        reason = (
-            f"{name} is not on PATH; install Node.js and npm with "
-            "`apt-get install -y --no-install-recommends nodejs npm` (.ci/run does)"
-        )
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return found
+    return required_tool(name, "nodejs npm")
 
 
 def node() -> str:

@@ -42,6 +42,7 @@ from pushgw.store.migrations import migrate_sqlite
 from pushgw.store.rows import Params, Row
 from pushgw.store.sealing import PLAIN, CredentialSealer
 from pushgw.store.sql import NO_PARAMS, SqlStore, Tx, TxBody
+from pushgw.store.sql.queue import COMPLETE_JOB
 
 T = TypeVar("T")
 BUSY_TIMEOUT_MS = 10_000
@@ -52,7 +53,6 @@ MAX_WRITE_BATCH = 1000
 # commit instead of taking a commit and a thread hop each. The job stays
 # leased (and its lane slot taken) meanwhile.
 COMPLETE_LINGER_S = 0.005
-_COMPLETE = "DELETE FROM jobs WHERE id = :id AND lease_owner = :owner RETURNING id"
 WriteFn = Callable[[sqlite3.Connection], T]
 # A queued write: the function, and whether it is one statement (no savepoint).
 _Write = tuple[WriteFn[Any], bool]
@@ -251,7 +251,7 @@ class SqliteStore(SqlStore):
         # jobs_done trigger deletes the message with its last job.
         params = {"id": job_id, "owner": owner}
         rows = await self._run(
-            lambda conn: conn.execute(_COMPLETE, params).fetchall(),
+            lambda conn: conn.execute(COMPLETE_JOB, params).fetchall(),
             one_statement=True,
             linger_s=COMPLETE_LINGER_S,
         )

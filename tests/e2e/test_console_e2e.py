@@ -22,7 +22,6 @@ from __future__ import annotations
 import datetime
 import os
 import re
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -38,6 +37,7 @@ from cryptography.x509.oid import NameOID
 from tests.e2e.conftest import start_mocks
 from tests.e2e.fleet import wait_until
 from tests.e2e.harness import PUBLISH_API_KEY, Mocks, Server, free_port, write_config
+from tests.tools import required_tool
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -52,16 +52,9 @@ PHONE = {"width": 390, "height": 844}
 
 def chromium_path() -> str:
     """Debian's chromium; a laptop without it skips, CI must have it."""
-    found = os.environ.get("PUSHGW_CHROMIUM") or shutil.which("chromium")
-    if found is None:
-        reason = (
-            "chromium is not on PATH; install it with `apt-get install -y"
-            " --no-install-recommends chromium` (.ci/run does)"
-        )
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return found
+    return required_tool(
+        "chromium", "chromium", found=os.environ.get("PUSHGW_CHROMIUM")
+    )
 
 
 class Shots:

@@ -8,7 +8,6 @@ prunes; a publish-only key cannot read the ledger.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 import uuid
@@ -16,11 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 
-from pushgw.store.migrations import quote_ident
 from tests.e2e.fleet import build_fleet, wait_until
 from tests.e2e.harness import (
     PUBLISH_API_KEY,
@@ -29,6 +26,7 @@ from tests.e2e.harness import (
     free_port,
     write_config,
 )
+from tests.e2e.test_delivery_e2e import drop_schema
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -52,15 +50,7 @@ def _store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         pytest.skip("PUSHGW_TEST_PG_DSN is not set; CI sets it")
     schema = f"e2e_{uuid.uuid4().hex[:12]}"
     yield f"{dsn}{'&' if '?' in dsn else '?'}schema={schema}"
-
-    async def drop() -> None:
-        conn = await asyncpg.connect(dsn)
-        try:
-            await conn.execute(f"DROP SCHEMA IF EXISTS {quote_ident(schema)} CASCADE")
-        finally:
-            await conn.close()
-
-    asyncio.run(drop())
+    drop_schema(dsn, schema)
 
 
 def start(

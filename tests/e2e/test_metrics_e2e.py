@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +23,7 @@ from cryptography import x509
 from tests.e2e.fleet import wait_until
 from tests.e2e.harness import Mocks, Server, free_port, register_devices, write_config
 from tests.e2e.prom import Scrape, dashboard_queries, metric_names, scrape
+from tests.tools import required_tool
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -279,15 +278,7 @@ def ledger_counts(server: Server) -> dict[tuple[str, str], int]:
 def check_with_promtool(text: str) -> None:
     """`promtool check metrics` (Debian's prometheus package; .ci/run installs
     it): no error and no lint warning. CI must have it; a laptop may skip."""
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        reason = (
-            "promtool is not on PATH; install it with `apt-get install -y"
-            " --no-install-recommends prometheus` (.ci/run does)"
-        )
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+    promtool = required_tool("promtool", "prometheus")
     result = subprocess.run(
         [promtool, "check", "metrics"],
         input=text,

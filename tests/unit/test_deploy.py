@@ -3,15 +3,12 @@ agrees with the example config about states and credentials."""
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from pushgw.config import load_config
+from tests.tools import required_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 UNIT = ROOT / "deploy" / "pushgw.service"
@@ -24,16 +21,7 @@ THRESHOLD = round(MAX_EXPOSURE * 10)
 
 def systemd_analyze() -> str:
     """The systemd-analyze binary; CI must have it, a laptop may skip."""
-    found = shutil.which("systemd-analyze")
-    if found is None:
-        reason = (
-            "systemd-analyze is not on PATH; install it with "
-            "`apt-get install -y --no-install-recommends systemd` (.ci/run does)"
-        )
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return found
+    return required_tool("systemd-analyze", "systemd")
 
 
 def unit_copy(tmp_path: Path) -> Path:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -52,6 +51,7 @@ from pushgw.store.memory import InMemoryStore
 from pushgw.supervisor import TaskHealth
 from tests.e2e.harness import free_port
 from tests.e2e.prom import Scrape, dashboard_queries, metric_names, parse
+from tests.tools import required_tool
 
 ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
@@ -747,15 +747,7 @@ def test_the_dashboard_is_grafana_json_on_a_datasource_variable() -> None:
 def test_the_dashboard_queries_parse_as_promql(tmp_path: Path) -> None:
     """promtool parses every query (as recording rules, with Grafana's
     variables filled in); without promtool, CI fails and a laptop skips."""
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        reason = (
-            "promtool is not on PATH; install it with `apt-get install -y"
-            " --no-install-recommends prometheus` (.ci/run does)"
-        )
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+    promtool = required_tool("promtool", "prometheus")
     exprs = dashboard_queries(json.loads(DASHBOARD.read_text()))
     rules = [
         {

@@ -31,6 +31,7 @@ from pushgw.store.rows import (
     Row,
     message_from_row,
     message_params,
+    params_of,
 )
 from pushgw.store.sql.core import SqlBase, Tx, insert_sql
 from pushgw.store.sql.queue import _insert_jobs
@@ -130,19 +131,7 @@ def delivery_from_row(r: Row) -> DeliveryRecord:
 
 
 def _delivery_params(d: DeliveryRecord) -> dict[str, Any]:
-    return {
-        "message_id": d.message_id,
-        "endpoint_arn": d.endpoint_arn,
-        "app_arn": d.app_arn,
-        "platform": d.platform,
-        "status": d.status,
-        "failure_type": d.failure_type,
-        "reason": d.reason,
-        "provider_status": d.provider_status,
-        "attempts": d.attempts,
-        "finished_at": float(d.at),
-        "dead_letter": d.dead_letter,
-    }
+    return params_of(d, DELIVERY_COLUMNS, finished_at=float(d.at))
 
 
 def _dead_message_params(m: Message) -> dict[str, Any]:

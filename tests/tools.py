@@ -1,0 +1,26 @@
+"""
+External programs some tests drive (promtool, chromium, node, systemd-analyze):
+`.ci/run` installs them, so under CI=true a missing one fails the test; on a
+laptop it skips, saying what to install.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+
+def required_tool(name: str, package: str, *, found: str | None = None) -> str:
+    """The path of `name` (or `found`, when the caller located it itself)."""
+    path = found or shutil.which(name)
+    if path is None:
+        reason = (
+            f"{name} is not on PATH; install it with `apt-get install -y"
+            f" --no-install-recommends {package}` (.ci/run does)"
+        )
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return path
