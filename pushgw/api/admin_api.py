@@ -67,6 +67,7 @@ _LISTING_PARAMS = frozenset(
         "reason",
         "since",
         "deadLetter",
+        "replayed",
         "limit",
         "nextToken",
     }
@@ -220,9 +221,7 @@ def listing_filter(query: Mapping[str, str]) -> DeliveryFilter:
     unknown = sorted(set(query) - _LISTING_PARAMS)
     if unknown:
         raise InvalidParameterError(f"Invalid parameter: {unknown[0]} (unknown)")
-    dead = query.get("deadLetter")
-    if dead is not None and dead not in ("true", "false"):
-        raise _invalid("deadLetter", "true or false")
+    dead, replayed = _flag(query, "deadLetter"), _flag(query, "replayed")
     status = query.get("status")
     since = query.get("since")
     return DeliveryFilter(
@@ -232,8 +231,16 @@ def listing_filter(query: Mapping[str, str]) -> DeliveryFilter:
         message_id=query.get("message") or None,
         failure_type=query.get("reason") or None,
         since=parse_time(since) if since is not None else None,
-        dead_letter=None if dead is None else dead == "true",
+        dead_letter=dead,
+        replayed=replayed,
     )
+
+
+def _flag(query: Mapping[str, str], name: str) -> bool | None:
+    value = query.get(name)
+    if value is not None and value not in ("true", "false"):
+        raise _invalid(name, "true or false")
+    return None if value is None else value == "true"
 
 
 def replay_request(body: Mapping[str, Any]) -> tuple[DeliveryFilter, int]:

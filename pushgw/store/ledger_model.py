@@ -110,6 +110,7 @@ class DeliveryFilter:
     failure_type: str | None = None
     since: float | None = None  # at >= since
     dead_letter: bool | None = None
+    replayed: bool | None = None  # replayed_at set (True) or not yet (False)
     ids: Sequence[int] | None = None
 
 

@@ -86,6 +86,7 @@ def _selects(where: DeliveryFilter, d: DeliveryRecord) -> bool:
         and (where.failure_type is None or d.failure_type == where.failure_type)
         and (where.since is None or d.at >= where.since)
         and (where.dead_letter is None or d.dead_letter == where.dead_letter)
+        and (where.replayed is None or (d.replayed_at is not None) == where.replayed)
         and (where.ids is None or d.id in where.ids)
     )
 

@@ -340,6 +340,7 @@ async def test_deliveries_filters(
         {"limit": "1001"},
         {"limit": "ten"},
         {"deadLetter": "yes"},
+        {"replayed": "1"},
         {"since": "yesterday"},
         {"since": "nan"},
         {"nextToken": "forged"},
@@ -387,6 +388,12 @@ async def test_replay_queues_dead_letters_and_logs_an_audit_line(admin: Admin) -
     assert {endpoint_arn(1), endpoint_arn(2)} == {j.endpoint_arn for j in jobs}
     listed = await admin.ok("GET", "/v1/deliveries", params={"message": "m-1"})
     assert "2023-11-14T22:30:40.000Z" == listed["deliveries"][0]["replayedAt"]
+    replayed = await admin.ok("GET", "/v1/deliveries", params={"replayed": "true"})
+    waiting = await admin.ok(
+        "GET", "/v1/deliveries", params={"deadLetter": "true", "replayed": "false"}
+    )
+    assert [2, 1] == [d["id"] for d in replayed["deliveries"]]
+    assert [5, 4] == [d["id"] for d in waiting["deliveries"]]
 
 
 async def test_replay_by_app_reason_and_since_in_limited_calls(admin: Admin) -> None:

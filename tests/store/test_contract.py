@@ -1097,6 +1097,36 @@ async def test_search_endpoints_is_an_index_range(backend) -> None:
         assert [{"collation_name": "C"}] == [dict(r) for r in collation]
 
 
+async def test_subscription_counts_read_no_subscription_row(backend) -> None:
+    """GetTopicAttributes counts on every call: each count is answered from an
+    index alone (pending ones from a partial index), never by reading the rows
+    of a topic that may have a million subscribers."""
+    if not backend.is_sql:
+        pytest.skip("query plans are the SQL backends'")
+    store = await backend.new()
+    await store.insert_subscription(make_sub(1))
+    seen: list[tuple[str, dict[str, object]]] = []
+    real = store._read_one  # type: ignore[attr-defined]
+
+    async def spy(sql: str, params: dict[str, object]) -> object:
+        seen.append((sql, dict(params)))
+        return await real(sql, params)
+
+    store._read_one = spy  # type: ignore[attr-defined]
+    await store.subscription_counts(TOPIC_ARN)
+    store._read_one = real  # type: ignore[attr-defined]
+
+    ((sql, params),) = seen
+    plan = await query_plan(backend.kind, store, sql, params)
+    if backend.kind == "sqlite":
+        assert "SCAN subscriptions" not in plan, plan
+        assert "COVERING INDEX subscriptions_topic_seq" in plan, plan
+        assert "INDEX subscriptions_pending" in plan, plan
+    else:
+        assert "Seq Scan" not in plan, plan
+        assert "subscriptions_pending" in plan, plan
+
+
 async def query_plan(
     kind: str, store: Store, sql: str, params: dict[str, object]
 ) -> str:
@@ -1868,6 +1898,16 @@ async def test_replay_selects_oldest_first_within_its_limit(store: Store) -> Non
 
     first = await store.replay_dead_letters(
         DeliveryFilter(app_arn=APP_ARN), limit=2, now=NOW
+    )
+    # A listing tells replayed dead letters from the others (the console's
+    # "hide replayed" is this filter, so its pages stay full).
+    replayed_now = await all_deliveries(store, replayed=True)
+    not_yet = await all_deliveries(store, dead_letter=True, replayed=False)
+    assert sorted(m.id for m in first.messages) == sorted(
+        d.message_id for d in replayed_now
+    )
+    assert [make_message(n).id for n in (3, 4, 5, 7)] == sorted(
+        d.message_id for d in not_yet
     )
     by_id = await store.replay_dead_letters(
         DeliveryFilter(ids=[(await all_deliveries(store, app_arn=other_app))[0].id]),

@@ -311,16 +311,23 @@ class CatalogSql(SqlBase):
 
     async def subscription_counts(self, topic_arn: str) -> dict[str, int]:
         params = {"topic": topic_arn}
+        # Three index-only counts (migration 0007): none reads a subscription row.
         row = await self._read_one(
-            "SELECT count(CASE WHEN confirm_token IS NULL THEN 1 END) AS confirmed,"
-            " count(confirm_token) AS pending,"
+            "SELECT (SELECT count(*) FROM subscriptions WHERE topic_arn = :topic)"
+            " AS total,"
+            " (SELECT count(*) FROM subscriptions WHERE topic_arn = :topic"
+            "  AND confirm_token IS NOT NULL) AS pending,"
             " (SELECT count(*) FROM deleted_subscriptions WHERE topic_arn = :topic)"
-            " AS deleted"
-            " FROM subscriptions WHERE topic_arn = :topic",
+            " AS deleted",
             params,
         )
         assert row is not None
-        return {k: int(row[k]) for k in ("confirmed", "pending", "deleted")}
+        total, pending = int(row["total"]), int(row["pending"])
+        return {
+            "confirmed": total - pending,
+            "pending": pending,
+            "deleted": int(row["deleted"]),
+        }
 
     async def purge_subscriptions(
         self, *, pending_before: float, deleted_before: float

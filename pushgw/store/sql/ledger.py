@@ -268,6 +268,9 @@ class LedgerSql(SqlBase):
             if value is not None:
                 conditions.append(f"c.{column} = :{name}")
                 params[name] = value
+        if where.replayed is not None:
+            not_ = "NOT " if where.replayed else ""
+            conditions.append(f"c.replayed_at IS {not_}NULL")
         if where.since is not None:
             conditions.append("c.finished_at >= :since")
             params["since"] = float(where.since)

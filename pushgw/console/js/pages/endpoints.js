@@ -113,6 +113,10 @@ export async function render(ctx) {
     }
   });
 
+  // The search last submitted: the 3 s refresh repeats it, not a half-typed form.
+  const readSearch = () => ({ app: appSelect.value, tokenPrefix: prefix.value, customUserData: userData.value, limit: size.value });
+  let applied = readSearch();
+
   fill(
     ctx.main,
     heading("Endpoints"),
@@ -137,6 +141,7 @@ export async function render(ctx) {
     pages.reset();
     results.reset();
     keepInHash();
+    applied = readSearch();
     await refresh();
     announce(summary.textContent);
   });
@@ -153,23 +158,17 @@ export async function render(ctx) {
   }
 
   async function refresh() {
-    const page = await api("GET", paths.searchEndpoints(appSelect.value), {
-      query: {
-        tokenPrefix: prefix.value,
-        customUserData: userData.value,
-        limit: size.value,
-        nextToken: pages.token,
-      },
-    });
+    const { app, ...search } = applied;
+    const page = await api("GET", paths.searchEndpoints(app), { query: { ...search, nextToken: pages.token } });
     if (!ctx.alive()) return;
     pages.next = page.nextToken;
     const n = page.endpoints.length;
-    const filtered = prefix.value || userData.value;
+    const filtered = search.tokenPrefix || search.customUserData;
     const more = page.nextToken ? " (more on the next pages)" : "";
     summary.textContent = `${n}${filtered ? " matching" : ""} endpoint${n === 1 ? "" : "s"} on this page${more}.`;
     results.update(page.endpoints, (rows) =>
       table({
-        caption: `Endpoints of ${parseAppArn(appSelect.value).name}`,
+        caption: `Endpoints of ${parseAppArn(app).name}`,
         empty: filtered ? "No endpoint matches." : "This application has no endpoint yet.",
         rows,
         columns: [

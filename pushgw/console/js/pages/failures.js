@@ -56,6 +56,9 @@ export async function render(ctx) {
   const replaySelected = h("button", { type: "button", "aria-disabled": "true" }, "Replay selected");
   const replayAll = h("button", { type: "button", class: "quiet" }, "Replay all matching");
   let rows = [];
+  // The filter last applied: refreshes and "Replay all matching" use it, not a
+  // half-edited form.
+  let applied = readForm();
 
   fill(
     ctx.main,
@@ -72,14 +75,21 @@ export async function render(ctx) {
     pages.el,
   );
 
-  function filters() {
-    return { app: appSelect.value || undefined, reason: reasonSelect.value || undefined };
+  function readForm() {
+    return { app: appSelect.value || undefined, reason: reasonSelect.value || undefined, showReplayed: showReplayed.checked };
+  }
+
+  // The replay call's selection: the filter, or every dead letter (since=0)
+  // when no filter is set (the API wants a selection named).
+  function replaySelection() {
+    const { app, reason } = applied;
+    return app || reason ? { app, reason } : { since: 0 };
   }
 
   function describeFilter() {
     const parts = [];
-    if (appSelect.value) parts.push(`of ${parseAppArn(appSelect.value).name}`);
-    if (reasonSelect.value) parts.push(`with reason ${reasonSelect.value}`);
+    if (applied.app) parts.push(`of ${parseAppArn(applied.app).name}`);
+    if (applied.reason) parts.push(`with reason ${applied.reason}`);
     return parts.length ? parts.join(" ") : "of every application, any reason";
   }
 
@@ -95,6 +105,7 @@ export async function render(ctx) {
     if (reasonSelect.value) query.set("reason", reasonSelect.value);
     if (showReplayed.checked) query.set("replayed", "1");
     ctx.replaceHash(`#/failures${query.size ? `?${query}` : ""}`);
+    applied = readForm();
     selected.clear();
     syncButtons();
     pages.reset();
@@ -134,7 +145,7 @@ export async function render(ctx) {
     let total = 0;
     try {
       for (;;) {
-        const done = await api("POST", paths.replay, { body: { ...filters(), limit: REPLAY_BATCH } });
+        const done = await api("POST", paths.replay, { body: { ...replaySelection(), limit: REPLAY_BATCH } });
         total += done.replayed;
         fill(status, `Replaying… ${num(total)} done, ${num(done.remaining)} remaining.`);
         if (!done.remaining || !done.replayed || !ctx.alive()) break;
@@ -171,11 +182,18 @@ export async function render(ctx) {
 
   async function refresh() {
     const page = await api("GET", paths.deliveries, {
-      query: { deadLetter: "true", ...filters(), limit: PAGE, nextToken: pages.token },
+      query: {
+        deadLetter: "true",
+        app: applied.app,
+        reason: applied.reason,
+        replayed: applied.showReplayed ? undefined : "false",
+        limit: PAGE,
+        nextToken: pages.token,
+      },
     });
     if (!ctx.alive()) return;
     pages.next = page.nextToken;
-    rows = page.deliveries.filter((d) => showReplayed.checked || !d.replayedAt);
+    rows = page.deliveries;
     list.update({ rows, selected: [...selected] }, () =>
       deliveriesTable(rows, {
         caption: "Dead letters, newest first",
