@@ -8,8 +8,10 @@ from the daemon) and by pushgw's own verifier.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import ssl
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -352,3 +354,70 @@ def test_push_failure_events_reach_the_backend(rig: Rig) -> None:
     )
     assert failure["EndpointArn"] == endpoint
     assert failure["FailureType"] == "InvalidPlatformToken"
+
+
+def readme_receiver() -> str:
+    """The five-line receiver of README.md, as printed there."""
+    readme = (ROOT / "README.md").read_text()
+    after = readme.index("A receiver in five lines")
+    start = readme.index("```js\n", after) + len("```js\n")
+    return readme[start : readme.index("```", start)]
+
+
+def test_the_readme_receiver_confirms_and_receives(rig: Rig, tmp_path: Path) -> None:
+    """README's five-line webhook receiver, run as printed (only its host
+    pattern and port changed) with the pinned sns-validator: it confirms its
+    subscription by the SubscribeURL and prints a notification."""
+    code = readme_receiver()
+    assert 5 == len(code.splitlines()), code
+    port = free_port()
+    script = tmp_path / "receiver.js"
+    script.write_text(
+        code.replace(
+            r"/^push\.example\.com(:443)?$/", rf"/^127\.0\.0\.1:{rig.port}$/"
+        ).replace(".listen(8000)", f'.listen({port}, "127.0.0.1")')
+    )
+    node = sns_validator.node()
+    env = {
+        **os.environ,
+        "NODE_PATH": str(sns_validator.JS_DIR / "node_modules"),
+        "NODE_EXTRA_CA_CERTS": str(rig.ca_file),
+    }
+    out = tmp_path / "receiver.out"
+    with out.open("w") as sink:
+        receiver = subprocess.Popen(
+            [node, str(script)], env=env, stdout=sink, stderr=subprocess.STDOUT
+        )
+    try:
+        sns = rig.sns()
+        topic = sns.create_topic(Name="readme-receiver")["TopicArn"]
+        arn = sns.subscribe(
+            TopicArn=topic,
+            Protocol="http",
+            Endpoint=f"http://127.0.0.1:{port}/sns",
+            ReturnSubscriptionArn=True,
+        )["SubscriptionArn"]
+
+        def confirmed() -> bool:
+            attrs = sns.get_subscription_attributes(SubscriptionArn=arn)
+            return attrs["Attributes"]["PendingConfirmation"] == "false"
+
+        wait_until(confirmed, "the receiver confirmed", out)
+        sns.publish(TopicArn=topic, Message="hello from pushgw")
+        wait_until(
+            lambda: "Notification hello from pushgw" in out.read_text(),
+            "the receiver printed the notification",
+            out,
+        )
+    finally:
+        receiver.terminate()
+        receiver.wait(10)
+
+
+def wait_until(check: Any, what: str, log: Path, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"{what}: not in {timeout} s: " + (
+            log.read_text()
+        )
+        time.sleep(0.2)
