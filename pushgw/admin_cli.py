@@ -430,11 +430,19 @@ def cmd_apps_show(args: argparse.Namespace, client: Client) -> int:
 
 
 def cmd_endpoints_list(args: argparse.Namespace, client: Client) -> int:
+    # A token prefix or CustomUserData is the endpoint search (one index range
+    # a page, as the console's), else SNS's listing in creation order.
+    search = {"tokenPrefix": args.token_prefix, "customUserData": args.custom_user_data}
+    searching = any(v is not None for v in search.values())
     endpoints = _listing(
         client,
-        arn_path("/v1/platform-applications/{}/endpoints", args.app_arn),
+        arn_path(
+            "/v1/platform-applications/{}/endpoints" + ("/search" if searching else ""),
+            args.app_arn,
+        ),
         "endpoints",
         args.limit,
+        search if searching else None,
     )
     if args.json:
         emit_json(endpoints)
@@ -479,6 +487,7 @@ def cmd_topics_show(args: argparse.Namespace, client: Client) -> int:
 
 
 STATES = ("due", "leased", "scheduled", "waiting_for_app")
+STATUSES = ("delivered", "failed", "expired")  # the ledger's outcomes
 
 
 def cmd_queue(args: argparse.Namespace, client: Client) -> int:
@@ -514,6 +523,42 @@ def cmd_queue(args: argparse.Namespace, client: Client) -> int:
     ]
     print()
     print(table(("STATE", "KIND", "PLATFORM", "APP", "JOBS"), rows))
+    return 0
+
+
+def cmd_stats(args: argparse.Namespace, client: Client) -> int:
+    """Deliveries that ended, by platform and outcome, since `--since`."""
+    params = {"since": since_value(args.since), "bucketSeconds": args.bucket}
+    answer = client.get("/v1/stats/deliveries", params)
+    if args.json:
+        emit_json(answer)
+        return 0
+    buckets = answer.get("buckets") or []
+    if not buckets:
+        print(f"no deliveries ended since {params['since']}")
+        return 0
+    totals: dict[str, list[int]] = {}
+    for b in buckets:
+        sums = totals.setdefault(b.get("platform", ""), [0, 0, 0])
+        for i, status in enumerate(STATUSES):
+            sums[i] += int(b.get(status, 0))
+    rows = [
+        (platform, *sums, f"{100 * sums[0] / max(1, sum(sums)):.1f} %")
+        for platform, sums in sorted(totals.items())
+    ]
+    print(f"since {params['since']}")
+    print(table(("PLATFORM", *(s.upper() for s in STATUSES), "DELIVERED"), rows))
+    if args.buckets:
+        print()
+        print(
+            table(
+                ("START", "PLATFORM", *(s.upper() for s in STATUSES)),
+                (
+                    (b.get("start"), b.get("platform"), *(b.get(s) for s in STATUSES))
+                    for b in buckets
+                ),
+            )
+        )
     return 0
 
 
@@ -966,6 +1011,16 @@ def add_commands(sub: Any) -> None:
         endpoints, "list", "list an application's endpoints", cmd_endpoints_list
     )
     p.add_argument("app_arn", metavar="APP_ARN", help="the platform application's ARN")
+    p.add_argument(
+        "--token-prefix",
+        metavar="T",
+        help="only tokens that start with T (in token order)",
+    )
+    p.add_argument(
+        "--custom-user-data",
+        metavar="D",
+        help="only endpoints whose CustomUserData is D",
+    )
     _limit_option(p, "endpoints")
     p = client_command(
         endpoints, "show", "show an endpoint's attributes", cmd_endpoints_show
@@ -981,6 +1036,27 @@ def add_commands(sub: Any) -> None:
     client_command(
         sub, "queue", "show the delivery backlog by state and application", cmd_queue
     )
+
+    p = client_command(
+        sub,
+        "stats",
+        "deliveries that ended, by platform and outcome (the ledger's rollup)",
+        cmd_stats,
+    )
+    p.add_argument(
+        "--since",
+        metavar="T",
+        default="1h",
+        help="from T: ISO-8601, epoch seconds, or 30m / 2h / 7d ago (default 1h)",
+    )
+    p.add_argument(
+        "--bucket",
+        metavar="S",
+        type=_positive,
+        default=300,
+        help="bucket size in seconds, a multiple of 60 (default 300)",
+    )
+    p.add_argument("--buckets", action="store_true", help="also list every bucket")
 
     messages = group("messages", "what became of a published message (the ledger)")
     p = client_command(

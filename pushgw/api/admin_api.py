@@ -25,6 +25,7 @@ from aiohttp import web
 
 from pushgw.api import ACTION_KEY
 from pushgw.api.json_api import authenticate, read_json_object
+from pushgw.api.openapi import Schema, error_responses, json_content, ref
 from pushgw.config import ApiKey
 from pushgw.errors import ForbiddenError, InvalidParameterError, NotFoundApiError
 from pushgw.log import get_logger
@@ -373,3 +374,207 @@ def add_admin_routes(
     }
     for method, path in ADMIN_ROUTES:
         app.router.add_route(method, path, handlers[path])
+
+
+# -- the OpenAPI document -------------------------------------------------------------
+
+_INT: Schema = {"type": "integer"}
+_TEXT: Schema = {"type": "string"}
+_MAYBE_TEXT: Schema = {"type": "string", "nullable": True}
+_TIME: Schema = {"type": "string", "format": "date-time"}
+_MAYBE_TIME: Schema = {**_TIME, "nullable": True}
+_SINCE: Schema = {
+    "type": "string",
+    "description": "ISO-8601 (UTC unless it says otherwise) or epoch seconds",
+}
+_FLAG: Schema = {"type": "string", "enum": ["true", "false"]}
+
+
+def _obj(properties: dict[str, Schema], *, optional: tuple[str, ...] = ()) -> Schema:
+    required = [name for name in properties if name not in optional]
+    return {"type": "object", "properties": properties, "required": required}
+
+
+def _counts(names: Sequence[str]) -> Schema:
+    return _obj(dict.fromkeys(names, _INT))
+
+
+def _array(name: str) -> Schema:
+    return {"type": "array", "items": ref(name)}
+
+
+ADMIN_SCHEMAS: dict[str, Schema] = {
+    "BacklogEntry": _obj(
+        {
+            "state": {"type": "string", "enum": list(BACKLOG_STATES)},
+            "kind": _TEXT,
+            "appArn": _MAYBE_TEXT,
+            "platform": _MAYBE_TEXT,
+            "jobs": _INT,
+        }
+    ),
+    "GetQueueResponse": _obj(
+        {"backlog": _array("BacklogEntry"), "totals": _counts(BACKLOG_STATES)}
+    ),
+    "LedgerCount": _obj(
+        {
+            "platform": _TEXT,
+            "status": {"type": "string", "enum": list(STATUSES)},
+            "failureType": _MAYBE_TEXT,
+            "count": _INT,
+        }
+    ),
+    "GetMessageResponse": _obj(
+        {
+            "messageId": _TEXT,
+            "topicArn": _MAYBE_TEXT,
+            "targetArn": _MAYBE_TEXT,
+            "createdAt": _TIME,
+            "firstAttemptAt": _MAYBE_TIME,
+            "lastAttemptAt": _MAYBE_TIME,
+            "pendingJobs": _INT,
+            "counts": _array("LedgerCount"),
+            "totals": _counts(STATUSES),
+        }
+    ),
+    "DeliveryRecord": _obj(
+        {
+            "id": _INT,
+            "messageId": _TEXT,
+            "endpointArn": _TEXT,
+            "appArn": _MAYBE_TEXT,
+            "platform": _TEXT,
+            "status": {"type": "string", "enum": list(STATUSES)},
+            "failureType": _MAYBE_TEXT,
+            "reason": _MAYBE_TEXT,
+            "providerStatus": {"type": "integer", "nullable": True},
+            "attempts": _INT,
+            "at": _TIME,
+            "deadLetter": {"type": "boolean"},
+            "replayedAt": _MAYBE_TIME,
+        }
+    ),
+    "ListDeliveriesResponse": _obj(
+        {"deliveries": _array("DeliveryRecord"), "nextToken": _MAYBE_TEXT}
+    ),
+    "ReplayDeadLettersRequest": _obj(
+        {
+            "ids": {"type": "array", "items": _INT},
+            "messageId": _TEXT,
+            "app": _TEXT,
+            "reason": _TEXT,
+            "since": {"oneOf": [_TEXT, {"type": "number"}], **_SINCE},
+            "limit": {"type": "integer", "minimum": 1, "maximum": REPLAY_MAX},
+        },
+        optional=("ids", "messageId", "app", "reason", "since", "limit"),
+    ),
+    "ReplayDeadLettersResponse": _counts(("replayed", "remaining")),
+    "DeliveryStatsBucket": _obj(
+        {"start": _TIME, "platform": _TEXT} | {status: _INT for status in STATUSES}
+    ),
+    "GetDeliveryStatsResponse": _obj({"buckets": _array("DeliveryStatsBucket")}),
+}
+
+
+def _param(where: str, name: str, schema: Schema, text: str) -> Schema:
+    return {
+        "name": name,
+        "in": where,
+        "required": where == "path",
+        "description": text,
+        "schema": schema,
+    }
+
+
+def _route(
+    operation: str, summary: str, response: str, params: Sequence[Schema] = ()
+) -> dict[str, Any]:
+    route: dict[str, Any] = {
+        "operationId": operation,
+        "summary": f"{summary} (an admin key; others get 403 AccessDenied)",
+        "tags": ["admin"],
+        "responses": {
+            "200": {"description": "Success", "content": json_content(ref(response))},
+            **error_responses(),
+        },
+    }
+    if params:
+        route["parameters"] = list(params)
+    return route
+
+
+def add_admin_to_openapi(document: dict[str, Any]) -> None:
+    """The admin routes and their schemas in the OpenAPI document."""
+    document["components"]["schemas"].update(ADMIN_SCHEMAS)
+    listing = [
+        _param(
+            "query", "status", {"type": "string", "enum": list(STATUSES)}, "Outcome"
+        ),
+        _param("query", "app", _TEXT, "Platform application ARN"),
+        _param("query", "endpoint", _TEXT, "Endpoint ARN"),
+        _param("query", "message", _TEXT, "Message id"),
+        _param("query", "reason", _TEXT, "SNS failure type"),
+        _param("query", "since", _SINCE, "At or after this time"),
+        _param("query", "deadLetter", _FLAG, "Dead letters only, or none"),
+        _param("query", "replayed", _FLAG, "Replayed ones only, or none"),
+        _param(
+            "query",
+            "limit",
+            {"type": "integer", "minimum": 1, "maximum": PAGE_MAX},
+            f"Records per page (default {PAGE_DEFAULT})",
+        ),
+        _param("query", "nextToken", _TEXT, "From the previous page"),
+    ]
+    replay = _route(
+        "ReplayDeadLetters",
+        "Queue dead letters again through the durable queue; call until remaining is 0",
+        "ReplayDeadLettersResponse",
+    )
+    replay["requestBody"] = {
+        "required": True,
+        "content": json_content(ref("ReplayDeadLettersRequest")),
+    }
+    document["paths"].update(
+        {
+            "/v1/queue": {
+                "get": _route(
+                    "GetQueue",
+                    "The backlog by state, kind and application",
+                    "GetQueueResponse",
+                )
+            },
+            "/v1/messages/{messageId}": {
+                "get": _route(
+                    "GetMessage",
+                    "A message's outcome counts by platform and its pending jobs",
+                    "GetMessageResponse",
+                    [_param("path", "messageId", _TEXT, "The MessageId of Publish")],
+                )
+            },
+            "/v1/deliveries": {
+                "get": _route(
+                    "ListDeliveries",
+                    "Delivery records (failures, sampled successes), newest first",
+                    "ListDeliveriesResponse",
+                    listing,
+                )
+            },
+            "/v1/deliveries/replay": {"post": replay},
+            "/v1/stats/deliveries": {
+                "get": _route(
+                    "GetDeliveryStats",
+                    "Deliveries that ended, by platform and outcome, in buckets",
+                    "GetDeliveryStatsResponse",
+                    [
+                        _param("query", "since", _SINCE, "From (default 1 h ago)"),
+                        _param(
+                            "query",
+                            "bucketSeconds",
+                            {"type": "integer", "minimum": 60, "maximum": 86_400},
+                            "Bucket size, a multiple of 60 (default 60)",
+                        ),
+                    ],
+                )
+            },
+        }
+    )

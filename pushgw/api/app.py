@@ -11,7 +11,7 @@ from aiohttp.typedefs import Handler, Middleware
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from pushgw.api import ACTION_KEY
-from pushgw.api.admin_api import add_admin_routes
+from pushgw.api.admin_api import add_admin_routes, add_admin_to_openapi
 from pushgw.api.console import add_console_routes
 from pushgw.api.json_api import add_json_routes, error_response
 from pushgw.api.openapi import openapi_document
@@ -175,6 +175,7 @@ def make_app(
     add_json_routes(app, service=service, keys=keys)
     add_admin_routes(app, service=service, keys=keys, on_replay=on_replay)
     document = openapi_document()
+    add_admin_to_openapi(document)
     add_console_routes(app, service=service, keys=keys, document=document)
 
     async def openapi(request: web.Request) -> web.Response:

@@ -28,7 +28,7 @@ from typing import Any
 from aiohttp import web
 
 from pushgw.api.json_api import _authorize, arn_pattern
-from pushgw.api.openapi import ERRORS, STRING
+from pushgw.api.openapi import error_responses
 from pushgw.config import ApiKey
 from pushgw.service import Service
 
@@ -154,18 +154,6 @@ def add_search_to_openapi(document: dict[str, Any]) -> None:
         },
         "required": ["endpoints", "nextToken"],
     }
-    errors: dict[str, Any] = {
-        code: {
-            "description": description,
-            "content": {
-                "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
-            },
-        }
-        for code, description in ERRORS.items()
-    }
-    errors["405"]["headers"] = {
-        "Allow": {"description": "The methods the path takes", "schema": STRING}
-    }
     document["paths"][SEARCH_PATH] = {
         "get": {
             "operationId": "SearchEndpoints",
@@ -204,7 +192,7 @@ def add_search_to_openapi(document: dict[str, Any]) -> None:
                         }
                     },
                 },
-                **errors,
+                **error_responses(),
             },
         }
     }

@@ -67,7 +67,7 @@ def openapi_path(route_path: str) -> str:
     return re.sub(r"\{(\w+):[^}]*\}", r"{\1}", route_path)
 
 
-def _ref(name: str) -> Schema:
+def ref(name: str) -> Schema:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
@@ -84,13 +84,13 @@ def _kind_schema(kind: Kind, element: str = "") -> Schema:
         case Kind.BOOLEAN:
             return {"type": "boolean"}
         case Kind.MAP | Kind.TAGS:
-            return _ref("StringMap")
+            return ref("StringMap")
         case Kind.STRINGS:
             return {"type": "array", "items": STRING}
         case Kind.MESSAGE_ATTRIBUTES:
-            return _ref("MessageAttributeMap")
+            return ref("MessageAttributeMap")
         case Kind.LIST:
-            return {"type": "array", "items": _ref(element)}
+            return {"type": "array", "items": ref(element)}
         case _:
             return dict(STRING)
 
@@ -159,17 +159,27 @@ def _responses(op: Operation, schemas: dict[str, Schema]) -> dict[str, Any]:
     if status != 204 and op.output is not None:
         name = f"{op.name}Response"
         schemas[name] = _fields_schema(op.output, schemas)
-        success["content"] = {"application/json": {"schema": _ref(name)}}
-    responses: dict[str, Any] = {str(status): success}
-    for code, description in ERRORS.items():
-        responses[code] = {
+        success["content"] = {"application/json": {"schema": ref(name)}}
+    return {str(status): success, **error_responses()}
+
+
+def error_responses() -> dict[str, Any]:
+    """Every error status a /v1 route may answer, with the Error schema."""
+    responses: dict[str, Any] = {
+        code: {
             "description": description,
-            "content": {"application/json": {"schema": _ref("Error")}},
+            "content": {"application/json": {"schema": ref("Error")}},
         }
+        for code, description in ERRORS.items()
+    }
     responses["405"]["headers"] = {
         "Allow": {"description": "The methods the path takes", "schema": STRING}
     }
     return responses
+
+
+def json_content(schema: Schema) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
 
 
 def _operation(op: Operation, schemas: dict[str, Schema]) -> dict[str, Any]:
@@ -188,7 +198,7 @@ def _operation(op: Operation, schemas: dict[str, Schema]) -> dict[str, Any]:
         schemas[name] = _params_schema(body, schemas)
         document["requestBody"] = {
             "required": True,
-            "content": {"application/json": {"schema": _ref(name)}},
+            "content": {"application/json": {"schema": ref(name)}},
         }
     return document
 

@@ -373,6 +373,22 @@ def test_console_operator_flow(
     failed_rows = page.locator("tbody tr").filter(has_text="InvalidPlatformToken")
     expect(failed_rows).to_have_count(1, timeout=WAIT_MS)
     shots.take(page, "endpoint-disabled")
+    # Enable and disable it again from the list: the row's state follows.
+    console.go("Endpoints")
+    page.get_by_label("CustomUserData", exact=True).fill("broken-device")
+    page.get_by_role("button", name="Search").click()
+    broken = page.locator("tbody tr").filter(has_text="broken-device")
+    expect(broken.get_by_text("Disabled", exact=True)).to_be_visible()
+    broken.get_by_role("button", name=re.compile("^Enable endpoint")).click()
+    expect(broken.get_by_text("Enabled", exact=True)).to_be_visible()
+    (enabled,) = server.json(
+        "GET",
+        f"/v1/platform-applications/{app_arn}/endpoints/search"
+        "?customUserData=broken-device",
+    ).json()["endpoints"]
+    assert "true" == enabled["attributes"]["Enabled"]
+    broken.get_by_role("button", name=re.compile("^Disable endpoint")).click()
+    expect(broken.get_by_text("Disabled", exact=True)).to_be_visible()
     console.go("Failures")
     console.heading("Failures")
     expect(failed_rows).to_have_count(1)
@@ -401,6 +417,15 @@ def test_console_operator_flow(
         },
     )
     assert 200 == sent.status_code, sent.text
+    outage_id = sent.json()["messageId"]
+    console.open(f"#/messages/{outage_id}")
+    console.heading("Message")
+    message_outcome = page.locator(".push-status [data-outcome]")
+    expect(message_outcome).to_have_attribute("data-outcome", "pending")
+    # Live: the page turns to Expired when the TTL runs out, without a reload.
+    expect(message_outcome).to_have_attribute("data-outcome", "failed", timeout=WAIT_MS)
+    expect(message_outcome).to_contain_text("Expired: NotificationTTLExpired")
+    console.go("Failures")
     page.get_by_label("Reason").select_option("NotificationTTLExpired")
     page.get_by_role("button", name="Apply filter").click()
     row = page.locator("tbody tr").filter(has_text="NotificationTTLExpired")
@@ -426,6 +451,9 @@ def test_console_operator_flow(
     expect(page.locator("main").get_by_text("Replayed 1 dead letter.")).to_be_visible()
     received = eventually(lambda: mocks.received(later))
     assert 1 == len(received)
+    console.open(f"#/messages/{outage_id}")
+    expect(message_outcome).to_contain_text("1 delivered, 1 expired", timeout=WAIT_MS)
+    console.go("Failures")
     page.get_by_label("Show replayed ones too").check()
     page.get_by_role("button", name="Apply filter").click()
     expect(row.get_by_text("Replayed")).to_be_visible()
@@ -481,6 +509,35 @@ def test_console_operator_flow(
     expect(page.get_by_role("cell", name="http", exact=True)).to_be_visible()
     console.check_page()
     shots.take(page, "topics")
+
+    # -- an application disabled shows on the overview; enabled again -----------
+    def switch_app(now: str, then: str) -> None:
+        console.go("Applications")
+        page.get_by_role("link", name=re.compile("^console-app")).first.click()
+        page.get_by_role("button", name=f"{now} application").click()
+        expect(page.get_by_role("button", name=f"{then} application")).to_be_visible()
+
+    switch_app("Disable", "Enable")
+    console.go("Overview")
+    disabled = page.get_by_role("table", name="Disabled applications")
+    expect(disabled.get_by_text("Disabled", exact=True)).to_be_visible(timeout=WAIT_MS)
+    shots.take(page, "overview-app-disabled")
+    switch_app("Enable", "Disable")
+
+    # -- "Replay all matching" with no filter: every dead letter not replayed ----
+    console.go("Failures")
+    page.get_by_label("Reason").select_option("")
+    page.get_by_label("Show replayed ones too").uncheck()
+    page.get_by_role("button", name="Apply filter").click()
+    expect(page.locator("tbody tr")).to_have_count(1)  # the gone device's
+    page.get_by_role("button", name="Replay all matching").click()
+    page.get_by_role("dialog").get_by_role("button", name="Replay all").click()
+    expect(page.locator("main").get_by_text("Replayed 1 dead letter.")).to_be_visible()
+    left = server.json("GET", "/v1/deliveries?deadLetter=true&replayed=false").json()[
+        "deliveries"
+    ]
+    assert all(d["messageId"] != sent.json()["messageId"] for d in left)
+
     # A link to something that is gone says so.
     missing = quote("arn:aws:sns:us-east-1:123456789012:gone", safe="")
     console.open(f"#/topics/{missing}")

@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -103,6 +104,18 @@ class Generated:
         assert status == response.status_code, response.content
         return response.parsed
 
+    def ledger_of(self, message_id: str, timeout: float = 15.0) -> Any:
+        """GetMessage once the ledger's flush (about every second) has the
+        message delivered; a 404 until then."""
+        module = importlib.import_module(f"{PACKAGE}.api.admin.get_message")
+        deadline = time.monotonic() + timeout
+        while True:
+            response = module.sync_detailed(message_id, client=self.client)
+            if response.status_code == 200 and response.parsed.totals.delivered:
+                return response.parsed
+            assert time.monotonic() < deadline, response.content
+            time.sleep(0.2)
+
     def model(self, model: str, /, **fields: Any) -> Any:
         return getattr(self.models, model)(**fields)
 
@@ -114,8 +127,8 @@ class Generated:
 def test_generated_client_drives_every_operation(
     client_package: ModuleType, pushgw_server: Server, mocks: Mocks
 ) -> None:
-    """All 27 operations (and the endpoint search) work through the generated
-    client, ARNs escaped by it."""
+    """All 27 operations (and the endpoint search and the five admin routes)
+    work through the generated client, ARNs escaped by it."""
     api = Generated(client_package, pushgw_server)
     done: set[str] = set()
 
@@ -217,7 +230,8 @@ def test_generated_client_drives_every_operation(
         {"kind": {"dataType": "String", "stringValue": "news"}}
     )
     body = api.model("PublishRequest", target_arn=endpoint_arn, message="direct")
-    assert 36 == len(call("publish", "publish", 200, body=body).message_id)
+    direct = call("publish", "publish", 200, body=body).message_id
+    assert 36 == len(direct)
     body = api.model(
         "PublishRequest", topic_arn=topic_arn, message="topic", message_attributes=news
     )
@@ -232,6 +246,20 @@ def test_generated_client_drives_every_operation(
     texts = json.dumps([m["payload"] for m in received])
     assert 3 == len(received), received
     assert all(word in texts for word in ("direct", "topic", "batch"))
+
+    # The admin routes (the ledger, the queue, replay), in the same document.
+    ledger = api.ledger_of(direct)
+    assert (direct, 1) == (ledger.message_id, ledger.totals.delivered)
+    queue = call("admin", "get_queue", 200)
+    assert 0 <= queue.totals.due
+    failed = call("admin", "list_deliveries", 200, reason="DeliveryFailedPerm", limit=9)
+    assert ([], None) == (failed.deliveries, failed.next_token)
+    body = api.model("ReplayDeadLettersRequest", since="0", limit=10)
+    replayed = call("admin", "replay_dead_letters", 200, body=body)
+    assert (0, 0) == (replayed.replayed, replayed.remaining)
+    stats = call("admin", "get_delivery_stats", 200, bucket_seconds=300)
+    assert 3 <= sum(b.delivered for b in stats.buckets if b.platform == "GCM")
+    done.add("get_message")
 
     # Errors parse into the Error model with SNS's codes.
     missing = topic_arn + "-missing"
@@ -262,5 +290,5 @@ def test_generated_client_drives_every_operation(
         for p in (Path(client_package.__file__).parent / "api").glob("*/*.py")
         if p.stem != "__init__"
     }
-    assert 27 + 1 == len(operations)
+    assert 27 + 1 + 5 == len(operations)
     assert operations == done

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from aiohttp import web
@@ -84,6 +85,10 @@ class FakeDaemon:
         r = app.router
         r.add_get("/v1/platform-applications", self.list_apps)
         r.add_get("/v1/platform-applications/{arn}/endpoints", self.list_endpoints)
+        r.add_get(
+            "/v1/platform-applications/{arn}/endpoints/search", self.list_endpoints
+        )
+        r.add_get("/v1/stats/deliveries", self.stats)
         r.add_get("/v1/platform-applications/{arn}", self.show_app)
         r.add_get("/v1/topics", self.list_topics)
         r.add_get("/v1/queue", self.queue)
@@ -99,7 +104,9 @@ class FakeDaemon:
         key = request.headers.get("Authorization", "").removeprefix("Bearer ")
         if key not in (ADMIN_KEY, PLAIN_KEY):
             return error(401, "Unauthorized", "Invalid bearer key")
-        ledger = request.path.startswith(("/v1/queue", "/v1/messages", "/v1/deliv"))
+        ledger = request.path.startswith(
+            ("/v1/queue", "/v1/messages", "/v1/deliv", "/v1/stats")
+        )
         if ledger and key != ADMIN_KEY:
             return error(403, "AccessDenied", "Key publisher is not an admin key")
         try:
@@ -149,6 +156,22 @@ class FakeDaemon:
                         "endpointArn": f"{PREFIX}endpoint/GCM/app0/e2",
                         "attributes": {"Enabled": "false", "Token": "short"},
                     },
+                ]
+            }
+        )
+
+    async def stats(self, request: web.Request) -> web.Response:
+        def bucket(start: str, platform: str, *counts: int) -> dict[str, Any]:
+            return {"start": start, "platform": platform} | dict(
+                zip(("delivered", "failed", "expired"), counts, strict=True)
+            )
+
+        return web.json_response(
+            {
+                "buckets": [
+                    bucket("2026-12-03T10:00:00.000Z", "APNS", 90, 9, 1),
+                    bucket("2026-12-03T10:00:00.000Z", "GCM", 5, 0, 0),
+                    bucket("2026-12-03T10:05:00.000Z", "APNS", 10, 0, 0),
                 ]
             }
         )
@@ -346,6 +369,35 @@ async def test_endpoint_table_shortens_tokens_and_escapes_control_characters(
     assert lines[1].startswith("true     " + "t" * 39 + "…  user\\n\\x1b[31mred  ")
     assert lines[2].split() == ["false", "short", "-", f"{PREFIX}endpoint/GCM/app0/e2"]
     assert "\x1b" not in result.out
+
+
+async def test_endpoints_list_with_a_filter_is_the_endpoint_search(daemon, cli) -> None:
+    result = await cli(
+        "endpoints", "list", APPS[0], "--token-prefix", "ab", "--custom-user-data", "u"
+    )
+
+    assert 0 == result.code
+    (path,) = daemon.paths()
+    assert (
+        path.startswith("/v1/platform-applications/") and "/endpoints/search?" in path
+    )
+    assert {"tokenPrefix": ["ab"], "customUserData": ["u"]} == parse_qs(
+        urlsplit(path).query
+    )
+    assert f"{PREFIX}endpoint/GCM/app0/e2" in result.out
+
+
+async def test_stats_sums_the_buckets_by_platform(daemon, cli) -> None:
+    result = await cli("stats", "--since", "2026-12-03T10:00:00Z", "--bucket", "300")
+    scripts = await cli("stats", "--json")
+
+    lines = result.out.splitlines()
+    assert "since 2026-12-03T10:00:00Z" == lines[0]
+    assert ["APNS", "100", "9", "1", "90.9", "%"] == lines[2].split()
+    assert ["GCM", "5", "0", "0", "100.0", "%"] == lines[3].split()
+    query = parse_qs(urlsplit(daemon.paths()[0]).query)
+    assert {"since": ["2026-12-03T10:00:00Z"], "bucketSeconds": ["300"]} == query
+    assert 3 == len(json.loads(scripts.out)["buckets"])
 
 
 async def test_an_empty_list_says_so(daemon, cli) -> None:
