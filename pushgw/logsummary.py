@@ -61,6 +61,10 @@ class RepeatedLog:
     def flush(self) -> None:
         """Summarise the windows older than the interval (and forget them)."""
         now = self.clock()
+        if self.dropped:
+            # More distinct failures than windows: say how many went unlogged.
+            self._emit("log_summary_full", unlogged=self.dropped, max_keys=MAX_KEYS)
+            self.dropped = 0
         for ident, window in list(self._windows.items()):
             if now - window.first_at < self.interval_s:
                 continue

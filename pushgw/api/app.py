@@ -120,17 +120,26 @@ async def access_log(
     request: web.Request,
     handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
 ) -> web.StreamResponse:
-    """`logging.access_log`: one line per request, after its answer."""
+    """`logging.access_log`: one line per request, after its answer (a
+    redirect the handlers raise, e.g. /console to /console/, too)."""
     started = time.perf_counter()
-    response = await handler(request)
-    log.info(
-        "http_request",
-        method=request.method,
-        path=request.path,
-        status=response.status,
-        duration_ms=round((time.perf_counter() - started) * 1000, 2),
-        remote=request.remote,
-    )
+
+    def line(status: int) -> None:
+        log.info(
+            "http_request",
+            method=request.method,
+            path=request.path,
+            status=status,
+            duration_ms=round((time.perf_counter() - started) * 1000, 2),
+            remote=request.remote,
+        )
+
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        line(exc.status)
+        raise
+    line(response.status)
     return response
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+import structlog
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
 from cryptography.hazmat.primitives import serialization
@@ -968,6 +969,36 @@ async def test_publish_fifo_member_of_wrong_type(api: Api) -> None:
 
     expected = "messageGroupId: expected string"
     assert expected == assert_error(status, body, 400, "ValidationError")
+
+
+# -- the access log -----------------------------------------------------------------
+async def test_access_log_has_one_line_per_request() -> None:
+    """`[logging] access_log = true`: one http_request line per request, with
+    its status (errors, unknown paths and redirects too) and request id; none
+    without it."""
+    service, _ = make_service()
+    on = config_from_mapping({**CONFIG, "logging": {"access_log": True}})
+    requests = (
+        ("GET", "/v1/topics", 200),
+        ("GET", "/v1/topics/arn:aws:sns:us-east-1:123456789012:x", 404),
+        ("GET", "/nowhere", 404),
+        ("GET", "/console", 308),
+    )
+    headers = {"Authorization": f"Bearer {ADMIN_KEY}", "X-Request-ID": "req-7"}
+    for config, expected in ((on, requests), (config_from_mapping(CONFIG), ())):
+        app = make_app(config=config, service=service)
+        async with TestClient(TestServer(app)) as client:
+            with structlog.testing.capture_logs() as logs:
+                for method, path, status in requests:
+                    response = await client.request(
+                        method, path, headers=headers, allow_redirects=False
+                    )
+                    assert status == response.status
+        lines = [e for e in logs if e["event"] == "http_request"]
+        assert [(m, p, s) for m, p, s in expected] == [
+            (e["method"], e["path"], e["status"]) for e in lines
+        ]
+        assert all(e["log_level"] == "info" and "duration_ms" in e for e in lines)
 
 
 # -- request ids --------------------------------------------------------------------

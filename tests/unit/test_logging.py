@@ -45,6 +45,24 @@ def test_repeated_failures_are_summarised() -> None:
     assert len(recorder.lines) == 4  # a new window starts with a line at once
 
 
+def test_failures_beyond_the_key_limit_are_counted_in_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("pushgw.logsummary.MAX_KEYS", 3)
+    recorder = Recorder()
+    summary = RepeatedLog(recorder, interval_s=10, clock=lambda: 0.0)
+    for n in range(8):
+        summary.note("delivery_failed", key=f"app-{n}", reason="503")
+
+    summary.flush()
+    summary.flush()
+
+    assert [line[1] for line in recorder.lines] == ["delivery_failed"] * 3 + [
+        "log_summary_full"
+    ]
+    assert {"unlogged": 5, "max_keys": 3} == recorder.lines[-1][2]
+
+
 SCRIPT = """
 import logging
 from pushgw import log as log_setup
