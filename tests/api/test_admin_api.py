@@ -203,8 +203,10 @@ async def test_message_shows_counts_and_totals(admin: Admin) -> None:
                     topic_arn=None,
                     target_arn=m.target_arn,
                     created_at=NOW,
-                    first_at=NOW + 1.5,
-                    last_at=NOW + 2,
+                    first_at=NOW + 1,
+                    last_at=NOW + 3,
+                    first_attempt_at=NOW + 1.5,
+                    last_attempt_at=NOW + 2,
                     counts={
                         ("GCM", "delivered", None): 7,
                         ("GCM", "failed", "InvalidPlatformToken"): 2,
