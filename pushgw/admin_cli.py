@@ -581,6 +581,8 @@ def cmd_messages_show(args: argparse.Namespace, client: Client) -> int:
                 ("Delivered", totals.get("delivered", 0)),
                 ("Failed", totals.get("failed", 0)),
                 ("Expired", totals.get("expired", 0)),
+                ("Pending", totals.get("pending", 0)),
+                ("Fan-out to go", fanout_text(answer.get("pendingFanout") or {})),
             ]
         )
     )
@@ -593,6 +595,17 @@ def cmd_messages_show(args: argparse.Namespace, client: Client) -> int:
         print()
         print(table(("PLATFORM", "STATUS", "FAILURE", "COUNT"), rows))
     return 0
+
+
+def fanout_text(fanout: dict[str, Any]) -> str:
+    """A topic fan-out not expanded yet: its chunks and the subscriptions they
+    still cover ("+": more than the daemon counted)."""
+    chunks = int(fanout.get("chunks") or 0)
+    if not chunks:
+        return "-"
+    more = "+" if fanout.get("more") else ""
+    subscriptions = int(fanout.get("subscriptions") or 0)
+    return f"{subscriptions}{more} subscriptions in {chunks} chunk(s)"
 
 
 _RELATIVE = re.compile(r"(\d+)([smhd])")

@@ -209,6 +209,9 @@ class LedgerConfig:
     # and most dead letters (failures); the oldest beyond go first.
     max_deliveries: Count = 200_000
     max_dead_letters: Count = 1_000_000
+    # Most messages whose counters are kept (GET /v1/messages/{id}); the least
+    # recently attempted beyond go first, with their counters.
+    max_messages: Count = 1_000_000
     # A record of every success, not only of sampled ones (SuccessFeedbackSampleRate):
     # a fan-out to a million devices then writes a million rows.
     record_successes: bool = False

@@ -6,14 +6,15 @@ every (message, endpoint) delivery that ended. It aggregates in memory, on the
 event loop and cheaply (a few dict updates per delivery):
 
 * per message, counts by platform, status and failure type, and the first and
-  last outcome times;
+  last send attempt times (`attempt`: a message still retrying has them);
 * per minute, counts by platform and status (the console's overview);
 * a delivery record per failure and per sampled success (`Finished.sampled`,
   SuccessFeedbackSampleRate; every success with `[ledger] record_successes`);
 * for each failed or expired delivery a *dead letter*: its record plus, once
   per message, what replay needs of the message.
 
-So a fan-out to a million devices adds counters, not a million rows. A task of
+So a fan-out to a million devices adds counters, not a million rows: its sends
+and outcomes widen one entry per message. A task of
 its own ("ledger-flush", supervised) writes what gathered about every second,
 as one `Store.record_ledger` transaction. While the store is unavailable the
 write is tried again (doubling back-off, as `Dispatcher.persist`); meanwhile
@@ -22,7 +23,7 @@ counters keep aggregating in their dicts, and delivery records wait up to
 shutdown the daemon drains the ledger (`drain`) before it closes the store.
 
 A second task ("ledger-prune", every PRUNE_S) applies the `[ledger]` retention:
-by age and by the two row caps, oldest first, a bounded number of rows per
+by age and by the row caps (records, dead letters, messages), oldest first, a bounded number of rows per
 transaction so a large prune never holds the store for long.
 
 Counters are added at least once: a flush whose commit was lost with the
@@ -70,12 +71,28 @@ DRAIN_S = 5.0  # shutdown waits this long for the last flush
 
 @dataclass(slots=True)
 class _Message:
-    """One message's outcomes since the last flush."""
+    """One message's attempts and outcomes since the last flush."""
 
     message: Message
-    first_at: float
-    last_at: float
+    first_at: float  # the earliest attempt or outcome
+    last_at: float  # the latest
     counts: collections.Counter[CountKey] = field(default_factory=collections.Counter)
+    first_attempt_at: float | None = None
+    last_attempt_at: float | None = None
+
+    def saw(self, at: float) -> None:
+        if at < self.first_at:
+            self.first_at = at
+        elif at > self.last_at:
+            self.last_at = at
+
+    def attempted(self, at: float) -> None:
+        self.saw(at)
+        first, last = self.first_attempt_at, self.last_attempt_at
+        if first is None or at < first:
+            self.first_attempt_at = at
+        if last is None or at > last:
+            self.last_attempt_at = at
 
 
 class Ledger:
@@ -112,25 +129,27 @@ class Ledger:
 
     # -- the observer (synchronous, per delivery) ------------------------------
     def attempt(self, attempt: Attempt) -> None:
-        return None
+        # Per send: one dict lookup and a few compares.
+        if attempt.message is not None:
+            self._entry(attempt.message, attempt.at).attempted(attempt.at)
+
+    def _entry(self, message: Message, at: float) -> _Message:
+        entry = self._messages.get(message.id)
+        if entry is None:
+            entry = self._messages[message.id] = _Message(message, at, at)
+        return entry
 
     def rescheduled(self, platform: str, reason: str) -> None:
         return None
 
     def finished(self, finished: Finished) -> None:
-        # Per delivery on the event loop: keep it to a few dict updates. The
-        # platform is the enum member (a str), made a plain str by `take`.
+        # Per delivery on the event loop: keep it to a few dict updates.
         message = finished.message
-        platform = finished.app.platform
+        platform = finished.platform
         status = finished.status
         at = finished.at
-        entry = self._messages.get(message.id)
-        if entry is None:
-            entry = self._messages[message.id] = _Message(message, at, at)
-        elif at < entry.first_at:
-            entry.first_at = at
-        elif at > entry.last_at:
-            entry.last_at = at
+        entry = self._entry(message, at)
+        entry.saw(at)
         entry.counts[(platform, status, finished.failure_type)] += 1
         self._rollup[(int(at // 60) * 60, platform, status)] += 1
         dead = status != "delivered"
@@ -149,9 +168,9 @@ class Ledger:
         self._rows.append(
             DeliveryRecord(
                 message_id=message.id,
-                endpoint_arn=finished.endpoint.arn,
-                app_arn=finished.app.arn,
-                platform=str(platform),
+                endpoint_arn=finished.endpoint_arn,
+                app_arn=finished.app_arn or "",
+                platform=platform,
                 status=status,
                 failure_type=finished.failure_type,
                 reason=finished.reason,
@@ -179,17 +198,13 @@ class Ledger:
                     created_at=entry.message.created_at,
                     first_at=entry.first_at,
                     last_at=entry.last_at,
-                    counts={
-                        (str(platform), status, failure): n
-                        for (platform, status, failure), n in entry.counts.items()
-                    },
+                    counts=dict(entry.counts),
+                    first_attempt_at=entry.first_attempt_at,
+                    last_attempt_at=entry.last_attempt_at,
                 )
                 for message_id, entry in self._messages.items()
             ],
-            rollup={
-                (minute, str(platform), status): n
-                for (minute, platform, status), n in self._rollup.items()
-            },
+            rollup=dict(self._rollup),
             deliveries=self._rows,
             dead_messages=list(self._dead.values()),
         )
@@ -279,6 +294,7 @@ class Ledger:
             rollup_before=now - min(config.retention_s, ROLLUP_KEEP_S),
             max_deliveries=config.max_deliveries,
             max_dead_letters=config.max_dead_letters,
+            max_messages=config.max_messages,
         )
 
     async def prune(self) -> int:

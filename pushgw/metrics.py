@@ -131,8 +131,9 @@ class DeliveryMetrics:
         )
         self.deliveries = Counter(
             "pushgw_deliveries",
-            "Deliveries of a message to an endpoint that ended: delivered, failed"
-            " or expired, with SNS's failure type (empty when delivered).",
+            "Deliveries of a message to an endpoint or HTTP subscriber that ended:"
+            " delivered, failed or expired, with the failure type (empty when"
+            " delivered).",
             ("platform", "status", "failure_type"),
             registry=registry,
         )
@@ -176,7 +177,7 @@ class DeliveryMetrics:
         child.inc()
 
     def finished(self, finished: Finished) -> None:
-        platform = finished.app.platform.value
+        platform = finished.platform
         key = (platform, finished.status, finished.failure_type or "")
         child = self._finished.get(key)
         if child is None:

@@ -5,7 +5,7 @@ console (README.md, "Delivery ledger and replay"). These routes are not SNS
 operations, so they are not in the operation table nor in /v1/openapi.json.
 
     GET  /v1/queue                 the backlog by state, kind and application
-    GET  /v1/messages/{messageId}  a message's outcome counts and pending jobs
+    GET  /v1/messages/{messageId}  a message's outcome and pending counts
     GET  /v1/deliveries            delivery records, newest first, keyset pages
     POST /v1/deliveries/replay     queue dead letters again (an audit line each)
     GET  /v1/stats/deliveries      the per-minute rollup, in buckets
@@ -39,6 +39,7 @@ from pushgw.store.ledger_model import (
     DeliveryRecord,
     LedgerStatus,
     MessageLedger,
+    PendingDeliveries,
     StatsRow,
 )
 
@@ -55,6 +56,10 @@ ADMIN_ROUTES: tuple[tuple[str, str], ...] = (
 PAGE_DEFAULT, PAGE_MAX = 100, 1000
 REPLAY_DEFAULT, REPLAY_MAX = 1000, 10_000
 STATS_WINDOW_S = 3600.0  # /v1/stats/deliveries without `since`
+# The jobs (and a fan-out chunk's subscriptions) a message's page reads at most,
+# so it costs the same for a message with a million deliveries queued.
+PENDING_READ = 10_000
+PENDING = "pending"  # the status of queued deliveries in a message's counts
 BACKLOG_STATES = ("due", "leased", "scheduled", "waiting_for_app")
 TOKEN_KIND = "deliveries"
 
@@ -160,10 +165,35 @@ def render_backlog(rows: Sequence[BacklogRow]) -> dict[str, Any]:
     }
 
 
-def render_message(ledger: MessageLedger) -> dict[str, Any]:
-    totals = dict.fromkeys(STATUSES, 0)
-    for count in ledger.counts:
-        totals[count.status] += count.count
+def render_message(
+    ledger: MessageLedger, pending: PendingDeliveries | None = None
+) -> dict[str, Any]:
+    """
+    A message's counts: its outcomes, and its deliveries still queued by
+    platform (status "pending"; platform null: not known, its endpoint gone or
+    past the PENDING_READ jobs whose platform is read). A topic fan-out not
+    done yet also has chunks not expanded (`pendingFanout`): the subscriptions
+    they still cover, counted up to PENDING_READ a chunk (`more` past that),
+    are deliveries to come at most and are not in the counts.
+    """
+    pending = pending or PendingDeliveries()
+    counts = [
+        {
+            "platform": c.platform,
+            "status": c.status,
+            "failureType": c.failure_type,
+            "count": c.count,
+        }
+        for c in ledger.counts
+    ]
+    counts += [
+        {"platform": platform, "status": PENDING, "failureType": None, "count": n}
+        for platform, n in _pending_by_platform(pending)
+    ]
+    totals = dict.fromkeys((*STATUSES, PENDING), 0)
+    for c in ledger.counts:
+        totals[c.status] += c.count
+    totals[PENDING] = pending.deliveries
     return {
         "messageId": ledger.message_id,
         "topicArn": ledger.topic_arn,
@@ -172,17 +202,24 @@ def render_message(ledger: MessageLedger) -> dict[str, Any]:
         "firstAttemptAt": _iso(ledger.first_attempt_at),
         "lastAttemptAt": _iso(ledger.last_attempt_at),
         "pendingJobs": ledger.pending_jobs,
-        "counts": [
-            {
-                "platform": c.platform,
-                "status": c.status,
-                "failureType": c.failure_type,
-                "count": c.count,
-            }
-            for c in ledger.counts
-        ],
+        "pendingFanout": {
+            "chunks": pending.chunks,
+            "subscriptions": pending.subscriptions,
+            "more": pending.subscriptions_more,
+        },
+        "counts": counts,
         "totals": totals,
     }
+
+
+def _pending_by_platform(pending: PendingDeliveries) -> list[tuple[str | None, int]]:
+    """Platforms in name order; the ones not known (None) last, with the
+    deliveries whose platform was not read."""
+    known: list[tuple[str | None, int]] = sorted(
+        (p, n) for p, n in pending.by_platform.items() if p is not None
+    )
+    unknown = pending.by_platform.get(None, 0) + pending.uncounted
+    return [*known, (None, unknown)] if unknown else known
 
 
 def render_delivery(d: DeliveryRecord) -> dict[str, Any]:
@@ -309,7 +346,10 @@ def add_admin_routes(
         ledger = await store.get_message_ledger(message_id)
         if ledger is None:
             raise NotFoundApiError(f"Message {message_id} is not in the ledger")
-        return web.json_response(render_message(ledger))
+        pending = None
+        if ledger.pending_jobs:
+            pending = await store.pending_deliveries(message_id, limit=PENDING_READ)
+        return web.json_response(render_message(ledger, pending))
 
     async def deliveries(request: web.Request) -> web.Response:
         admin(request, "ListDeliveries")

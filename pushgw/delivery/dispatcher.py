@@ -511,7 +511,7 @@ class Dispatcher:
                 attempt, "DeliveryFailedPerm", f"no payload for {app.platform.value}"
             )
         async with gate.semaphore:
-            result = await self._send(app, endpoint, rendered)
+            result = await self._send(attempt, rendered)
         if result is None:  # our adapter code failed: permanent, never the breaker
             return await self._fail(
                 attempt, "DeliveryFailedPerm", "the request could not be built"
@@ -520,14 +520,15 @@ class Dispatcher:
         return await self._act(attempt, result)
 
     async def _send(
-        self, app: PlatformApplication, endpoint: Endpoint, rendered: RenderedMessage
+        self, attempt: _Attempt, rendered: RenderedMessage
     ) -> SendResult | None:
         """The provider's answer; None when our own adapter code raised."""
+        app, endpoint = attempt.app, attempt.endpoint
         try:
             provider = await self.providers.get(app)
         except ProviderSetupError as exc:
             return SendResult(Outcome.BAD_CREDENTIALS, f"provider setup: {exc}")
-        started = time.perf_counter()
+        sent_at, started = self.clock(), time.perf_counter()
         try:
             # Provider.send maps transport errors to RETRY itself: whatever
             # it raises is a bug in our adapter code.
@@ -535,21 +536,29 @@ class Dispatcher:
         except Exception:
             self.stats["adapter_errors"] += 1
             log.exception("adapter_error", app=app.arn, device=redact(endpoint.token))
-            self.observer.attempt(
-                Attempt(
-                    app.platform.value, "error", None, time.perf_counter() - started
-                )
-            )
+            self._attempted(attempt, "error", None, sent_at, started)
             return None
+        self._attempted(attempt, result.outcome.value, result.status, sent_at, started)
+        return result
+
+    def _attempted(
+        self,
+        attempt: _Attempt,
+        outcome: str,
+        status: int | None,
+        sent_at: float,
+        started: float,
+    ) -> None:
         self.observer.attempt(
             Attempt(
-                app.platform.value,
-                result.outcome.value,
-                result.status,
+                attempt.app.platform.value,
+                outcome,
+                status,
                 time.perf_counter() - started,
+                message=attempt.message,
+                at=sent_at,
             )
         )
-        return result
 
     async def _act(self, attempt: _Attempt, result: SendResult) -> Decision:
         app, endpoint = attempt.app, attempt.endpoint
@@ -621,8 +630,9 @@ class Dispatcher:
         self.observer.finished(
             Finished(
                 message=attempt.message,
-                app=attempt.app,
-                endpoint=attempt.endpoint,
+                platform=attempt.app.platform.value,
+                endpoint_arn=attempt.endpoint.arn,
+                app_arn=attempt.app.arn,
                 status="expired" if expired(failure_type) else "failed",
                 failure_type=failure_type,
                 reason=failure_message,
@@ -675,8 +685,9 @@ class Dispatcher:
         self.observer.finished(
             Finished(
                 message=attempt.message,
-                app=attempt.app,
-                endpoint=attempt.endpoint,
+                platform=attempt.app.platform.value,
+                endpoint_arn=attempt.endpoint.arn,
+                app_arn=attempt.app.arn,
                 status="delivered",
                 failure_type=None,
                 reason=result.reason,

@@ -36,7 +36,13 @@ import aiohttp
 
 from pushgw import netguard
 from pushgw.delivery.decision import DONE, Decision, RetryAt
-from pushgw.delivery.observe import Attempt, DeliveryObserver, Observers
+from pushgw.delivery.observe import (
+    HTTP_POLICY_SPENT,
+    Attempt,
+    DeliveryObserver,
+    Finished,
+    Observers,
+)
 from pushgw.log import get_logger
 from pushgw.logsummary import RepeatedLog
 from pushgw.model import DeliveryJob, Message, Subscription, Topic
@@ -133,7 +139,12 @@ class HttpSender:
                 await asyncio.sleep(wait)
             request = self._notification(sub, topic, message, policy.content_type)
             return await self._post(
-                sub.endpoint_arn, request, policy, job, subscription=sub.arn
+                sub.endpoint_arn,
+                request,
+                policy,
+                job,
+                subscription=sub.arn,
+                message=message,
             )
         finally:
             self._in_flight[sub.arn] -= 1
@@ -218,9 +229,12 @@ class HttpSender:
         job: DeliveryJob,
         *,
         subscription: str,
+        message: Message | None = None,
     ) -> Decision:
+        """One POST. `message`: the notification's (None for a control
+        document: its attempts count, its outcome is no message's delivery)."""
         failures = job.attempts + 1  # this attempt included
-        started = time.perf_counter()
+        sent = _Sent(url, subscription, message, self.clock(), time.perf_counter())
         status: int | None = None
         try:
             async with self.session.post(
@@ -233,14 +247,15 @@ class HttpSender:
                 status = resp.status
             if 200 <= status < 300:
                 self.stats["http_delivered"] += 1
-                self._observe(url, "delivered", status, started)
+                self._observe(sent, "delivered", status)
+                self._finished(sent, status, f"HTTP {status}", failures)
                 return DONE
             reason = f"HTTP {status}"
         except HTTP_TRANSPORT_ERRORS as exc:
             reason = f"{type(exc).__name__}: {exc}"[:300]
         except TimeoutError:
             reason = f"no answer within {self.settings.timeout_s:g} s"
-        self._observe(url, "retry", status, started)
+        self._observe(sent, "retry", status)
         delay = policy.retry_delay(failures)
         if delay is None:
             self.stats["http_failed"] += 1
@@ -252,20 +267,48 @@ class HttpSender:
                 attempts=failures,
                 detail=reason,
             )
+            self._finished(sent, status, reason, failures, HTTP_POLICY_SPENT)
             return DONE
         self.stats["http_retries_scheduled"] += 1
         self.observer.rescheduled(url.partition(":")[0].lower(), reason)
         return RetryAt(self.clock() + delay, reason)
 
-    def _observe(
-        self, url: str, outcome: str, status: int | None, started: float
-    ) -> None:
+    def _observe(self, sent: _Sent, outcome: str, status: int | None) -> None:
         self.observer.attempt(
             Attempt(
-                url.partition(":")[0].lower(),
+                sent.platform,
                 outcome,
                 status,
-                time.perf_counter() - started,
+                time.perf_counter() - sent.started,
+                message=sent.message,
+                at=sent.at,
+            )
+        )
+
+    def _finished(
+        self,
+        sent: _Sent,
+        status: int | None,
+        reason: str,
+        attempts: int,
+        failure_type: str | None = None,
+    ) -> None:
+        """A notification's final outcome: counted, and a failure recorded (a
+        dead letter that replay queues again as an http job)."""
+        if sent.message is None:
+            return
+        self.observer.finished(
+            Finished(
+                message=sent.message,
+                platform=sent.platform,
+                endpoint_arn=sent.subscription,
+                app_arn=None,
+                status="failed" if failure_type else "delivered",
+                failure_type=failure_type,
+                reason=reason,
+                provider_status=status,
+                attempts=attempts,
+                at=self.clock(),
             )
         )
 
@@ -322,6 +365,22 @@ class HttpSender:
         if len(self._topics) > 4096:
             self._topics.clear()
         return topic
+
+
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    """One POST in flight: what its attempt and outcome are reported with."""
+
+    url: str
+    subscription: str  # the subscription's ARN
+    message: Message | None  # None: a control document
+    at: float  # epoch seconds, when the POST began
+    started: float  # perf_counter then
+
+    @property
+    def platform(self) -> str:
+        """The attempts' and outcomes' platform label: "http" or "https"."""
+        return self.url.partition(":")[0].lower()
 
 
 def _signature_version(topic: Topic | None) -> str:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from pushgw.model import Endpoint, Message, PlatformApplication
+from pushgw.model import Message
 
 # How one endpoint's delivery of one message ended.
 FinalStatus = Literal["delivered", "failed", "expired"]
@@ -29,18 +29,26 @@ class Attempt:
     outcome: str  # Outcome value, or "error" when our adapter code raised
     status: int | None  # the provider's HTTP status, when there was one
     latency_s: float  # the send itself, request to classified answer
+    # The message sent and when the send began (epoch seconds), for the
+    # ledger's first and last attempt times; None for a send that delivers no
+    # message (an HTTP subscription's confirmation documents).
+    message: Message | None = None
+    at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
 class Finished:
-    """A (message, endpoint) delivery that needs nothing more."""
+    """A (message, endpoint) delivery that needs nothing more: to a platform
+    endpoint, or to an HTTP/HTTPS subscription."""
 
     message: Message
-    app: PlatformApplication
-    endpoint: Endpoint
+    platform: str  # Platform value, or "http" / "https" (as `Attempt.platform`)
+    endpoint_arn: str  # the endpoint, or the HTTP subscription's ARN
+    app_arn: str | None  # the endpoint's application; None for a subscription
     status: FinalStatus
     # SNS's FailureType for failed/expired ones (InvalidPlatformToken,
-    # DeliveryFailedPerm, EndpointDisabled, NotificationTTLExpired), else None.
+    # DeliveryFailedPerm, EndpointDisabled, NotificationTTLExpired; for HTTP
+    # subscriptions DeliveryPolicyExhausted), else None.
     failure_type: str | None
     reason: str  # the provider's words or ours
     provider_status: int | None
@@ -80,3 +88,8 @@ class Observers:
 
 def expired(failure_type: str) -> bool:
     return failure_type == "NotificationTTLExpired"
+
+
+# An HTTP/HTTPS subscription's delivery dropped once its delivery policy's
+# retries are spent (SNS drops it too).
+HTTP_POLICY_SPENT = "DeliveryPolicyExhausted"

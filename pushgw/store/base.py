@@ -42,6 +42,7 @@ from pushgw.store.ledger_model import (
     LedgerBatch,
     LedgerRetention,
     MessageLedger,
+    PendingDeliveries,
     ReplayResult,
     StatsRow,
 )
@@ -141,6 +142,24 @@ def prefix_upper_bound(prefix: str) -> str | None:
         if last <= 0x10FFFF:
             return "".join(chars) + chr(last)
     return None
+
+
+def replay_job(record: DeliveryRecord, now: float) -> NewJob:
+    """The job that delivers a dead letter again, due now."""
+    if record.subscription:
+        return NewJob("http", subscription_arn=record.endpoint_arn, next_attempt_at=now)
+    return NewJob("endpoint", endpoint_arn=record.endpoint_arn, next_attempt_at=now)
+
+
+def chunk_left(counted: int, chunk: DeliveryJob, limit: int) -> tuple[int, bool]:
+    """
+    The subscriptions a topic chunk has still to reach, from `counted`: those
+    in its range (cursor, range_hi], read up to `limit` + 1. Those finished
+    above the cursor are not left; True when the range has more than `limit`.
+    """
+    if counted > limit:
+        return limit, True
+    return max(0, counted - len(chunk.done)), False
 
 
 # The last_error of a job that waits for its application (disabled, or paused
@@ -318,8 +337,8 @@ class Store(Protocol):
     # -- delivery ledger -------------------------------------------------------
     async def record_ledger(self, batch: LedgerBatch) -> None:
         """
-        One ledger flush in one transaction: add the message counters (first
-        and last outcome times widened) and the rollup counters to what is
+        One ledger flush in one transaction: add the message counters (their
+        first and last seen and attempt times widened) and the rollup counters to what is
         stored, insert the delivery records, and keep each dead letter's
         message once (a message already kept is left as it is).
         """
@@ -328,6 +347,17 @@ class Store(Protocol):
         """
         The message's counters and its jobs still queued; a message queued but
         with no outcome yet has empty counts. None when neither is known.
+        """
+
+    async def pending_deliveries(
+        self, message_id: str, *, limit: int
+    ) -> PendingDeliveries:
+        """
+        What of the message is still queued (`PendingDeliveries`), from its
+        jobs alone: its endpoint and http jobs (their platforms read for at
+        most `limit` of them) and its topic chunks with the subscriptions each
+        still covers (counted up to `limit` per chunk). Empty when the message
+        has no jobs left.
         """
 
     async def list_deliveries(
@@ -347,8 +377,9 @@ class Store(Protocol):
     ) -> ReplayResult:
         """
         Queue again up to `limit` dead letters `where` selects that were not
-        replayed yet (oldest first), in one transaction: each becomes an
-        endpoint job (due now) of its message id and is marked replayed at
+        replayed yet (oldest first), in one transaction: each becomes a job
+        (due now) of its message id, an endpoint job or for an HTTP/HTTPS
+        subscription's record an http job (`replay_job`), and is marked replayed at
         `now`. A message still queued gets the jobs (its TTL unchanged); one
         that is gone is stored again from the dead letter's copy with
         `created_at = now`, so its TTL counts from the replay.
@@ -358,7 +389,8 @@ class Store(Protocol):
         """
         Drop what `retention` does not keep, oldest first: records finished
         and message counters last touched before `retention.before`, rollup
-        buckets before `rollup_before`, records beyond the two caps, and
+        buckets before `rollup_before`, records beyond the two caps, message
+        counters beyond `max_messages` (least recently touched first), and
         dead-letter messages no record needs. At most `limit` rows of each
         kind per call; returns how many rows went (call again while it is
         `limit` or more).

@@ -7,7 +7,8 @@ counters, the per-minute rollup, delivery records and dead letters.
 * A delivery record is kept for every failure and every sampled success. A
   failed or expired one is a *dead letter*: the message it belongs to is kept
   once (`LedgerBatch.dead_messages`), so `replay_dead_letters` can queue it
-  again as an endpoint job of the same message id.
+  again as a job of the same message id: an endpoint job, or for an HTTP/HTTPS
+  subscription's record (no application) an http job of that subscription.
 """
 
 from __future__ import annotations
@@ -32,9 +33,9 @@ class DeliveryRecord:
     """One (message, endpoint) delivery that ended; `id` is the store's."""
 
     message_id: str
-    endpoint_arn: str
-    app_arn: str
-    platform: str
+    endpoint_arn: str  # the endpoint, or the HTTP/HTTPS subscription's ARN
+    app_arn: str  # "" for an HTTP/HTTPS subscription (it has no application)
+    platform: str  # Platform value, or "http" / "https"
     status: LedgerStatus
     failure_type: str | None
     reason: str
@@ -49,6 +50,11 @@ class DeliveryRecord:
         """Failed or expired: kept with its message, so it can be replayed."""
         return self.status != "delivered"
 
+    @property
+    def subscription(self) -> bool:
+        """A delivery to an HTTP/HTTPS subscription, not to a platform endpoint."""
+        return not self.app_arn
+
 
 @dataclass(frozen=True, slots=True)
 class MessageCounts:
@@ -58,9 +64,13 @@ class MessageCounts:
     topic_arn: str | None
     target_arn: str | None
     created_at: float
-    first_at: float  # earliest outcome in the batch
-    last_at: float  # latest outcome in the batch
+    first_at: float  # earliest attempt or outcome in the batch
+    last_at: float  # latest attempt or outcome in the batch (retention's clock)
     counts: Mapping[CountKey, int]
+    # Sends made in the batch (None: none, e.g. only outcomes decided without
+    # a send, such as a TTL that ran out in the queue).
+    first_attempt_at: float | None = None
+    last_attempt_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,10 +103,42 @@ class MessageLedger:
     topic_arn: str | None
     target_arn: str | None
     created_at: float
-    first_attempt_at: float | None  # None: no delivery has ended yet
-    last_attempt_at: float | None
+    first_attempt_at: float | None  # the first send; None: none made yet
+    last_attempt_at: float | None  # the latest send
     pending_jobs: int  # jobs of the message still queued (0 once done)
     counts: list[OutcomeCount]
+
+
+@dataclass(frozen=True, slots=True)
+class PendingDeliveries:
+    """
+    What of one message is still queued (`pending_deliveries`), read from its
+    jobs alone, so bounded for a message of any size.
+
+    `deliveries` is exact: every endpoint and http job of the message. The
+    platforms (an endpoint's application's, or "http"/"https") are those of
+    the jobs read, at most the store's `limit`; None is a platform not known
+    (the endpoint or subscription is gone). Jobs beyond the limit count in
+    `deliveries` only.
+
+    A topic publish whose fan-out is not done also has topic chunks: each
+    covers a range of the topic's subscriptions not reached yet. Those are
+    counted up to `limit` per chunk (`subscriptions_more` when a chunk has
+    more), and are an upper bound of the deliveries to come: filter policies,
+    pending subscriptions and deleted endpoints are only judged when the chunk
+    runs.
+    """
+
+    deliveries: int = 0
+    by_platform: Mapping[str | None, int] = field(default_factory=dict)
+    chunks: int = 0
+    subscriptions: int = 0
+    subscriptions_more: bool = False
+
+    @property
+    def uncounted(self) -> int:
+        """Queued deliveries whose platform was not read (beyond the limit)."""
+        return self.deliveries - sum(self.by_platform.values())
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +182,7 @@ class LedgerRetention:
     rollup_before: float  # rollup buckets starting before: gone
     max_deliveries: int  # delivery records that are not dead letters
     max_dead_letters: int  # dead letters
+    max_messages: int = 1_000_000  # message counters (the least recent go)
 
 
 def replayed_message(kept: Message, now: float) -> Message:

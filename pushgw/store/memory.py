@@ -35,7 +35,9 @@ from pushgw.store.base import (
     Page,
     TargetCheck,
     TokenPage,
+    chunk_left,
     prefix_upper_bound,
+    replay_job,
 )
 from pushgw.store.ledger_model import (
     CountKey,
@@ -45,6 +47,7 @@ from pushgw.store.ledger_model import (
     LedgerRetention,
     MessageLedger,
     OutcomeCount,
+    PendingDeliveries,
     ReplayResult,
     RollupKey,
     StatsRow,
@@ -72,8 +75,18 @@ class _LedgerEntry:
     topic_arn: str | None
     target_arn: str | None
     created_at: float
-    first_at: float
+    first_at: float  # first and last seen (an attempt or an outcome)
     last_at: float
+    first_attempt_at: float | None
+    last_attempt_at: float | None
+
+
+def _earlier(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else min(a, b)
+
+
+def _later(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else max(a, b)
 
 
 def _selects(where: DeliveryFilter, d: DeliveryRecord) -> bool:
@@ -374,11 +387,21 @@ class InMemoryStore:
             entry = self.ledger_messages.get(m.message_id)
             if entry is None:
                 self.ledger_messages[m.message_id] = _LedgerEntry(
-                    m.topic_arn, m.target_arn, m.created_at, m.first_at, m.last_at
+                    m.topic_arn,
+                    m.target_arn,
+                    m.created_at,
+                    m.first_at,
+                    m.last_at,
+                    m.first_attempt_at,
+                    m.last_attempt_at,
                 )
             else:
                 entry.first_at = min(entry.first_at, m.first_at)
                 entry.last_at = max(entry.last_at, m.last_at)
+                entry.first_attempt_at = _earlier(
+                    entry.first_attempt_at, m.first_attempt_at
+                )
+                entry.last_attempt_at = _later(entry.last_attempt_at, m.last_attempt_at)
             self.ledger_counts.setdefault(m.message_id, collections.Counter()).update(
                 m.counts
             )
@@ -412,8 +435,8 @@ class InMemoryStore:
             topic_arn=entry.topic_arn,
             target_arn=entry.target_arn,
             created_at=entry.created_at,
-            first_attempt_at=entry.first_at,
-            last_attempt_at=entry.last_at,
+            first_attempt_at=entry.first_attempt_at,
+            last_attempt_at=entry.last_attempt_at,
             pending_jobs=pending,
             counts=[
                 OutcomeCount(platform, status, failure, n)  # type: ignore[arg-type]
@@ -456,20 +479,17 @@ class InMemoryStore:
             )
 
         chosen = [d for d in self.deliveries.values() if replayable(d)][:limit]
-        endpoints: dict[str, list[str]] = collections.defaultdict(list)
+        jobs: dict[str, list[NewJob]] = collections.defaultdict(list)
         for d in chosen:
             self.deliveries[d.id] = dataclasses.replace(d, replayed_at=now)
-            endpoints[d.message_id].append(d.endpoint_arn)
+            jobs[d.message_id].append(replay_job(d, now))
         messages = []
-        for message_id, arns in endpoints.items():
+        for message_id, new in jobs.items():
             message = self.messages.get(message_id)
             if message is None:
                 message = replayed_message(self.dead_messages[message_id], now)
                 self.messages[message_id] = message
-            await self.add_jobs(
-                message_id,
-                [NewJob("endpoint", endpoint_arn=a, next_attempt_at=now) for a in arns],
-            )
+            await self.add_jobs(message_id, new)
             messages.append(message)
         remaining = sum(1 for d in self.deliveries.values() if replayable(d))
         return ReplayResult(len(chosen), remaining, messages)
@@ -496,11 +516,10 @@ class InMemoryStore:
         unneeded = [m for m in touched if m in self.dead_messages and m not in needed]
         for message_id in unneeded:
             del self.dead_messages[message_id]
-        old = sorted(
-            (e.last_at, m)
-            for m, e in self.ledger_messages.items()
-            if e.last_at < retention.before
-        )[:limit]
+        by_age = sorted((e.last_at, m) for m, e in self.ledger_messages.items())
+        old = [k for k in by_age if k[0] < retention.before][:limit]
+        kept = by_age[len(old) :]
+        old += kept[: max(0, len(kept) - retention.max_messages)][:limit]
         for _, message_id in old:
             del self.ledger_messages[message_id]
             self.ledger_counts.pop(message_id, None)
@@ -757,6 +776,45 @@ class InMemoryStore:
             BacklogRow(state=k[0], kind=k[1], app_arn=k[2], platform=k[3], jobs=n)  # type: ignore[arg-type]
             for k, n in counts.items()
         ]
+
+    async def pending_deliveries(
+        self, message_id: str, *, limit: int
+    ) -> PendingDeliveries:
+        if message_id not in self.messages:
+            return PendingDeliveries()
+        jobs = [j for j in self.jobs.values() if j.message_id == message_id]
+        chunks = [j for j in jobs if j.kind == "topic"]
+        deliveries = [j for j in jobs if j.kind != "topic"]
+        # As the SQL backends: the platforms of at most `limit` jobs are read.
+        platforms = collections.Counter(
+            self._platform_of(j) for j in deliveries[:limit]
+        )
+        covered, more = 0, False
+        for chunk in chunks:
+            counted = sum(
+                1
+                for s in self.subs.values()
+                if s.topic_arn == chunk.topic_arn
+                and chunk.cursor < s.seq <= (chunk.range_hi or 0)
+            )
+            left, beyond = chunk_left(min(counted, limit + 1), chunk, limit)
+            covered, more = covered + left, more or beyond
+        return PendingDeliveries(
+            deliveries=self.pending.get(message_id, 0) - len(chunks),
+            by_platform=dict(platforms),
+            chunks=len(chunks),
+            subscriptions=covered,
+            subscriptions_more=more,
+        )
+
+    def _platform_of(self, job: DeliveryJob) -> str | None:
+        """An endpoint job's application platform, an http job's protocol."""
+        if job.kind == "http":
+            sub = self.subs.get(job.subscription_arn or "")
+            return sub.protocol if sub else None
+        found = self.endpoints.get(job.endpoint_arn or "")
+        app = self.apps.get(found[1].app_arn) if found else None
+        return app[1].platform.value if app else None
 
     async def job_counts(self) -> dict[str, int]:
         import time

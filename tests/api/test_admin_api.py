@@ -16,7 +16,13 @@ from pushgw.api.app import make_app
 from pushgw.arn import ArnBuilder
 from pushgw.config import config_from_mapping
 from pushgw.errors import InvalidParameterError
-from pushgw.model import Endpoint, Message, Platform, PlatformApplication
+from pushgw.model import (
+    Endpoint,
+    Message,
+    Platform,
+    PlatformApplication,
+    Subscription,
+)
 from pushgw.service import Service
 from pushgw.store.base import NewJob
 from pushgw.store.ledger_model import DeliveryRecord, LedgerBatch, MessageCounts
@@ -47,6 +53,23 @@ def message(n: int) -> Message:
     return Message(
         id=f"m-{n}", body=f"body {n}", target_arn=endpoint_arn(n), created_at=NOW
     )
+
+
+async def add_endpoints(store: InMemoryStore, *numbers: int) -> None:
+    """The GCM application APP_ARN with the endpoints `endpoint_arn(n)`."""
+    await store.put_app(
+        PlatformApplication(
+            arn=APP_ARN,
+            name="droid",
+            platform=Platform.GCM,
+            principal="",
+            credential="k",
+        )
+    )
+    for n in numbers:
+        await store.insert_endpoint(
+            Endpoint(arn=endpoint_arn(n), app_arn=APP_ARN, token=f"t{n}")
+        )
 
 
 def record(n: int, status: str = "failed", **kw: Any) -> DeliveryRecord:
@@ -146,18 +169,7 @@ async def test_admin_routes_need_an_admin_key(admin: Admin) -> None:
 
 async def test_queue_reports_the_backlog_by_state(admin: Admin) -> None:
     store = admin.store
-    await store.put_app(
-        PlatformApplication(
-            arn=APP_ARN,
-            name="droid",
-            platform=Platform.GCM,
-            principal="",
-            credential="k",
-        )
-    )
-    await store.insert_endpoint(
-        Endpoint(arn=endpoint_arn(1), app_arn=APP_ARN, token="t")
-    )
+    await add_endpoints(store, 1)
     await store.enqueue(
         message(1),
         [
@@ -203,8 +215,10 @@ async def test_message_shows_counts_and_totals(admin: Admin) -> None:
                     topic_arn=None,
                     target_arn=m.target_arn,
                     created_at=NOW,
-                    first_at=NOW + 1.5,
-                    last_at=NOW + 2,
+                    first_at=NOW + 1,
+                    last_at=NOW + 3,
+                    first_attempt_at=NOW + 1.5,
+                    last_attempt_at=NOW + 2,
                     counts={
                         ("GCM", "delivered", None): 7,
                         ("GCM", "failed", "InvalidPlatformToken"): 2,
@@ -226,6 +240,7 @@ async def test_message_shows_counts_and_totals(admin: Admin) -> None:
         "firstAttemptAt": "2023-11-14T22:14:01.500Z",
         "lastAttemptAt": "2023-11-14T22:14:02.000Z",
         "pendingJobs": 0,
+        "pendingFanout": {"chunks": 0, "subscriptions": 0, "more": False},
         "counts": [
             {"platform": "GCM", "status": "delivered", "failureType": None, "count": 7},
             {
@@ -241,7 +256,7 @@ async def test_message_shows_counts_and_totals(admin: Admin) -> None:
                 "count": 2,
             },
         ],
-        "totals": {"delivered": 7, "failed": 3, "expired": 0},
+        "totals": {"delivered": 7, "failed": 3, "expired": 0, "pending": 0},
     } == got
 
 
@@ -250,7 +265,68 @@ async def test_a_queued_message_has_pending_jobs_and_no_attempt(admin: Admin) ->
 
     got = await admin.ok("GET", "/v1/messages/m-3")
 
-    assert (1, None, []) == (got["pendingJobs"], got["firstAttemptAt"], got["counts"])
+    assert (1, None) == (got["pendingJobs"], got["firstAttemptAt"])
+    pending = {"platform": None, "status": "pending", "failureType": None, "count": 1}
+    assert [pending] == got["counts"]  # the endpoint "e" does not exist
+    assert 1 == got["totals"]["pending"]
+
+
+async def test_message_counts_pending_deliveries_by_platform(
+    admin: Admin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A message still queued: its deliveries pending by platform next to its
+    outcomes, in totals.pending, and its fan-out not expanded yet; past the
+    jobs read (PENDING_READ) the platform is not known (null)."""
+    store = admin.store
+    await add_endpoints(store, 1, 2)
+    topic = "arn:aws:sns:us-east-1:123456789012:t"
+    for n in (1, 2):
+        await store.insert_subscription(
+            Subscription(arn=f"{topic}:{n}", topic_arn=topic, endpoint_arn=f"e{n}")
+        )
+    await store.enqueue(
+        message(1),
+        [
+            *(NewJob("endpoint", endpoint_arn=endpoint_arn(n)) for n in (1, 2)),
+            NewJob("topic", topic_arn=topic, next_attempt_at=NOW + 999),
+        ],
+    )
+    await store.record_ledger(
+        LedgerBatch(
+            messages=[
+                MessageCounts(
+                    message_id="m-1",
+                    topic_arn=None,
+                    target_arn=None,
+                    created_at=NOW,
+                    first_at=NOW + 1,
+                    last_at=NOW + 1,
+                    first_attempt_at=NOW + 1,
+                    last_attempt_at=NOW + 1,
+                    counts={},
+                )
+            ]
+        )
+    )
+
+    got = await admin.ok("GET", "/v1/messages/m-1")
+    monkeypatch.setattr("pushgw.api.admin_api.PENDING_READ", 1)
+    capped = await admin.ok("GET", "/v1/messages/m-1")
+
+    assert (3, "2023-11-14T22:14:01.000Z") == (
+        got["pendingJobs"],
+        got["firstAttemptAt"],
+    )
+    assert [
+        {"platform": "GCM", "status": "pending", "failureType": None, "count": 2}
+    ] == got["counts"]
+    assert {"delivered": 0, "failed": 0, "expired": 0, "pending": 2} == got["totals"]
+    assert {"chunks": 1, "subscriptions": 2, "more": False} == got["pendingFanout"]
+    assert [("GCM", 1), (None, 1)] == [
+        (c["platform"], c["count"]) for c in capped["counts"]
+    ]
+    assert 2 == capped["totals"]["pending"]
+    assert {"chunks": 1, "subscriptions": 1, "more": True} == capped["pendingFanout"]
 
 
 async def fill(admin: Admin) -> None:

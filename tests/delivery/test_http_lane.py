@@ -15,20 +15,26 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from pushgw.arn import ArnBuilder
-from pushgw.config import DeliveryConfig
+from pushgw.config import DeliveryConfig, LedgerConfig
 from pushgw.delivery.dispatcher import Dispatcher
 from pushgw.delivery.http import HttpSender, HttpSenderSettings
+from pushgw.delivery.observe import Observers
 from pushgw.delivery.providers import ProviderPool
+from pushgw.ledger import Ledger
+from pushgw.metrics import DeliveryMetrics
 from pushgw.netguard import check_subscriber_url
 from pushgw.providers.fake import FakeProvider
 from pushgw.service import Service
 from pushgw.service.types import MessageAttributeInput, PublishInput
 from pushgw.sns.http_messages import SigningKey, verify
+from pushgw.store.ledger_model import DeliveryFilter
 from pushgw.store.memory import InMemoryStore
 from tests.delivery.test_dispatcher import fake_factory
 from tests.e2e.harness import ROOT
+from tests.unit.test_metrics import scraped
 
 
 @dataclass
@@ -94,6 +100,20 @@ class Rig:
 
 
 STATUS_TOPIC = "arn:aws:sns:us-east-1:123456789012:delivery-status"
+
+
+def retries_1s_apart(retries: int) -> str:
+    """A subscription's DeliveryPolicy: `retries` retries, 1 s apart."""
+    return json.dumps(
+        {
+            "healthyRetryPolicy": {
+                "minDelayTarget": 1,
+                "maxDelayTarget": 1,
+                "numRetries": retries,
+                "backoffFunction": "linear",
+            }
+        }
+    )
 
 
 @pytest.fixture(name="rig")
@@ -213,15 +233,7 @@ async def test_pending_subscription_receives_nothing(rig: Rig) -> None:
 async def test_failures_follow_the_delivery_policy_then_stop(rig: Rig) -> None:
     """2 retries 1 s apart, then SNS drops the message: 3 attempts in all."""
     topic = await rig.service.create_topic(name="retry", attributes=None, tags=None)
-    policy = {
-        "healthyRetryPolicy": {
-            "minDelayTarget": 1,
-            "maxDelayTarget": 1,
-            "numRetries": 2,
-            "backoffFunction": "linear",
-        }
-    }
-    await rig.confirmed(topic, "/flaky", DeliveryPolicy=json.dumps(policy))
+    await rig.confirmed(topic, "/flaky", DeliveryPolicy=retries_1s_apart(2))
     rig.hook.status = 500
     await rig.service.publish(PublishInput(message="m", topic_arn=topic))
     await rig.wait(lambda: len(rig.hook.of("/flaky", "Notification")) == 3, 10)
@@ -297,3 +309,69 @@ async def test_delivery_status_records_reach_the_status_topic(rig: Rig) -> None:
     assert record["status"] == "FAILURE"
     assert record["delivery"]["destination"] == endpoint
     assert "unregistered-1" not in json.dumps(record)  # the token is redacted
+
+
+async def test_http_outcomes_reach_the_ledger_and_metrics_and_replay(
+    rig: Rig,
+) -> None:
+    """A notification delivered and one dropped once its delivery policy is
+    spent are counted like push deliveries, under the label the attempts use
+    ("http"); the dropped one is a dead letter (the subscription as endpoint,
+    no app, the HTTP status) whose replay posts it again as an http job."""
+    registry = CollectorRegistry()
+    metrics = DeliveryMetrics(registry)
+    ledger = Ledger(rig.store, LedgerConfig())
+    sender = rig.dispatcher.http_sender
+    assert sender is not None
+    sender.observer = Observers([ledger, metrics])
+    topic = await rig.service.create_topic(name="counted", attributes=None, tags=None)
+    sub = await rig.confirmed(topic, "/h", DeliveryPolicy=retries_1s_apart(0))
+    delivered = await rig.service.publish(PublishInput(message="1", topic_arn=topic))
+    await rig.wait(lambda: not rig.store.jobs)
+    rig.hook.status = 500
+    dropped = await rig.service.publish(PublishInput(message="2", topic_arn=topic))
+    await rig.wait(lambda: not rig.store.jobs)
+    assert await ledger.flush()
+
+    found = scraped(registry)
+    total = "pushgw_deliveries_total"
+    assert 1 == found.value(total, platform="http", status="delivered", failure_type="")
+    assert 1 == found.value(
+        total,
+        platform="http",
+        status="failed",
+        failure_type="DeliveryPolicyExhausted",
+    )
+    attempts = found.series("pushgw_delivery_attempts_total")
+    assert {"http"} == {s["platform"] for s in attempts}
+    (record,) = (
+        await rig.store.list_deliveries(DeliveryFilter(), before=None, limit=10)
+    ).items
+    assert (dropped, sub, "", "http", 500, "HTTP 500", True) == (
+        record.message_id,
+        record.endpoint_arn,
+        record.app_arn,
+        record.platform,
+        record.provider_status,
+        record.reason,
+        record.dead_letter,
+    )
+    counted = await rig.store.get_message_ledger(delivered)
+    assert counted is not None and counted.first_attempt_at is not None
+    assert [("http", "delivered", None, 1)] == [
+        (c.platform, c.status, c.failure_type, c.count) for c in counted.counts
+    ]
+
+    rig.hook.status = 200
+    result = await rig.store.replay_dead_letters(
+        DeliveryFilter(message_id=dropped), limit=10, now=time.time()
+    )
+    assert 1 == result.replayed
+    await rig.wait(lambda: len(rig.hook.of("/h", "Notification")) == 3)
+    await rig.wait(lambda: not rig.store.jobs)
+    assert await ledger.flush()
+    again = await rig.store.get_message_ledger(dropped)
+    assert again is not None
+    assert {"delivered": 1, "failed": 1} == {c.status: c.count for c in again.counts}
+    replayed = json.loads(rig.hook.of("/h", "Notification")[-1]["body"])
+    assert (dropped, "2") == (replayed["MessageId"], replayed["Message"])

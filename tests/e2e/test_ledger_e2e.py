@@ -1,9 +1,10 @@
 """
 The delivery ledger with real processes: a scripted run against the mocks
-(deliveries, invalid tokens, a permanent failure, an expired message) whose
-ledger counts equal the mocks' counts exactly; a dead letter replayed after the
-mock recovers is delivered once; SIGTERM keeps what was counted; retention
-prunes; a publish-only key cannot read the ledger.
+(deliveries, invalid tokens, a permanent failure, a message retrying through an
+outage, an expired message) whose ledger counts equal the mocks' counts
+exactly; a dead letter replayed after the mock recovers is delivered once;
+SIGTERM keeps what was counted; retention prunes; a publish-only key cannot
+read the ledger.
 """
 
 from __future__ import annotations
@@ -83,6 +84,12 @@ def ledger_totals(server: Server, message_id: str) -> dict[str, int] | None:
     return dict(r.json()["totals"]) if r.status_code == 200 else None
 
 
+def wait_for_totals(server: Server, message_id: str, what: str, **totals: int) -> None:
+    """Until the message's totals are these (none pending) in the ledger."""
+    want = {"delivered": 0, "failed": 0, "expired": 0, "pending": 0, **totals}
+    wait_until(lambda: ledger_totals(server, message_id) == want, timeout=60, what=what)
+
+
 def deliveries(server: Server, **params: str) -> list[dict[str, Any]]:
     query = "&".join(f"{k}={v}" for k, v in params.items())
     return list(ok(server.json("GET", f"/v1/deliveries?{query}"))["deliveries"])
@@ -118,9 +125,12 @@ def test_ledger_counts_match_the_mocks_and_replay_delivers_once(
     try:
         after = rollup_totals(server)
         assert {**before, "delivered": before["delivered"] + 1} == after
-        assert {"delivered": 1, "failed": 0, "expired": 0} == ledger_totals(
-            server, last
-        )
+        assert {
+            "delivered": 1,
+            "failed": 0,
+            "expired": 0,
+            "pending": 0,
+        } == ledger_totals(server, last)
         assert mocks.stats()["APNS"]["delivered"] == after["delivered"]
     finally:
         server.stop()
@@ -139,16 +149,24 @@ def test_ledger_counts_match_the_mocks_and_replay_delivers_once(
 def publish_to_a_new_device(
     server: Server, mocks: Mocks, label: str, **body: Any
 ) -> str:
-    token = mocks.device("APNS")["token"]
+    endpoint = new_endpoint(server, mocks.device("APNS")["token"])
+    return publish(server, {"targetArn": endpoint, "message": label, **body})
+
+
+def new_endpoint(server: Server, token: str) -> str:
+    """An endpoint of the fleet's APNs application for the device `token`."""
     apps = ok(server.json("GET", "/v1/platform-applications"))
     app_arn = apps["platformApplications"][0]["platformApplicationArn"]
-    endpoint = ok(
-        server.json(
-            "POST", f"/v1/platform-applications/{app_arn}/endpoints", {"token": token}
-        ),
-        201,
-    )["endpointArn"]
-    return publish(server, {"targetArn": endpoint, "message": label, **body})
+    return str(
+        ok(
+            server.json(
+                "POST",
+                f"/v1/platform-applications/{app_arn}/endpoints",
+                {"token": token},
+            ),
+            201,
+        )["endpointArn"]
+    )
 
 
 def run_the_script(server: Server, mocks: Mocks) -> None:
@@ -171,13 +189,13 @@ def run_the_script(server: Server, mocks: Mocks) -> None:
         server, mocks, valid=VALID, bad_states=["unregistered"] * INVALID
     )
     fan_out = publish(server, {"topicArn": fleet.topic_arn, "message": "fan-out"})
-    wait_until(
-        lambda: (
-            ledger_totals(server, fan_out)
-            == {"delivered": VALID, "failed": INVALID, "expired": 0}
-        ),
-        timeout=60,
-        what="the fan-out's ledger totals",
+    wait_for_totals(
+        server,
+        fan_out,
+        "the fan-out's ledger totals",
+        delivered=VALID,
+        failed=INVALID,
+        expired=0,
     )
     stats = mocks.stats()["APNS"]
     assert (VALID, INVALID) == (stats["delivered"], stats["unregistered"])
@@ -220,17 +238,12 @@ def run_the_script(server: Server, mocks: Mocks) -> None:
     )
     assert 1 == mocks.stats()["APNS"]["BadCollapseId"]
 
+    follow_a_message_through_an_outage(server, mocks)
+
     # An expired message: the device's APNs answers 503 until the TTL runs out.
     token = mocks.device("APNS")["token"]
     mocks.faults("APNS", [{"kind": "unavailable", "token_prefix": token}])
-    apps = ok(server.json("GET", "/v1/platform-applications"))
-    app_arn = apps["platformApplications"][0]["platformApplicationArn"]
-    endpoint = ok(
-        server.json(
-            "POST", f"/v1/platform-applications/{app_arn}/endpoints", {"token": token}
-        ),
-        201,
-    )["endpointArn"]
+    endpoint = new_endpoint(server, token)
     ttl = {"dataType": "String", "stringValue": TTL_S}
     expiring = publish(
         server,
@@ -255,13 +268,8 @@ def run_the_script(server: Server, mocks: Mocks) -> None:
     wait_until(lambda: mocks.received(token), timeout=30, what="the replayed delivery")
     again = server.json("POST", "/v1/deliveries/replay", {"messageId": expiring})
     assert {"replayed": 0, "remaining": 0} == ok(again)
-    wait_until(
-        lambda: (
-            ledger_totals(server, expiring)
-            == {"delivered": 1, "failed": 0, "expired": 1}
-        ),
-        timeout=30,
-        what="the replay in the ledger",
+    wait_for_totals(
+        server, expiring, "the replay in the ledger", delivered=1, failed=0, expired=1
     )
     time.sleep(1.5)
     assert 1 == len(mocks.received(token))
@@ -282,3 +290,46 @@ def run_the_script(server: Server, mocks: Mocks) -> None:
     } == rollup_totals(server)
     queue = ok(server.json("GET", "/v1/queue"))
     assert {"due", "leased", "scheduled", "waiting_for_app"} == set(queue["totals"])
+
+
+def follow_a_message_through_an_outage(server: Server, mocks: Mocks) -> None:
+    """While APNs answers 503 the message is pending on APNS, its first send
+    made (firstAttemptAt set before any outcome); once APNs is back it is
+    delivered and nothing is pending."""
+    token = mocks.device("APNS")["token"]
+    mocks.faults("APNS", [{"kind": "unavailable", "token_prefix": token}])
+    endpoint = new_endpoint(server, token)
+    retrying = publish(server, {"targetArn": endpoint, "message": "retrying"})
+
+    def view() -> dict[str, Any]:
+        return dict(ok(server.json("GET", f"/v1/messages/{retrying}")))
+
+    wait_until(
+        lambda: view()["firstAttemptAt"] is not None,
+        timeout=30,
+        what="the retrying message's first attempt in the ledger",
+    )
+    during = view()
+    assert [
+        {"platform": "APNS", "status": "pending", "failureType": None, "count": 1}
+    ] == during["counts"]
+    assert {"delivered": 0, "failed": 0, "expired": 0, "pending": 1} == during["totals"]
+    assert 1 == during["pendingJobs"]
+    assert {"chunks": 0, "subscriptions": 0, "more": False} == during["pendingFanout"]
+    assert mocks.stats()["APNS"]["unavailable"] >= 1
+    assert [] == mocks.received(token)
+
+    mocks.faults("APNS", [])
+    wait_for_totals(
+        server,
+        retrying,
+        "the retried delivery in the ledger",
+        delivered=1,
+        failed=0,
+        expired=0,
+    )
+    after = view()
+    assert 0 == after["pendingJobs"]
+    assert after["firstAttemptAt"] == during["firstAttemptAt"]
+    assert after["lastAttemptAt"] > after["firstAttemptAt"]
+    assert 1 == len(mocks.received(token))

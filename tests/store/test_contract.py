@@ -1058,20 +1058,17 @@ async def test_search_endpoints_is_an_index_range(backend) -> None:
     store = await backend.new()
     for n in range(200):
         await store.insert_endpoint(make_endpoint(n, token=f"tok{n:03d}"))
-    seen: list[tuple[str, dict[str, object]]] = []
-    real = store._read  # type: ignore[attr-defined]
 
-    async def spy(sql: str, params: dict[str, object]) -> object:
-        seen.append((sql, dict(params)))
-        return await real(sql, params)
+    async def searches() -> None:
+        await store.search_endpoints(APP_ARN, token_prefix="tok1", limit=10)
+        await store.search_endpoints(
+            APP_ARN, token_prefix="tok1", custom_user_data="user 150", limit=10
+        )
+        await store.search_endpoints(
+            APP_ARN, custom_user_data="user 7", after="a", limit=5
+        )
 
-    store._read = spy  # type: ignore[attr-defined]
-    await store.search_endpoints(APP_ARN, token_prefix="tok1", limit=10)
-    await store.search_endpoints(
-        APP_ARN, token_prefix="tok1", custom_user_data="user 150", limit=10
-    )
-    await store.search_endpoints(APP_ARN, custom_user_data="user 7", after="a", limit=5)
-    store._read = real  # type: ignore[attr-defined]
+    seen = await reads_of(store, searches)
 
     assert 3 == len(seen)
     for sql, params in seen:
@@ -1105,16 +1102,9 @@ async def test_subscription_counts_read_no_subscription_row(backend) -> None:
         pytest.skip("query plans are the SQL backends'")
     store = await backend.new()
     await store.insert_subscription(make_sub(1))
-    seen: list[tuple[str, dict[str, object]]] = []
-    real = store._read_one  # type: ignore[attr-defined]
-
-    async def spy(sql: str, params: dict[str, object]) -> object:
-        seen.append((sql, dict(params)))
-        return await real(sql, params)
-
-    store._read_one = spy  # type: ignore[attr-defined]
-    await store.subscription_counts(TOPIC_ARN)
-    store._read_one = real  # type: ignore[attr-defined]
+    seen = await reads_of(
+        store, lambda: store.subscription_counts(TOPIC_ARN), "_read_one"
+    )
 
     ((sql, params),) = seen
     plan = await query_plan(backend.kind, store, sql, params)
@@ -1125,6 +1115,26 @@ async def test_subscription_counts_read_no_subscription_row(backend) -> None:
     else:
         assert "Seq Scan" not in plan, plan
         assert "subscriptions_pending" in plan, plan
+
+
+async def reads_of(
+    store: Store, call: Callable[[], Awaitable[object]], method: str = "_read"
+) -> list[tuple[str, dict[str, object]]]:
+    """The SQL and parameters of the reads `call` makes through `store.<method>`
+    (a SQL backend's), for their query plans."""
+    seen: list[tuple[str, dict[str, object]]] = []
+    real = getattr(store, method)
+
+    async def spy(sql: str, params: dict[str, object]) -> object:
+        seen.append((sql, dict(params)))
+        return await real(sql, params)
+
+    setattr(store, method, spy)
+    try:
+        await call()
+    finally:
+        setattr(store, method, real)
+    return seen
 
 
 async def query_plan(
@@ -1627,8 +1637,12 @@ def make_record(n: int = 1, status: str = "failed", **kw: object) -> DeliveryRec
 
 
 def counts_of(
-    message: Message, *pairs: tuple[tuple[str, str, str | None], int], at: float = NOW
+    message: Message,
+    *pairs: tuple[tuple[str, str, str | None], int],
+    at: float = NOW,
+    sent: bool = False,
 ) -> MessageCounts:
+    """A flush's counts of `message` at `at`; `sent`: a send made then too."""
     return MessageCounts(
         message_id=message.id,
         topic_arn=message.topic_arn,
@@ -1637,6 +1651,8 @@ def counts_of(
         first_at=at,
         last_at=at,
         counts=dict(pairs),
+        first_attempt_at=at if sent else None,
+        last_attempt_at=at if sent else None,
     )
 
 
@@ -1660,12 +1676,19 @@ async def all_deliveries(store: Store, **where: object) -> list[DeliveryRecord]:
 
 async def test_ledger_counters_add_up_across_flushes(store: Store) -> None:
     """Counters of one message are added flush after flush; the first and last
-    outcome times widen; the rollup adds up per minute, platform and status."""
+    attempt times widen (a flush without sends leaves them); the rollup adds
+    up per minute, platform and status."""
     message = make_message(1, topic_arn=TOPIC_ARN)
     delivered, invalid = ("GCM", "delivered", None), ("GCM", "failed", "Invalid")
     await store.record_ledger(
         LedgerBatch(
-            messages=[counts_of(message, (delivered, 5), (invalid, 1), at=NOW + 10)],
+            messages=[
+                dataclasses.replace(
+                    counts_of(message, (delivered, 5), (invalid, 1), at=NOW + 10),
+                    first_attempt_at=NOW + 9,
+                    last_attempt_at=NOW + 10,
+                )
+            ],
             rollup={(int(NOW // 60 * 60), "GCM", "delivered"): 5},
         )
     )
@@ -1676,11 +1699,15 @@ async def test_ledger_counters_add_up_across_flushes(store: Store) -> None:
                     counts_of(message, (delivered, 3), (("APNS", "expired", "TTL"), 2)),
                     first_at=NOW + 5,
                     last_at=NOW + 20,
-                )
+                    first_attempt_at=NOW + 5,
+                    last_attempt_at=NOW + 20,
+                ),
             ],
             rollup={(int(NOW // 60 * 60), "GCM", "delivered"): 3},
         )
     )
+    # Outcomes decided without a send (a TTL run out in the queue).
+    await store.record_ledger(LedgerBatch(messages=[counts_of(message, at=NOW + 30)]))
 
     ledger = await store.get_message_ledger(message.id)
 
@@ -1700,6 +1727,37 @@ async def test_ledger_counters_add_up_across_flushes(store: Store) -> None:
     stats = await store.delivery_stats(since=NOW - 60, bucket_s=60)
     assert [StatsRow(int(NOW // 60 * 60), "GCM", "delivered", 8)] == stats
     assert None is await store.get_message_ledger(make_message(2).id)
+
+
+async def test_ledger_attempt_times_without_outcomes_and_the_reverse(
+    store: Store,
+) -> None:
+    """A message still retrying (sends, no outcome yet) has its attempt times
+    and no counts; one whose deliveries ended without a send has none."""
+    retrying, expired = make_message(1), make_message(2)
+    await store.record_ledger(
+        LedgerBatch(
+            messages=[
+                counts_of(retrying, at=NOW + 1, sent=True),
+                counts_of(expired, (("GCM", "expired", "TTL"), 1), at=NOW + 2),
+            ]
+        )
+    )
+    await store.record_ledger(
+        LedgerBatch(messages=[counts_of(retrying, at=NOW + 4, sent=True)])
+    )
+
+    got = await store.get_message_ledger(retrying.id)
+    none = await store.get_message_ledger(expired.id)
+
+    assert got is not None and none is not None
+    assert (NOW + 1, NOW + 4, []) == (
+        got.first_attempt_at,
+        got.last_attempt_at,
+        got.counts,
+    )
+    assert (None, None) == (none.first_attempt_at, none.last_attempt_at)
+    assert [OutcomeCount("GCM", "expired", "TTL", 1)] == none.counts
 
 
 async def test_message_ledger_counts_pending_jobs(store: Store) -> None:
@@ -1726,6 +1784,125 @@ async def test_message_ledger_counts_pending_jobs(store: Store) -> None:
     assert message.target_arn == queued.target_arn
     assert 2 == counted.pending_jobs
     assert [OutcomeCount("GCM", "delivered", None, 1)] == counted.counts
+
+
+async def pending_setup(store: Store) -> tuple[Message, Subscription]:
+    """A message with two live GCM endpoint jobs, one of an endpoint gone, one
+    http job of an HTTPS subscription, and a topic chunk over five push
+    subscriptions and that one."""
+    await store.put_app(make_app())
+    for n in (1, 2):
+        await store.insert_endpoint(make_endpoint(n))
+    await store.insert_topic(make_topic())
+    hook = await store.insert_subscription(
+        Subscription(
+            arn=f"{TOPIC_ARN}:http-1",
+            topic_arn=TOPIC_ARN,
+            endpoint_arn="https://hooks.example/sns",
+            protocol="https",
+            created_at=NOW,
+        )
+    )
+    for n in range(1, 6):
+        await store.insert_subscription(make_sub(n))
+    await store.insert_subscription(make_sub(9, "arn:aws:sns:us-east-1:1:other"))
+    message = make_message(1, topic_arn=TOPIC_ARN)
+    await store.enqueue(
+        message,
+        [
+            *(NewJob("endpoint", endpoint_arn=make_endpoint(n).arn) for n in (1, 2, 3)),
+            NewJob("http", subscription_arn=hook.arn),
+            NewJob("topic", topic_arn=TOPIC_ARN, next_attempt_at=NOW + 999),
+        ],
+    )
+    return message, hook
+
+
+async def test_pending_deliveries_by_platform_and_unexpanded_fanout(
+    store: Store,
+) -> None:
+    """A message's queued deliveries by platform (the app's, the subscription's
+    protocol, None for an endpoint gone), and its topic chunk with the
+    subscriptions it still covers: fewer as the chunk records progress, none
+    once the message is done."""
+    message, _ = await pending_setup(store)
+
+    queued = await store.pending_deliveries(message.id, limit=100)
+    for job in await store.claim_jobs(owner="w", limit=10, lease_s=30, now=NOW):
+        assert await store.complete_job(job.id, owner="w")
+    (chunk,) = await store.claim_jobs(owner="w", limit=10, lease_s=30, now=NOW + 999)
+    subs = await store.subscriptions_range(
+        TOPIC_ARN, after_seq=0, upto_seq=chunk.range_hi or 0, limit=10
+    )
+    await store.save_progress(
+        chunk.id, owner="w", cursor=subs[1].seq, done=[subs[3].seq]
+    )
+    progressed = await store.pending_deliveries(message.id, limit=100)
+    http = await store.claim_jobs(
+        owner="w", limit=10, lease_s=30, now=NOW, lane=HTTP_LANE
+    )
+    assert [job.kind for job in http] == ["http"]
+    assert await store.complete_job(http[0].id, owner="w")
+    assert await store.complete_job(chunk.id, owner="w")
+    done = await store.pending_deliveries(message.id, limit=100)
+
+    assert (4, {"GCM": 2, None: 1, "https": 1}) == (
+        queued.deliveries,
+        queued.by_platform,
+    )
+    assert (1, 6, False, 0) == (
+        queued.chunks,
+        queued.subscriptions,
+        queued.subscriptions_more,
+        queued.uncounted,
+    )
+    assert (1, {"https": 1}) == (progressed.deliveries, progressed.by_platform)
+    assert (1, 3) == (progressed.chunks, progressed.subscriptions)
+    assert (0, {}, 0, 0) == (
+        done.deliveries,
+        done.by_platform,
+        done.chunks,
+        done.subscriptions,
+    )
+    assert done == await store.pending_deliveries("no-such-message", limit=100)
+
+
+async def test_pending_deliveries_read_at_most_limit(store: Store) -> None:
+    """Past `limit` the platforms of the other jobs are not read (they count in
+    `deliveries`, as `uncounted`) and a chunk's subscriptions are counted up
+    to `limit` (`subscriptions_more`)."""
+    message, _ = await pending_setup(store)
+
+    got = await store.pending_deliveries(message.id, limit=2)
+
+    assert (4, 2, 2) == (got.deliveries, sum(got.by_platform.values()), got.uncounted)
+    assert (1, 2, True) == (got.chunks, got.subscriptions, got.subscriptions_more)
+
+
+async def test_pending_deliveries_read_one_message_s_jobs(backend) -> None:
+    """Every read of `pending_deliveries` goes through an index: the message's
+    jobs by (message_id, kind), a chunk's subscriptions by (topic_arn, seq),
+    so a message with a million jobs or subscribers costs what `limit` reads."""
+    if not backend.is_sql:
+        pytest.skip("query plans are the SQL backends'")
+    store = await backend.new()
+    message, _ = await pending_setup(store)
+    seen = await reads_of(
+        store, lambda: store.pending_deliveries(message.id, limit=100)
+    )
+
+    assert 4 == len(seen)  # the message, by platform, the chunks, one chunk's count
+    for sql, params in seen:
+        plan = await query_plan(backend.kind, store, sql, params)
+        if backend.kind == "sqlite":
+            assert "SCAN jobs" not in plan and "SCAN subscriptions" not in plan, plan
+        else:
+            assert "Seq Scan on jobs" not in plan, plan
+            assert "Seq Scan on subscriptions" not in plan, plan
+        if "FROM jobs " in sql:
+            assert "jobs_message_kind" in plan, plan
+        if "FROM subscriptions " in sql:
+            assert "subscriptions_topic_seq" in plan, plan
 
 
 async def test_deliveries_list_newest_first_in_keyset_pages(store: Store) -> None:
@@ -1884,6 +2061,39 @@ async def test_replay_adds_jobs_to_a_message_still_queued(store: Store) -> None:
     assert message == await store.get_message(message.id)  # "other" is still queued
 
 
+async def test_replay_of_an_http_dead_letter_queues_an_http_job(store: Store) -> None:
+    """A subscription's dead letter (no application; the record's endpoint is
+    the subscription) is queued again as an http job of that subscription, in
+    the HTTP lane, with the message stored anew."""
+    hook = f"{TOPIC_ARN}:http-1"
+    kept = make_message(1, topic_arn=TOPIC_ARN)
+    record = make_record(
+        1,
+        endpoint_arn=hook,
+        app_arn="",
+        platform="https",
+        failure_type="DeliveryPolicyExhausted",
+        provider_status=500,
+    )
+    await store.record_ledger(LedgerBatch(deliveries=[record], dead_messages=[kept]))
+
+    result = await store.replay_dead_letters(DeliveryFilter(), limit=10, now=NOW + 9)
+
+    assert 1 == result.replayed
+    assert [] == await store.claim_jobs(owner="w", limit=10, lease_s=30, now=NOW + 9)
+    (job,) = await store.claim_jobs(
+        owner="w", limit=10, lease_s=30, now=NOW + 9, lane=HTTP_LANE
+    )
+    assert ("http", hook, None, kept.id) == (
+        job.kind,
+        job.subscription_arn,
+        job.payload,
+        job.message_id,
+    )
+    (listed,) = await all_deliveries(store)
+    assert ("", "https", True) == (listed.app_arn, listed.platform, listed.subscription)
+
+
 async def test_replay_selects_oldest_first_within_its_limit(store: Store) -> None:
     """Only dead letters are replayed (not sampled successes), those the filter
     selects, oldest first up to the limit; `remaining` counts what is left."""
@@ -1994,6 +2204,56 @@ async def test_prune_ledger_by_age_and_by_caps(store: Store) -> None:
     assert 0 == replay.replayed
     assert gone >= 1 + 1 + 1 + 1 + 1  # records, counters, rollup, messages
     assert 0 == await store.prune_ledger(retention, limit=1000)
+
+
+async def test_prune_ledger_caps_message_counters(store: Store) -> None:
+    """Past `max_messages` the least recently seen messages go with their
+    counters (ties in seen time go by id), a bounded number per call; the age
+    applies too."""
+    await store.record_ledger(
+        LedgerBatch(
+            messages=[
+                counts_of(make_message(n), (("GCM", "delivered", None), n), at=at)
+                for n, at in (
+                    (1, NOW - 1000),
+                    (2, NOW + 1),
+                    (3, NOW + 2),
+                    (4, NOW + 2),
+                    (5, NOW + 5),
+                    (6, NOW + 6),
+                )
+            ]
+        )
+    )
+    retention = LedgerRetention(
+        before=NOW,
+        rollup_before=0,
+        max_deliveries=100,
+        max_dead_letters=100,
+        max_messages=2,
+    )
+
+    first = await store.prune_ledger(retention, limit=2)
+    while await store.prune_ledger(retention, limit=2) >= 2:
+        pass
+
+    left = [
+        n
+        for n in range(1, 7)
+        if await store.get_message_ledger(make_message(n).id) is not None
+    ]
+    assert [5, 6] == left
+    assert 3 == first  # one by age, two past the cap
+    counts = await store.get_message_ledger(make_message(6).id)
+    assert counts is not None
+    assert [OutcomeCount("GCM", "delivered", None, 6)] == counts.counts
+    # A message counted again is kept with fresh counters.
+    await store.record_ledger(
+        LedgerBatch(messages=[counts_of(make_message(3), at=NOW + 9)])
+    )
+    assert 1 == await store.prune_ledger(retention, limit=100)
+    again = await store.get_message_ledger(make_message(3).id)
+    assert again is not None and [] == again.counts
 
 
 async def test_prune_ledger_is_bounded_per_call(store: Store) -> None:

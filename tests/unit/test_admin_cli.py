@@ -217,7 +217,8 @@ class FakeDaemon:
                 "createdAt": "2026-12-03T10:00:00.000Z",
                 "firstAttemptAt": "2026-12-03T10:00:00.100Z",
                 "lastAttemptAt": "2026-12-03T10:00:01.000Z",
-                "pendingJobs": 0,
+                "pendingJobs": 4,
+                "pendingFanout": {"chunks": 1, "subscriptions": 1000, "more": True},
                 "counts": [
                     {
                         "platform": "GCM",
@@ -231,8 +232,14 @@ class FakeDaemon:
                         "failureType": "InvalidPlatformToken",
                         "count": 2,
                     },
+                    {
+                        "platform": "GCM",
+                        "status": "pending",
+                        "failureType": None,
+                        "count": 3,
+                    },
                 ],
-                "totals": {"delivered": 98, "failed": 2, "expired": 0},
+                "totals": {"delivered": 98, "failed": 2, "expired": 0, "pending": 3},
             }
         )
 
@@ -432,12 +439,19 @@ async def test_messages_show_prints_the_counts(daemon, cli) -> None:
     lines = result.out.splitlines()
     assert "Message ID     m-1" == lines[0]
     assert "Target         -" == lines[2]
-    assert ["Delivered      98", "Failed         2", "Expired        0"] == lines[7:10]
+    assert [
+        "Delivered      98",
+        "Failed         2",
+        "Expired        0",
+        "Pending        3",
+        "Fan-out to go  1000+ subscriptions in 1 chunk(s)",
+    ] == lines[7:12]
     assert [
         "PLATFORM  STATUS     FAILURE               COUNT",
         "GCM       delivered  -                        98",
         "GCM       failed     InvalidPlatformToken      2",
-    ] == lines[11:]
+        "GCM       pending    -                         3",
+    ] == lines[13:]
     assert (1, "") == (missing.code, missing.out)
     assert (
         "pushgw: NotFound: No ledger record for that message (HTTP 404)\n"

@@ -12,7 +12,7 @@ import structlog
 
 from pushgw.config import LedgerConfig, config_from_mapping
 from pushgw.daemon import Gateway
-from pushgw.delivery.observe import Finished
+from pushgw.delivery.observe import Attempt, Finished
 from pushgw.errors import StoreError, StoreUnavailableError
 from pushgw.ledger import Ledger
 from pushgw.model import Endpoint, Message, Platform, PlatformApplication
@@ -61,8 +61,9 @@ def finished(
     failure = {"failed": "InvalidPlatformToken", "expired": "NotificationTTLExpired"}
     return Finished(
         message=msg or message(),
-        app=APP,
-        endpoint=endpoint(n),
+        platform=APP.platform.value,
+        endpoint_arn=endpoint(n).arn,
+        app_arn=APP.arn,
         status=status,  # type: ignore[arg-type]
         failure_type=failure.get(status),
         reason="410 Unregistered" if status == "failed" else "ok",
@@ -71,6 +72,10 @@ def finished(
         at=at,
         sampled=sampled,
     )
+
+
+def attempt(msg: Message | None = None, *, at: float = NOW) -> Attempt:
+    return Attempt("APNS", "retry", 503, 0.01, message=msg or message(), at=at)
 
 
 class FlakyStore(InMemoryStore):
@@ -100,7 +105,7 @@ async def wait_for(check: Callable[[], bool], within: float = 5.0) -> None:
 
 def test_outcomes_aggregate_per_message_and_minute() -> None:
     """Counters per message (platform, status, failure type) and per minute;
-    first and last outcome times; a record per failure and sampled success."""
+    first and last seen times; a record per failure and sampled success."""
     ledger = Ledger(InMemoryStore(), LedgerConfig())
     ledger.finished(finished(1, at=NOW + 30))
     ledger.finished(finished(2, at=NOW - 10))
@@ -116,6 +121,7 @@ def test_outcomes_aggregate_per_message_and_minute() -> None:
         ("APNS", "failed", "InvalidPlatformToken"): 1,
     } == one.counts
     assert (NOW - 10, NOW + 30) == (one.first_at, one.last_at)
+    assert (None, None) == (one.first_attempt_at, one.last_attempt_at)  # no sends
     assert {("APNS", "expired", "NotificationTTLExpired"): 1} == two.counts
     minute = int(NOW // 60) * 60
     assert {
@@ -130,16 +136,104 @@ def test_outcomes_aggregate_per_message_and_minute() -> None:
     assert not ledger.take()
 
 
+def test_attempts_give_first_and_last_attempt_times() -> None:
+    """Each send widens its message's attempt times, outcome or not: a message
+    still retrying has them and no counts; a send of no message (an HTTP
+    confirmation) is not the ledger's."""
+    ledger = Ledger(InMemoryStore(), LedgerConfig())
+    ledger.attempt(attempt(at=NOW + 3))
+    ledger.attempt(attempt(at=NOW + 1))
+    ledger.attempt(attempt(at=NOW + 2))
+    ledger.finished(finished(1, at=NOW + 9))
+    ledger.attempt(attempt(message(2), at=NOW + 5))
+    ledger.attempt(Attempt("https", "delivered", 200, 0.01))
+
+    one, two = sorted(ledger.take().messages, key=lambda m: m.message_id)
+
+    assert (NOW + 1, NOW + 3) == (one.first_attempt_at, one.last_attempt_at)
+    assert (NOW + 1, NOW + 9) == (one.first_at, one.last_at)
+    assert {("APNS", "delivered", None): 1} == one.counts
+    assert (NOW + 5, NOW + 5, {}) == (
+        two.first_attempt_at,
+        two.last_attempt_at,
+        two.counts,
+    )
+
+
+async def test_attempt_times_are_flushed_into_the_message_row() -> None:
+    """Flush after flush the stored attempt times widen (min and max)."""
+    store = InMemoryStore()
+    ledger = Ledger(store, LedgerConfig())
+    ledger.attempt(attempt(at=NOW + 2))
+    assert await ledger.flush()
+    retrying = await store.get_message_ledger("message-1")
+    ledger.attempt(attempt(at=NOW + 1))
+    ledger.attempt(attempt(at=NOW + 4))
+    ledger.finished(finished(1, at=NOW + 4))
+    assert await ledger.flush()
+    done = await store.get_message_ledger("message-1")
+
+    assert retrying is not None and done is not None
+    assert (NOW + 2, NOW + 2, []) == (
+        retrying.first_attempt_at,
+        retrying.last_attempt_at,
+        retrying.counts,
+    )
+    assert (NOW + 1, NOW + 4) == (done.first_attempt_at, done.last_attempt_at)
+
+
+def test_a_subscription_s_outcome_is_recorded_without_an_app() -> None:
+    """An HTTP/HTTPS subscription's failure: counted under its protocol, a
+    dead letter whose endpoint is the subscription and app none ("")."""
+    ledger = Ledger(InMemoryStore(), LedgerConfig())
+    sub = "arn:aws:sns:us-east-1:123456789012:news:hook"
+    ledger.finished(
+        Finished(
+            message=message(),
+            platform="https",
+            endpoint_arn=sub,
+            app_arn=None,
+            status="failed",
+            failure_type="DeliveryPolicyExhausted",
+            reason="HTTP 500",
+            provider_status=500,
+            attempts=4,
+            at=NOW,
+        )
+    )
+
+    batch = ledger.take()
+
+    assert {("https", "failed", "DeliveryPolicyExhausted"): 1} == (
+        batch.messages[0].counts
+    )
+    (record,) = batch.deliveries
+    assert (sub, "", "https", 500, 4) == (
+        record.endpoint_arn,
+        record.app_arn,
+        record.platform,
+        record.provider_status,
+        record.attempts,
+    )
+    assert record.subscription and record.dead_letter
+    assert ["message-1"] == [m.id for m in batch.dead_messages]
+
+
 def test_a_big_fan_out_adds_counters_not_rows() -> None:
-    """100,000 deliveries of one message: one message entry, one rollup key,
-    no rows (successes are recorded only when sampled)."""
+    """100,000 sends and deliveries of one message: one message entry, one
+    rollup key, no rows (successes are recorded only when sampled)."""
     ledger = Ledger(InMemoryStore(), LedgerConfig())
     for n in range(100_000):
+        ledger.attempt(attempt(at=NOW + n / 1000))
         ledger.finished(finished(n))
 
     batch = ledger.take()
 
     assert 1 == len(batch.messages)
+    assert (NOW, NOW + 99.999) == (
+        batch.messages[0].first_attempt_at,
+        batch.messages[0].last_attempt_at,
+    )
     assert {("APNS", "delivered", None): 100_000} == batch.messages[0].counts
     assert [100_000] == list(batch.rollup.values())
     assert [] == list(batch.deliveries)
@@ -342,3 +436,6 @@ async def test_gateway_records_deliveries_and_flushes_on_stop() -> None:
     delivered = await store.get_message_ledger(first)
     assert delivered is not None
     assert ["delivered"] == [c.status for c in delivered.counts]
+    # The dispatcher reports its sends with their message: attempt times.
+    assert delivered.first_attempt_at is not None
+    assert delivered.first_attempt_at == delivered.last_attempt_at

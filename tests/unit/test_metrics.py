@@ -40,7 +40,7 @@ from pushgw.delivery.observe import Attempt, Finished, Observers
 from pushgw.delivery.providers import ProviderPool
 from pushgw.errors import StoreUnavailableError
 from pushgw.metrics import DeliveryMetrics, GatewayMetrics
-from pushgw.model import Endpoint, Message, Platform, PlatformApplication
+from pushgw.model import Message, Platform, PlatformApplication
 from pushgw.providers.base import Provider
 from pushgw.providers.fake import FakeProvider
 from pushgw.service import Service
@@ -77,8 +77,9 @@ def app(platform: Platform = Platform.GCM, **kw: Any) -> PlatformApplication:
 def finished(status: str, failure_type: str | None, *, created: float, at: float):
     return Finished(
         message=Message(id="m1", body="hi", created_at=created),
-        app=app(Platform.APNS),
-        endpoint=Endpoint(arn="arn:e", app_arn="arn:a", token="t"),
+        platform=Platform.APNS.value,
+        endpoint_arn="arn:e",
+        app_arn="arn:a",
         status=status,  # type: ignore[arg-type]
         failure_type=failure_type,
         reason="",

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pushgw.model import Message
-from pushgw.store.base import NewJob, Page
+from pushgw.store.base import NewJob, Page, replay_job
 from pushgw.store.ledger_model import (
     DeliveryFilter,
     DeliveryRecord,
@@ -51,18 +51,27 @@ DELIVERY_COLUMNS = (
 )
 DEAD_MESSAGE_COLUMNS = tuple(c for c in MESSAGE_COLUMNS if c != "pending_jobs")
 
-# The earlier (op "<") or later (">") of the stored and the new value of {c}.
+# The earlier (op "<") or later (">") of the stored and the new value of {c}
+# (a NULL, no attempt yet, gives way to a time).
 _EXTREME = (
-    "CASE WHEN excluded.{c} {op} ledger_messages.{c}"
+    "CASE WHEN ledger_messages.{c} IS NULL OR excluded.{c} {op} ledger_messages.{c}"
     " THEN excluded.{c} ELSE ledger_messages.{c} END"
 )
+_MESSAGE_TIMES = {
+    "first_seen_at": "<",
+    "last_seen_at": ">",
+    "first_attempt_at": "<",
+    "last_attempt_at": ">",
+}
 _MESSAGE_UPSERT = (
-    "INSERT INTO ledger_messages"
-    " (id, topic_arn, target_arn, created_at, first_attempt_at, last_attempt_at)"
-    " VALUES (:id, :topic_arn, :target_arn, :created_at, :first_at, :last_at)"
-    " ON CONFLICT (id) DO UPDATE SET"
-    f" first_attempt_at = {_EXTREME.format(c='first_attempt_at', op='<')},"
-    f" last_attempt_at = {_EXTREME.format(c='last_attempt_at', op='>')}"
+    insert_sql(
+        "ledger_messages",
+        ("id", "topic_arn", "target_arn", "created_at", *_MESSAGE_TIMES),
+    )
+    + " ON CONFLICT (id) DO UPDATE SET "
+    + ", ".join(
+        f"{c} = {_EXTREME.format(c=c, op=op)}" for c, op in _MESSAGE_TIMES.items()
+    )
 )
 _COUNT_UPSERT = (
     "INSERT INTO ledger_counts (message_id, platform, status, failure_type, count)"
@@ -103,6 +112,22 @@ _PAST_CAP = (
     "  WHERE dead_letter = :dead ORDER BY id DESC LIMIT 1 OFFSET :keep)"
     " ORDER BY id LIMIT :limit) RETURNING message_id"
 )
+# Message counters past the cap: least recently seen first, id breaking ties
+# (the index ledger_messages_seen), older than the (cap + 1)-th most recent.
+_MESSAGES_PAST_CAP = (
+    "DELETE FROM ledger_messages WHERE id IN (SELECT l.id FROM ledger_messages l"
+    " WHERE (l.last_seen_at, l.id) <= (SELECT c.last_seen_at, c.id"
+    "  FROM ledger_messages c ORDER BY c.last_seen_at DESC, c.id DESC"
+    "  LIMIT 1 OFFSET :keep)"
+    " ORDER BY l.last_seen_at, l.id LIMIT :limit) RETURNING id"
+)
+# Checked again on the row: a message counted anew meanwhile stays.
+_MESSAGES_TOO_OLD = (
+    "DELETE FROM ledger_messages WHERE id IN (SELECT id FROM"
+    " ledger_messages WHERE last_seen_at < :before"
+    " ORDER BY last_seen_at, id LIMIT :limit)"
+    " AND last_seen_at < :before RETURNING id"
+)
 _TOO_OLD = (
     "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries"
     " WHERE finished_at < :before ORDER BY id LIMIT :limit) RETURNING message_id"
@@ -111,6 +136,10 @@ _TOO_OLD = (
 
 def _none_if_empty(value: str) -> str | None:
     return value or None
+
+
+def _float(value: float | None) -> float | None:
+    return None if value is None else float(value)
 
 
 def delivery_from_row(r: Row) -> DeliveryRecord:
@@ -184,8 +213,10 @@ class LedgerSql(SqlBase):
                             "topic_arn": m.topic_arn,
                             "target_arn": m.target_arn,
                             "created_at": float(m.created_at),
-                            "first_at": float(m.first_at),
-                            "last_at": float(m.last_at),
+                            "first_seen_at": float(m.first_at),
+                            "last_seen_at": float(m.last_at),
+                            "first_attempt_at": _float(m.first_attempt_at),
+                            "last_attempt_at": _float(m.last_attempt_at),
                         }
                         for m in messages
                     ],
@@ -327,33 +358,27 @@ class LedgerSql(SqlBase):
                 "UPDATE deliveries SET replayed_at = :now WHERE id IN"
                 f" (SELECT c.id FROM deliveries c WHERE {selected}"
                 " ORDER BY c.id LIMIT :limit)"
-                " AND replayed_at IS NULL RETURNING id, message_id, endpoint_arn",
+                " AND replayed_at IS NULL RETURNING *",
                 params,
             )
-            endpoints: dict[str, list[str]] = collections.defaultdict(list)
+            jobs: dict[str, list[NewJob]] = collections.defaultdict(list)
             for r in sorted(rows, key=lambda r: int(r["id"])):
-                endpoints[r["message_id"]].append(r["endpoint_arn"])
+                jobs[r["message_id"]].append(replay_job(delivery_from_row(r), now))
             kept = await tx.fetch(
                 f"SELECT * FROM dead_letter_messages WHERE {in_list('id', 'ids')}",
-                {"ids": as_list(list(endpoints))},
+                {"ids": as_list(list(jobs))},
             )
             copies = {r["id"]: message_from_row(r) for r in kept}
             messages = []
-            for message_id, arns in endpoints.items():
+            for message_id, new in jobs.items():
                 # Stored anew (created now), or, still queued, the row takes the jobs.
                 row = await tx.fetchrow(
                     _MESSAGE_UPSERT_JOBS,
-                    message_params(
-                        replayed_message(copies[message_id], now), len(arns)
-                    ),
+                    message_params(replayed_message(copies[message_id], now), len(new)),
                 )
                 assert row is not None
                 message = message_from_row(row)
-                jobs = [
-                    NewJob("endpoint", endpoint_arn=arn, next_attempt_at=now)
-                    for arn in arns
-                ]
-                await _insert_jobs(tx, message_id, message.created_at, jobs)
+                await _insert_jobs(tx, message_id, message.created_at, new)
                 messages.append(message)
             left = await tx.fetchrow(
                 f"SELECT count(*) AS n FROM deliveries c WHERE {selected}", params
@@ -391,13 +416,15 @@ class LedgerSql(SqlBase):
                     " dead_letter_messages.id AND c.dead_letter = :dead) RETURNING id",
                     {"ids": as_list(touched), "dead": True},
                 )
-            # Checked again on the row: a message counted anew meanwhile stays.
-            old = await tx.fetch(
-                "DELETE FROM ledger_messages WHERE id IN (SELECT id FROM"
-                " ledger_messages WHERE last_attempt_at < :before"
-                " ORDER BY last_attempt_at LIMIT :limit)"
-                " AND last_attempt_at < :before RETURNING id",
-                {"before": float(retention.before), "limit": limit},
+            old = list(
+                await tx.fetch(
+                    _MESSAGES_TOO_OLD,
+                    {"before": float(retention.before), "limit": limit},
+                )
+            )
+            old += await tx.fetch(
+                _MESSAGES_PAST_CAP,
+                {"keep": int(retention.max_messages), "limit": limit},
             )
             if old:
                 await tx.execute(

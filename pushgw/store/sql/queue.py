@@ -17,7 +17,9 @@ from pushgw.store.base import (
     JobClaim,
     NewJob,
     TargetCheck,
+    chunk_left,
 )
+from pushgw.store.ledger_model import PendingDeliveries
 from pushgw.store.rows import (
     JOB_COLUMNS,
     MESSAGE_COLUMNS,
@@ -82,6 +84,30 @@ _BACKLOG = (
     " LEFT JOIN endpoints e ON j.kind = 'endpoint' AND e.arn = j.endpoint_arn"
     " LEFT JOIN apps a ON a.arn = e.app_arn"
     ") AS classified GROUP BY state, kind, app_arn, platform"
+)
+
+# A message's endpoint and http jobs by platform: the app's, as the backlog
+# derives it, or the subscription's protocol. At most :limit jobs are read
+# (the jobs_message_kind index), so a million retries cost no more than that.
+_PENDING_BY_PLATFORM = (
+    "SELECT CASE WHEN j.kind = 'http' THEN s.protocol ELSE a.platform END"
+    " AS platform, count(*) AS n FROM ("
+    " SELECT kind, endpoint_arn, subscription_arn FROM jobs"
+    "  WHERE message_id = :id AND kind IN ('endpoint', 'http') LIMIT :limit"
+    ") AS j"
+    " LEFT JOIN endpoints e ON j.kind = 'endpoint' AND e.arn = j.endpoint_arn"
+    " LEFT JOIN apps a ON a.arn = e.app_arn"
+    " LEFT JOIN subscriptions s ON j.kind = 'http' AND s.arn = j.subscription_arn"
+    " GROUP BY 1"
+)
+_PENDING_CHUNKS = (
+    "SELECT * FROM jobs WHERE message_id = :id AND kind = 'topic' LIMIT :limit"
+)
+# The subscriptions one chunk still covers, read up to :limit from the
+# (topic_arn, seq) index.
+_CHUNK_SUBSCRIPTIONS = (
+    "SELECT count(*) AS n FROM (SELECT 1 FROM subscriptions WHERE topic_arn = :topic"
+    " AND seq > :lo AND seq <= :hi LIMIT :limit) AS covered"
 )
 
 
@@ -308,6 +334,39 @@ class QueueSql(SqlBase):
             )
             for r in rows
         ]
+
+    async def pending_deliveries(
+        self, message_id: str, *, limit: int
+    ) -> PendingDeliveries:
+        queued = await self._read_one(
+            "SELECT pending_jobs FROM messages WHERE id = :id", {"id": message_id}
+        )
+        if queued is None:
+            return PendingDeliveries()
+        params = {"id": message_id, "limit": limit}
+        platforms = await self._read(_PENDING_BY_PLATFORM, params)
+        chunks = [job_from_row(r) for r in await self._read(_PENDING_CHUNKS, params)]
+        covered, more = 0, False
+        for chunk in chunks:
+            row = await self._read_one(
+                _CHUNK_SUBSCRIPTIONS,
+                {
+                    "topic": chunk.topic_arn,
+                    "lo": chunk.cursor,
+                    "hi": chunk.range_hi or 0,
+                    "limit": limit + 1,
+                },
+            )
+            assert row is not None
+            left, beyond = chunk_left(int(row["n"]), chunk, limit)
+            covered, more = covered + left, more or beyond
+        return PendingDeliveries(
+            deliveries=int(queued["pending_jobs"]) - len(chunks),
+            by_platform={r["platform"]: int(r["n"]) for r in platforms},
+            chunks=len(chunks),
+            subscriptions=covered,
+            subscriptions_more=more,
+        )
 
     async def job_counts(self) -> dict[str, int]:
         row = await self._read_one(_JOB_COUNTS, {"now": time.time()})

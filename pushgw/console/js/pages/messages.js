@@ -15,9 +15,11 @@ export function summarize(record) {
     ...new Set((record.counts ?? []).filter((c) => c.status !== "delivered" && c.failureType).map((c) => c.failureType)),
   ];
   if (record.pendingJobs > 0) {
+    const pending = totals.pending ?? 0;
+    const fanout = fanoutText(record.pendingFanout);
     return {
       state: "pending",
-      text: `Pending: ${num(record.pendingJobs)} job${record.pendingJobs === 1 ? "" : "s"} queued; ${num(delivered)} delivered, ${num(failed + expired)} failed so far`,
+      text: `Pending: ${num(pending)} deliver${pending === 1 ? "y" : "ies"} queued${fanout ? `, fan-out to ${fanout}` : ""}; ${num(delivered)} delivered, ${num(failed + expired)} failed so far`,
     };
   }
   if (!delivered && !failed && !expired) return { state: "pending", text: "Accepted; no delivery recorded yet" };
@@ -29,7 +31,15 @@ export function summarize(record) {
   return { state: "delivered", text: delivered === 1 ? "Delivered" : `Delivered to ${num(delivered)}` };
 }
 
-const STATUS_KIND = { delivered: "good", failed: "bad", expired: "warn" };
+/** A topic fan-out not expanded yet, as "N subscriptions" ("N+": more than
+ * the daemon counted); "" when there is none. They are deliveries to come at
+ * most: filter policies and deleted endpoints are judged when they run. */
+export function fanoutText(fanout) {
+  if (!fanout?.chunks) return "";
+  return `${num(fanout.subscriptions)}${fanout.more ? "+" : ""} more subscription${fanout.subscriptions === 1 && !fanout.more ? "" : "s"}`;
+}
+
+const STATUS_KIND = { delivered: "good", failed: "bad", expired: "warn", pending: "neutral" };
 
 export function statusBadge(status) {
   return badge(status, STATUS_KIND[status] ?? "neutral");
@@ -156,7 +166,8 @@ function drawProgress(record) {
   }
   if (record.pendingJobs) {
     const part = h("span", { class: "pending" });
-    part.style.flexGrow = String(Math.max(record.pendingJobs, done * 0.02));
+    const pending = (totals.pending ?? 0) + (record.pendingFanout?.subscriptions ?? 0);
+    part.style.flexGrow = String(Math.max(pending, done * 0.02));
     bar.append(part);
   }
   return [
@@ -167,11 +178,12 @@ function drawProgress(record) {
       ["First attempt", time(record.firstAttemptAt)],
       ["Last attempt", time(record.lastAttemptAt)],
       ["Jobs still queued", num(record.pendingJobs)],
+      ["Fan-out to go", fanoutText(record.pendingFanout) || "—"],
     ]),
     h(
       "div",
       { class: "stat-cards" },
-      ["delivered", "failed", "expired"].map((key) =>
+      ["delivered", "failed", "expired", "pending"].map((key) =>
         h("div", { class: `stat ${STATUS_KIND[key]}` }, h("span", { class: "label" }, key[0].toUpperCase() + key.slice(1)), h("span", { class: "value" }, num(totals[key] ?? 0))),
       ),
     ),
@@ -181,7 +193,7 @@ function drawProgress(record) {
       empty: "No delivery counted yet.",
       rows: record.counts ?? [],
       columns: [
-        { label: "Platform", cell: (c) => c.platform },
+        { label: "Platform", cell: (c) => c.platform ?? "not known" },
         { label: "Outcome", cell: (c) => statusBadge(c.status) },
         { label: "Failure type", cell: (c) => c.failureType ?? "—" },
         { label: "Count", cell: (c) => num(c.count), class: "n" },
