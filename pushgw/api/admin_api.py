@@ -458,8 +458,8 @@ ADMIN_SCHEMAS: dict[str, Schema] = {
     ),
     "LedgerCount": _obj(
         {
-            "platform": _TEXT,
-            "status": {"type": "string", "enum": list(STATUSES)},
+            "platform": _MAYBE_TEXT,  # null: a pending one's platform not known
+            "status": {"type": "string", "enum": [*STATUSES, PENDING]},
             "failureType": _MAYBE_TEXT,
             "count": _INT,
         }
@@ -473,8 +473,11 @@ ADMIN_SCHEMAS: dict[str, Schema] = {
             "firstAttemptAt": _MAYBE_TIME,
             "lastAttemptAt": _MAYBE_TIME,
             "pendingJobs": _INT,
+            "pendingFanout": _obj(
+                {"chunks": _INT, "subscriptions": _INT, "more": {"type": "boolean"}}
+            ),
             "counts": _array("LedgerCount"),
-            "totals": _counts(STATUSES),
+            "totals": _counts((*STATUSES, PENDING)),
         }
     ),
     "DeliveryRecord": _obj(
