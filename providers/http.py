@@ -26,13 +26,13 @@ from pushgw.model import PlatformApplication
 from pushgw.netguard import NetPolicy, guarded_connector, http_session, refusal_reason
 from pushgw.providers.base import Provider, ProviderSettings, TransportFailure
 
-# aiohttp's exceptions that mean "the exchange failed; try again later". Its
-# ClientResponseError family is not here: we never call raise_for_status().
-HTTP_TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
-    aiohttp.ClientConnectionError,  # refused, reset, disconnected, TLS, timeouts
-    aiohttp.ClientPayloadError,  # truncated or malformed body
-    aiohttp.ServerTimeoutError,
-)
+# aiohttp's exceptions that mean "the exchange failed; try again later": all
+# of its ClientError family. Refused, reset, TLS and timeouts are
+# ClientConnectionErrors, a truncated body a ClientPayloadError, and an answer
+# aiohttp cannot parse (a status line like `HTTP/1.1 2000 WAT`, garbage, bad
+# headers) a ClientResponseError, raised by its parser, not only by
+# raise_for_status() (never called here).
+HTTP_TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (aiohttp.ClientError,)
 
 
 class Answer(NamedTuple):

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+import structlog
 from aiohttp import web
 
 from pushgw.arn import ArnBuilder
@@ -25,6 +26,7 @@ from pushgw.netguard import check_subscriber_url
 from pushgw.providers.fake import FakeProvider
 from pushgw.service import Service
 from pushgw.service.types import MessageAttributeInput, PublishInput
+from pushgw.sns import confirmation
 from pushgw.sns.http_messages import SigningKey, verify
 from pushgw.store.memory import InMemoryStore
 from tests.delivery.test_dispatcher import fake_factory
@@ -94,6 +96,13 @@ class Rig:
 
 
 STATUS_TOPIC = "arn:aws:sns:us-east-1:123456789012:delivery-status"
+
+
+def retry_policy(retries: int, **phases: int) -> str:
+    """A subscription's DeliveryPolicy: `retries` retries 1 s apart, or in the
+    phases named (`numNoDelayRetries=2`: the first two at once)."""
+    retry = {"minDelayTarget": 1, "maxDelayTarget": 1, "numRetries": retries}
+    return json.dumps({"healthyRetryPolicy": retry | phases})
 
 
 @pytest.fixture(name="rig")
@@ -213,15 +222,7 @@ async def test_pending_subscription_receives_nothing(rig: Rig) -> None:
 async def test_failures_follow_the_delivery_policy_then_stop(rig: Rig) -> None:
     """2 retries 1 s apart, then SNS drops the message: 3 attempts in all."""
     topic = await rig.service.create_topic(name="retry", attributes=None, tags=None)
-    policy = {
-        "healthyRetryPolicy": {
-            "minDelayTarget": 1,
-            "maxDelayTarget": 1,
-            "numRetries": 2,
-            "backoffFunction": "linear",
-        }
-    }
-    await rig.confirmed(topic, "/flaky", DeliveryPolicy=json.dumps(policy))
+    await rig.confirmed(topic, "/flaky", DeliveryPolicy=retry_policy(2))
     rig.hook.status = 500
     await rig.service.publish(PublishInput(message="m", topic_arn=topic))
     await rig.wait(lambda: len(rig.hook.of("/flaky", "Notification")) == 3, 10)
@@ -230,6 +231,88 @@ async def test_failures_follow_the_delivery_policy_then_stop(rig: Rig) -> None:
     assert all(0.9 < b - a < 2.0 for a, b in itertools.pairwise(times))
     assert rig.dispatcher.http_sender is not None
     assert rig.dispatcher.http_sender.stats["http_failed"] == 1
+
+
+@dataclass
+class RawReceiver:
+    """
+    A bare TCP server: answers a Notification with `reply`, bytes no HTTP
+    server would send, and anything else (the confirmation) with a plain 200.
+    Records the x-amz-sns-message-type of each request.
+    """
+
+    reply: bytes
+    kinds: list[str] = field(default_factory=list)
+
+    async def handle(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+        headers = dict(
+            (name.strip().lower(), value.strip())
+            for name, _, value in (line.partition(":") for line in head.split("\r\n"))
+        )
+        await reader.readexactly(int(headers.get("content-length", "0")))
+        kind = headers.get("x-amz-sns-message-type", "")
+        self.kinds.append(kind)
+        ok = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        writer.write(self.reply if kind == "Notification" else ok)
+        await writer.drain()
+        writer.close()
+
+
+MALFORMED_ANSWERS = [
+    b"HTTP/1.1 2000 WAT\r\n\r\n",  # a status code of four digits
+    b"\x00\x01 not HTTP at all\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",  # a bad header
+]
+
+
+@pytest.mark.parametrize("reply", MALFORMED_ANSWERS)
+async def test_malformed_answers_follow_the_delivery_policy(
+    rig: Rig, reply: bytes
+) -> None:
+    """An answer aiohttp cannot parse is a failed attempt like a 500: retried
+    by the policy (2 immediate retries), then dropped with one warning; never
+    an engine error retried without end."""
+    receiver = RawReceiver(reply)
+    server = await asyncio.start_server(receiver.handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    topic = await rig.service.create_topic(name="garbled", attributes=None, tags=None)
+    arn = await rig.service.subscribe(
+        topic_arn=topic,
+        protocol="http",
+        endpoint=f"http://127.0.0.1:{port}/garbled",
+        attributes={"DeliveryPolicy": retry_policy(2, numNoDelayRetries=2)},
+        return_subscription_arn=True,
+    )
+    sub = await rig.store.get_subscription(arn)
+    assert sub is not None
+    await rig.service.confirm_subscription(
+        topic_arn=topic,
+        token=confirmation.token_for(sub),
+        authenticate_on_unsubscribe=None,
+    )
+    await rig.wait(lambda: not rig.store.jobs)  # the confirmation's POST
+    with structlog.testing.capture_logs() as logs:
+        await rig.service.publish(PublishInput(message="m", topic_arn=topic))
+        await rig.wait(lambda: "Notification" in receiver.kinds)
+        await rig.wait(lambda: not rig.store.jobs)
+        await asyncio.sleep(0.2)  # no attempt after the last
+    server.close()
+    await server.wait_closed()
+
+    assert 3 == receiver.kinds.count("Notification")  # 1 + numRetries
+    sender = rig.dispatcher.http_sender
+    assert sender is not None
+    assert (1, 2) == (
+        sender.stats["http_failed"],
+        sender.stats["http_retries_scheduled"],
+    )
+    events = [line["event"] for line in logs]
+    assert 1 == events.count("http_delivery_failed")
+    assert "job_failed" not in events
+    assert 0 == rig.dispatcher.stats["job_errors"]
 
 
 async def test_a_hanging_subscriber_never_slows_push(rig: Rig) -> None:
