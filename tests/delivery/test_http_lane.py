@@ -6,8 +6,10 @@ push provider and a real HTTP receiver on a loopback socket.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import json
+import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -360,23 +362,72 @@ async def test_throttle_spreads_deliveries(rig: Rig) -> None:
 
 async def test_delivery_status_records_reach_the_status_topic(rig: Rig) -> None:
     """With delivery.status_topic_arn, SNS's record of a failed push delivery
-    is published there; an HTTP subscriber of that topic receives it."""
+    is published there, in the shape of SNS's delivery-status logs (token
+    included, as SNS has it); an HTTP subscriber of that topic receives it.
+    The debug log line of the record has the token redacted."""
     topic = await rig.service.create_topic(
         name="delivery-status", attributes=None, tags=None
     )
     assert topic == STATUS_TOPIC
     await rig.confirmed(topic, "/status")
+    pushes = await rig.service.create_topic(name="pushes", attributes=None, tags=None)
     endpoint = await rig.service.create_platform_endpoint(
         app_arn=rig.app_arn,
         token="unregistered-1",
         custom_user_data=None,
         attributes=None,
     )
-    await rig.service.publish(PublishInput(message="to nobody", target_arn=endpoint))
-    await rig.wait(lambda: rig.hook.of("/status", "Notification"))
-    record = json.loads(
-        json.loads(rig.hook.of("/status", "Notification")[0]["body"])["Message"]
+    await rig.service.subscribe(
+        topic_arn=pushes, protocol="application", endpoint=endpoint, attributes=None
     )
-    assert record["status"] == "FAILURE"
-    assert record["delivery"]["destination"] == endpoint
-    assert "unregistered-1" not in json.dumps(record)  # the token is redacted
+    with structlog.testing.capture_logs() as logs:
+        direct = await rig.service.publish(
+            PublishInput(message="to nobody", target_arn=endpoint)
+        )
+        await rig.wait(lambda: rig.hook.of("/status", "Notification"))
+        await rig.service.publish(PublishInput(message="again", topic_arn=pushes))
+        await rig.wait(lambda: len(rig.hook.of("/status", "Notification")) == 2)
+    first, second = sorted(
+        (
+            json.loads(json.loads(note["body"])["Message"])
+            for note in rig.hook.of("/status", "Notification")
+        ),
+        key=lambda record: record["notification"]["messageId"] != direct,
+    )
+
+    assert ["notification", "delivery", "status"] == list(first)
+    assert ["messageMD5Sum", "messageId", "timestamp"] == list(first["notification"])
+    assert (
+        hashlib.md5(b"to nobody").hexdigest(),
+        direct,
+    ) == (first["notification"]["messageMD5Sum"], first["notification"]["messageId"])
+    assert re.fullmatch(
+        r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}", first["notification"]["timestamp"]
+    )
+    delivery = first["delivery"]
+    assert [
+        "deliveryId",
+        "destination",
+        "providerResponse",
+        "dwellTimeMs",
+        "attempts",
+        "token",
+        "statusCode",
+    ] == list(delivery)
+    assert (endpoint, "410 Unregistered", 1, "unregistered-1", 410) == (
+        delivery["destination"],
+        delivery["providerResponse"],
+        delivery["attempts"],
+        delivery["token"],
+        delivery["statusCode"],
+    )
+    assert isinstance(delivery["dwellTimeMs"], int) and delivery["dwellTimeMs"] >= 0
+    assert "FAILURE" == first["status"]
+    # Published to a topic: the record names it, after the message id.
+    assert ["messageMD5Sum", "messageId", "topicArn", "timestamp"] == list(
+        second["notification"]
+    )
+    assert pushes == second["notification"]["topicArn"]
+    lines = [line for line in logs if line["event"] == "delivery_status"]
+    assert 2 == len(lines)
+    assert "unregistered-1" not in json.dumps(lines, default=str)
