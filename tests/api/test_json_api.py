@@ -408,6 +408,32 @@ async def test_topic_errors(api: Api) -> None:
     assert_error(status, body, 400, "ValidationError")
 
 
+async def test_subscribe_an_https_url(api: Api) -> None:
+    """Subscribe of an https URL answers SNS's `pending confirmation`, or the
+    subscription's ARN with returnSubscriptionArn; both are listed pending."""
+    topic = await api.topic("hooks")
+    path = f"/v1/topics/{topic}/subscriptions"
+    first = {"protocol": "https", "endpointArn": "https://hooks.example/a"}
+    second = {"protocol": "https", "endpointArn": "https://hooks.example/b"}
+
+    status, pending = await api.call("POST", path, first)
+    assert (201, {"subscriptionArn": "pending confirmation"}) == (status, pending)
+    made = await api.ok("POST", path, second | {"returnSubscriptionArn": True})
+    arn = made["subscriptionArn"]
+    assert arn.startswith(topic + ":")
+    attributes = (await api.ok("GET", f"/v1/subscriptions/{arn}"))["attributes"]
+    assert ("https", "https://hooks.example/b", "true") == (
+        attributes["Protocol"],
+        attributes["Endpoint"],
+        attributes["PendingConfirmation"],
+    )
+    listed = (await api.ok("GET", path))["subscriptions"]
+    assert [
+        ("PendingConfirmation", "https://hooks.example/a"),
+        ("PendingConfirmation", "https://hooks.example/b"),
+    ] == sorted((s["subscriptionArn"], s["endpoint"]) for s in listed)
+
+
 # -- publish ----------------------------------------------------------------------
 async def test_publish_to_topic_and_endpoint(api: Api) -> None:
     """Publish returns a message id for a topic, an endpoint and the 262144 limit."""

@@ -6,6 +6,7 @@ push provider and a real HTTP receiver on a loopback socket.
 from __future__ import annotations
 
 import asyncio
+import collections
 import hashlib
 import itertools
 import json
@@ -37,10 +38,12 @@ from tests.e2e.harness import ROOT
 
 @dataclass
 class Hook:
-    """A receiver: records requests; `status` and `delay_s` shape its answers."""
+    """A receiver: records requests of any method; `status`, `headers` and
+    `delay_s` shape its answers."""
 
     requests: list[tuple[str, dict[str, str], str, float]] = field(default_factory=list)
     status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
 
     async def handle(self, request: web.Request) -> web.Response:
@@ -54,7 +57,7 @@ class Hook:
         )
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
-        return web.Response(status=self.status, text="ok")
+        return web.Response(status=self.status, headers=self.headers, text="ok")
 
     def of(self, path: str, kind: str) -> list[dict[str, Any]]:
         return [
@@ -79,6 +82,23 @@ class Rig:
             while not check():
                 self.dispatcher.wake()
                 await asyncio.sleep(0.01)
+
+    async def devices(self, topic: str, count: int, app_arn: str = "") -> None:
+        """`count` endpoints of `app_arn` (else the rig's app), subscribed to
+        `topic`."""
+        for i in range(count):
+            endpoint = await self.service.create_platform_endpoint(
+                app_arn=app_arn or self.app_arn,
+                token=f"good-{i}",
+                custom_user_data=None,
+                attributes=None,
+            )
+            await self.service.subscribe(
+                topic_arn=topic,
+                protocol="application",
+                endpoint=endpoint,
+                attributes=None,
+            )
 
     async def confirmed(self, topic: str, path: str, **attributes: str) -> str:
         arn = await self.service.subscribe(
@@ -111,7 +131,7 @@ def retry_policy(retries: int, **phases: int) -> str:
 async def _rig() -> AsyncIterator[Rig]:
     hook = Hook()
     app = web.Application()
-    app.router.add_post("/{tail:.*}", hook.handle)
+    app.router.add_route("*", "/{tail:.*}", hook.handle)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -166,16 +186,7 @@ async def _rig() -> AsyncIterator[Rig]:
 
 async def test_fanout_mixes_push_and_http_subscribers(rig: Rig) -> None:
     topic = await rig.service.create_topic(name="mixed", attributes=None, tags=None)
-    for i in range(12):
-        endpoint = await rig.service.create_platform_endpoint(
-            app_arn=rig.app_arn,
-            token=f"good-{i}",
-            custom_user_data=None,
-            attributes=None,
-        )
-        await rig.service.subscribe(
-            topic_arn=topic, protocol="application", endpoint=endpoint, attributes=None
-        )
+    await rig.devices(topic, 12)
     plain = await rig.confirmed(topic, "/plain")
     await rig.confirmed(topic, "/raw", RawMessageDelivery="true")
     await rig.confirmed(
@@ -319,26 +330,75 @@ async def test_malformed_answers_follow_the_delivery_policy(
 
 async def test_a_hanging_subscriber_never_slows_push(rig: Rig) -> None:
     """A receiver that answers after the timeout holds HTTP-lane slots only:
-    push fan-out of the same and other messages completes at once."""
-    topic = await rig.service.create_topic(name="slow", attributes=None, tags=None)
-    for i in range(20):
-        endpoint = await rig.service.create_platform_endpoint(
-            app_arn=rig.app_arn,
-            token=f"good-{i}",
-            custom_user_data=None,
-            attributes=None,
-        )
-        await rig.service.subscribe(
-            topic_arn=topic, protocol="application", endpoint=endpoint, attributes=None
-        )
-    await rig.confirmed(topic, "/hang")
+    while it hangs, push fan-out of its topic and of another app's topic
+    completes at once."""
+    other_app = await rig.service.create_platform_application(
+        name="other", platform="GCM", attributes={"PlatformCredential": "AIzaKey2"}
+    )
+    slow = await rig.service.create_topic(name="slow", attributes=None, tags=None)
+    other = await rig.service.create_topic(name="other", attributes=None, tags=None)
+    await rig.devices(slow, 20)
+    await rig.devices(other, 20, other_app)
+    await rig.confirmed(slow, "/hang")
     rig.hook.delay_s = 5.0
+    for n in range(10):
+        await rig.service.publish(PublishInput(message=f"m{n}", topic_arn=slow))
+    await rig.wait(lambda: rig.hook.of("/hang", "Notification"), 5)  # it hangs now
     started = time.monotonic()
     for n in range(10):
-        await rig.service.publish(PublishInput(message=f"m{n}", topic_arn=topic))
-    await rig.wait(lambda: len(FakeProvider.sent) == 200, 5)
+        await rig.service.publish(PublishInput(message=f"o{n}", topic_arn=other))
+    await rig.wait(lambda: len(FakeProvider.sent) == 400, 5)
     assert time.monotonic() - started < 3.0  # while the HTTP sends time out
+    by_app = collections.Counter(sent.app_arn for sent in FakeProvider.sent)
+    assert {rig.app_arn: 200, other_app: 200} == by_app
     rig.hook.delay_s = 0
+
+
+@pytest.mark.parametrize("status", [301, 302])
+async def test_redirects_are_never_followed(rig: Rig, status: int) -> None:
+    """A 301/302 is a failed attempt like any non-2xx: retried at the same URL
+    (1 immediate retry), then dropped; the Location is never fetched."""
+    topic = await rig.service.create_topic(name="moved", attributes=None, tags=None)
+    policy = retry_policy(1, numNoDelayRetries=1)
+    await rig.confirmed(topic, "/moved", DeliveryPolicy=policy)
+    sender = rig.dispatcher.http_sender
+    assert sender is not None
+    delivered = sender.stats["http_delivered"]  # the confirmation
+    rig.hook.status = status
+    rig.hook.headers = {"Location": rig.base + "/elsewhere"}
+    await rig.service.publish(PublishInput(message="m", topic_arn=topic))
+    await rig.wait(lambda: len(rig.hook.of("/moved", "Notification")) == 2)
+    await rig.wait(lambda: not rig.store.jobs)
+    await asyncio.sleep(0.2)  # a redirect followed late would show by now
+
+    assert 2 == len(rig.hook.of("/moved", "Notification"))
+    assert [] == [r for r in rig.hook.requests if r[0] == "/elsewhere"]
+    assert (1, delivered) == (
+        sender.stats["http_failed"],
+        sender.stats["http_delivered"],
+    )
+
+
+@pytest.mark.parametrize("raw", ["false", "true"])
+async def test_request_policy_content_type_reaches_the_wire(rig: Rig, raw: str) -> None:
+    """requestPolicy.headerContentType is the Content-Type the receiver sees,
+    of a signed notification and of a raw one; without it, SNS's default."""
+    topic = await rig.service.create_topic(name="typed", attributes=None, tags=None)
+    policy = json.dumps({"requestPolicy": {"headerContentType": "application/json"}})
+    await rig.confirmed(topic, "/typed", DeliveryPolicy=policy, RawMessageDelivery=raw)
+    await rig.confirmed(topic, "/plain", RawMessageDelivery=raw)
+    await rig.service.publish(PublishInput(message='{"a":1}', topic_arn=topic))
+    await rig.wait(
+        lambda: (
+            rig.hook.of("/typed", "Notification")
+            and rig.hook.of("/plain", "Notification")
+        )
+    )
+
+    [typed] = rig.hook.of("/typed", "Notification")
+    [plain] = rig.hook.of("/plain", "Notification")
+    assert "application/json" == typed["headers"]["content-type"]
+    assert "text/plain; charset=UTF-8" == plain["headers"]["content-type"]
 
 
 async def test_throttle_spreads_deliveries(rig: Rig) -> None:
