@@ -14,6 +14,7 @@ from aiohttp import web
 
 from pushgw.model import Endpoint, MessageAttribute, Platform, PlatformApplication
 from pushgw.providers.base import Outcome, ProviderSettings, RenderedMessage
+from pushgw.providers.http import MAX_ANSWER_BYTES
 from pushgw.providers.mocks.base import FaultRule
 from pushgw.providers.mocks.wns import WnsMock
 from pushgw.providers.wns import WnsProvider, classify, toast_xml
@@ -534,6 +535,30 @@ async def test_malformed_answer_is_a_transport_retry(provider: WnsProvider) -> N
 
     assert (Outcome.RETRY, None) == (result.outcome, result.status)
     assert result.reason.startswith("transport: ClientResponseError: 400")
+
+
+async def test_endless_answer_is_read_up_to_the_cap_and_classified(
+    provider: WnsProvider,
+) -> None:
+    """A channel host streaming an error page without end: its first
+    MAX_ANSWER_BYTES are read, the rest never, and the status classifies the
+    answer (400: PERMANENT) well before the timeout; no memory grows."""
+
+    async def endless(writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/html\r\n\r\n")
+        while True:  # no length: the body runs until the connection closes
+            writer.write(b"<p>" + b"x" * 65_536)
+            await writer.drain()
+
+    async with raw_channel(endless) as uri:
+        started = time.monotonic()
+        result = await provider.send(endpoint(uri), message())
+        elapsed = time.monotonic() - started
+        answer = await provider.post(uri, data=b"", headers={})
+
+    assert (Outcome.PERMANENT, 400) == (result.outcome, result.status)
+    assert elapsed < provider.settings.timeout_s / 2
+    assert MAX_ANSWER_BYTES == len(answer.body)
 
 
 @pytest.mark.parametrize(
