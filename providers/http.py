@@ -6,9 +6,10 @@ application), with a keep-alive pool sized by `ProviderSettings.max_connections`
 WNS and MPNS, which POST to URLs their endpoints carry, have theirs guarded by
 `pushgw.netguard` (and a second, unguarded one for WNS's configured token URL).
 `HttpProvider.post` is the one exchange they all make: it never follows
-redirects, reads the whole body raw (never auto-decompressed, so adapters classify
-exactly what the provider sent) and maps aiohttp's transport exceptions to
-`TransportFailure`, which `Provider.send` turns into `RETRY`.
+redirects, reads the body raw (never auto-decompressed, so adapters classify
+exactly what the provider sent) up to MAX_ANSWER_BYTES, and maps aiohttp's
+transport exceptions to `TransportFailure`, which `Provider.send` turns into
+`RETRY`.
 """
 
 from __future__ import annotations
@@ -23,16 +24,27 @@ import aiohttp
 from aiohttp.abc import AbstractResolver
 
 from pushgw.model import PlatformApplication
-from pushgw.netguard import NetPolicy, guarded_connector, http_session, refusal_reason
+from pushgw.netguard import (
+    NetPolicy,
+    guarded_connector,
+    http_session,
+    read_capped,
+    refusal_reason,
+)
 from pushgw.providers.base import Provider, ProviderSettings, TransportFailure
 
-# aiohttp's exceptions that mean "the exchange failed; try again later". Its
-# ClientResponseError family is not here: we never call raise_for_status().
-HTTP_TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
-    aiohttp.ClientConnectionError,  # refused, reset, disconnected, TLS, timeouts
-    aiohttp.ClientPayloadError,  # truncated or malformed body
-    aiohttp.ServerTimeoutError,
-)
+# aiohttp's exceptions that mean "the exchange failed; try again later": all
+# of its ClientError family. Refused, reset, TLS and timeouts are
+# ClientConnectionErrors, a truncated body a ClientPayloadError, and an answer
+# aiohttp cannot parse (a status line like `HTTP/1.1 2000 WAT`, garbage, bad
+# headers) a ClientResponseError, raised by its parser, not only by
+# raise_for_status() (never called here).
+HTTP_TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (aiohttp.ClientError,)
+
+# The most of an answer read. Providers answer in a few hundred bytes (an error
+# page in a few KiB), but WNS and MPNS POST to hosts that channel URIs name, and
+# such a host could stream without end: the rest is never read.
+MAX_ANSWER_BYTES = 65_536
 
 
 class Answer(NamedTuple):
@@ -146,9 +158,9 @@ class HttpProvider(Provider):
         self, url: str, *, data: bytes | str, headers: Mapping[str, str]
     ) -> Answer:
         """
-        One POST, answer read whole. Redirects are never followed: a 3xx could
-        carry a bearer token or a client secret past the channel guard. Guarded
-        when the adapter sets `guards_endpoint_urls`.
+        One POST, answer read up to MAX_ANSWER_BYTES. Redirects are never
+        followed: a 3xx could carry a bearer token or a client secret past the
+        channel guard. Guarded when the adapter sets `guards_endpoint_urls`.
         """
         return await self._exchange(
             self._session(guarded=True), url, data=data, headers=headers
@@ -174,7 +186,8 @@ class HttpProvider(Provider):
             async with session.post(
                 url, data=data, headers=headers, allow_redirects=False
             ) as resp:
-                return Answer(resp.status, resp.headers, await resp.read())
+                body = await read_capped(resp, MAX_ANSWER_BYTES)
+                return Answer(resp.status, resp.headers, body)
         except HTTP_TRANSPORT_ERRORS as exc:
             refused = refusal_reason(exc)  # the guard's words, not aiohttp's
             if refused is not None:

@@ -30,6 +30,7 @@ import socket
 import ssl
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -135,6 +136,25 @@ def signing_key(config: Config) -> SigningKey:
             Path(tmp), host=host_of(config.public_url)
         )
         return SigningKey.from_files(key_path, cert_path)
+
+
+def warn_plain_signing_cert_url(public_url: str) -> None:
+    """
+    Warn once, at start, when what this daemon signs for HTTP subscribers
+    names an http:// SigningCertURL: standard validators (the AWS SDKs'
+    message validators, sns-validator) accept the certificate only over https,
+    so they refuse every message. Only a warning: plain-http receivers that
+    check signatures themselves, and development, still work.
+    """
+    if urllib.parse.urlsplit(public_url).scheme.lower() == "https":
+        return
+    log.warning(
+        "signing_cert_url_not_https",
+        public_url=public_url,
+        hint="set server.public_url to the https:// URL subscribers reach"
+        " (server.tls_cert_file, or a TLS proxy in front); standard SNS"
+        " validators refuse an http SigningCertURL",
+    )
 
 
 def server_tls(config: Config) -> ssl.SSLContext | None:
@@ -265,6 +285,8 @@ class Gateway:
                     await listen(woken)
 
                 self.supervisor.start(LISTEN_TASK, listen_task)
+        if self.config.delivery.enabled:
+            warn_plain_signing_cert_url(self.http_sender.settings.public_url)
         log.info(
             "pushgw_started",
             host=self.config.server.host,

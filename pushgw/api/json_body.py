@@ -1,6 +1,11 @@
 """
 Reading an operation's members out of a JSON request (body, path and query),
 typed as `shapes` says, with errors that name the field.
+
+A body member the operation does not have is refused (InvalidParameter, naming
+it and the members there are), as the admin routes refuse theirs: ignored, a
+misspelt or misplaced member (`endpoint` for Subscribe's `endpointArn`) would
+surface as a misleading error about the member left unset, or as none.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from typing import Any, TypeVar
 from multidict import MultiMapping
 
 from pushgw.api.shapes import Kind, Param, Where
-from pushgw.errors import JsonValidationError
+from pushgw.errors import InvalidParameterError, JsonValidationError
 from pushgw.service.types import MessageAttributeInput
 
 T = TypeVar("T")
@@ -27,6 +32,7 @@ def read_request(
     query: MultiMapping[str],
 ) -> dict[str, Any]:
     """The values of `params` by SNS member name; absent ones are None."""
+    refuse_unknown(body, [p for p in params if p.json is Where.BODY])
     out: dict[str, Any] = {}
     for param in params:
         key = param.json_key
@@ -40,6 +46,20 @@ def read_request(
             value = _body_value(body, param)
         out[param.name] = param.json_default if value is None else value
     return out
+
+
+def refuse_unknown(
+    body: Mapping[str, Any], params: Sequence[Param], where: str = ""
+) -> None:
+    """InvalidParameter for the first member of `body` (at `where`, e.g.
+    `entries[0].`) that none of `params` names."""
+    known = [p.json_key for p in params]
+    unknown = sorted(set(body) - set(known))
+    if unknown:
+        raise InvalidParameterError(
+            f"Invalid parameter: {where}{unknown[0]} (unknown; the members are"
+            f" {', '.join(known)})"
+        )
 
 
 def _body_value(body: Mapping[str, Any], param: Param) -> Any:
@@ -58,10 +78,10 @@ def _body_value(body: Mapping[str, Any], param: Param) -> Any:
         case Kind.LIST:
             assert param.members is not None, key
             members = param.members.params  # each element's members: body only
-            return [
-                {m.name: _body_value(item, m) for m in members}
-                for item in _objects(body, key)
-            ]
+            items = _objects(body, key)
+            for index, item in enumerate(items):
+                refuse_unknown(item, members, f"{key}[{index}].")
+            return [{m.name: _body_value(item, m) for m in members} for item in items]
 
 
 def _objects(body: Mapping[str, Any], name: str) -> list[Mapping[str, Any]]:

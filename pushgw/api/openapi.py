@@ -104,10 +104,12 @@ def _input_schema(param: Param, schemas: dict[str, Schema]) -> Schema:
 
 
 def _params_schema(params: Sequence[Param], schemas: dict[str, Schema]) -> Schema:
-    return _object(
+    schema = _object(
         {p.json_key: _input_schema(p, schemas) for p in params},
         [p.json_key for p in params if p.required and p.json_default is None],
     )
+    # An unknown member is refused (json_body.refuse_unknown).
+    return schema | {"additionalProperties": False}
 
 
 def _output_schema(field: Field, schemas: dict[str, Schema]) -> Schema:

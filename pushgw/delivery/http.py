@@ -10,10 +10,11 @@ push delivery; they are leased, retried and crash-safe like every job.
 * The body is SNS's: a signed Notification (`sns/http_messages.py`, signed
   once per message and shared by every subscriber of a fan-out), the bare
   message with RawMessageDelivery=true, or a signed confirmation.
-* Success is any 2xx. Anything else, a timeout or a transport error is retried
-  by the subscription's effective delivery policy (`sns/delivery_policy.py`,
-  SNS's default: 3 retries, 20 s apart); when the policy is spent the delivery
-  is dropped with a warning, as SNS drops it.
+* Success is any 2xx. Anything else (a timeout, a transport error, an answer
+  that cannot be parsed) is retried by the subscription's effective delivery
+  policy (`sns/delivery_policy.py`, SNS's default: 3 retries, 20 s apart);
+  when the policy is spent the delivery is dropped with a warning, as SNS
+  drops it.
 * `throttlePolicy.maxReceivesPerSecond` is kept per subscription on this node,
   and at most `max_connections_per_host` deliveries of one subscription are in
   flight here: a job over either limit is postponed (not counted as an
@@ -235,26 +236,12 @@ class HttpSender:
         document: its attempts count, its outcome is no message's delivery)."""
         failures = job.attempts + 1  # this attempt included
         sent = _Sent(url, subscription, message, self.clock(), time.perf_counter())
-        status: int | None = None
-        try:
-            async with self.session.post(
-                url,
-                data=request.body_bytes,
-                headers=dict(request.headers),
-                allow_redirects=False,
-            ) as resp:
-                await netguard.read_capped(resp, self.settings.max_response_bytes)
-                status = resp.status
-            if 200 <= status < 300:
-                self.stats["http_delivered"] += 1
-                self._observe(sent, "delivered", status)
-                self._finished(sent, status, f"HTTP {status}", failures)
-                return DONE
-            reason = f"HTTP {status}"
-        except HTTP_TRANSPORT_ERRORS as exc:
-            reason = f"{type(exc).__name__}: {exc}"[:300]
-        except TimeoutError:
-            reason = f"no answer within {self.settings.timeout_s:g} s"
+        status, reason = await self._exchange(url, request)
+        if status is not None and 200 <= status < 300:
+            self.stats["http_delivered"] += 1
+            self._observe(sent, "delivered", status)
+            self._finished(sent, status, reason, failures)
+            return DONE
         self._observe(sent, "retry", status)
         delay = policy.retry_delay(failures)
         if delay is None:
@@ -272,6 +259,32 @@ class HttpSender:
         self.stats["http_retries_scheduled"] += 1
         self.observer.rescheduled(url.partition(":")[0].lower(), reason)
         return RetryAt(self.clock() + delay, reason)
+
+    async def _exchange(
+        self, url: str, request: HttpDelivery
+    ) -> tuple[int | None, str]:
+        """
+        One POST: the answer's status (None if there was no usable answer) and
+        what to say if it is not a success. Whatever goes wrong with the
+        subscriber is answered here, never raised, so the delivery policy
+        decides what follows: a refused or reset connection, the guard's
+        refusal at connect time, a timeout, and an answer aiohttp cannot parse
+        (`HTTP/1.1 2000 WAT`, garbage). A body over the cap is cut short.
+        """
+        try:
+            async with self.session.post(
+                url,
+                data=request.body_bytes,
+                headers=dict(request.headers),
+                allow_redirects=False,
+            ) as resp:
+                await netguard.read_capped(resp, self.settings.max_response_bytes)
+                return resp.status, f"HTTP {resp.status}"
+        except HTTP_TRANSPORT_ERRORS as exc:
+            refused = netguard.refusal_reason(exc)  # the guard's words
+            return None, refused or f"{type(exc).__name__}: {exc}"[:300]
+        except TimeoutError:
+            return None, f"no answer within {self.settings.timeout_s:g} s"
 
     def _observe(self, sent: _Sent, outcome: str, status: int | None) -> None:
         self.observer.attempt(

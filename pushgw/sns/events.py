@@ -3,8 +3,11 @@ Application events and delivery-status records (SNS_API §8.4).
 
 Events are published to the topic named in the application attribute
 (`EventEndpointCreated`, …) as an ordinary topic message, so they are as durable
-as any publish. Delivery-status records are log lines in SNS's JSON shape, and
-messages to `delivery.status_topic_arn` when one is configured.
+as any publish. Delivery-status records are in the shape of SNS's CloudWatch
+delivery-status logs for platform endpoints (developer guide, "Amazon SNS mobile
+app attributes", sns-msg-status) and are published to
+`delivery.status_topic_arn` when one is configured; the debug log line of each
+carries the token redacted.
 """
 
 from __future__ import annotations
@@ -26,8 +29,19 @@ log = get_logger("pushgw.delivery")
 
 
 def iso(ts: float) -> str:
+    return _utc(ts, "%Y-%m-%dT%H:%M:%S.") + "Z"
+
+
+def status_time(ts: float) -> str:
+    """A delivery-status record's timestamp as SNS writes it: UTC, a space,
+    milliseconds, no zone (`2016-06-28 20:24:29.787`)."""
+    return _utc(ts, "%Y-%m-%d %H:%M:%S.")
+
+
+def _utc(ts: float, layout: str) -> str:
+    """`ts` in UTC as `layout`, then its milliseconds (three digits)."""
     moment = dt.datetime.fromtimestamp(ts, tz=dt.UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return moment.strftime(layout) + f"{moment.microsecond // 1000:03d}"
 
 
 async def publish_event(
@@ -114,20 +128,35 @@ def delivery_status(
     now: float,
     reason: str = "",
 ) -> dict[str, Any]:
-    """One SNS-shaped delivery-status record (sns-msg-status), token redacted."""
+    """
+    One delivery-status record, with SNS's members: `notification`
+    (`messageMD5Sum`, `messageId`, `topicArn` when the message was published to
+    a topic, `timestamp` of the publish), `delivery` (`deliveryId`,
+    `destination` the endpoint ARN, `providerResponse`, `dwellTimeMs`,
+    `attempts`, `token`, `statusCode`: the provider's HTTP status, 0 if none)
+    and `status` SUCCESS or FAILURE.
+
+    `token` is the endpoint's device token, as in SNS's records: the record
+    goes to the topic the operator named for it (`delivery.status_topic_arn`),
+    whose subscribers are theirs to choose. Log lines never carry it
+    (`log_delivery_status`).
+    """
+    notification: dict[str, Any] = {
+        "messageMD5Sum": hashlib.md5(message.body.encode()).hexdigest(),
+        "messageId": message.id,
+    }
+    if message.topic_arn:
+        notification["topicArn"] = message.topic_arn
+    notification["timestamp"] = status_time(message.created_at)
     return {
-        "notification": {
-            "messageMD5Sum": hashlib.md5(message.body.encode()).hexdigest(),
-            "messageId": message.id,
-            "timestamp": iso(message.created_at),
-        },
+        "notification": notification,
         "delivery": {
             "deliveryId": str(uuid.uuid4()),
             "destination": endpoint.arn,
             "providerResponse": result.reason if result else reason,
             "dwellTimeMs": int((now - message.created_at) * 1000),
             "attempts": attempts,
-            "device": redact(endpoint.token),
+            "token": endpoint.token,
             "statusCode": (result.status if result and result.status else 0),
         },
         "status": "SUCCESS" if success else "FAILURE",
@@ -135,11 +164,14 @@ def delivery_status(
 
 
 def log_delivery_status(record: Mapping[str, Any]) -> None:
-    """At debug: the ledger and `status_topic_arn` keep these records; failures
-    are logged (at warning, summarised) by the dispatcher."""
+    """At debug, the token redacted (tokens never reach a log line):
+    `status_topic_arn` receives the records whole; failures are logged (at
+    warning, summarised) by the dispatcher."""
+    delivery = dict(record["delivery"])
+    delivery["token"] = redact(delivery["token"])
     log.debug(
         "delivery_status",
         status=record["status"],
         notification=record["notification"],
-        delivery=record["delivery"],
+        delivery=delivery,
     )

@@ -409,6 +409,32 @@ async def test_topic_errors(api: Api) -> None:
     assert_error(status, body, 400, "ValidationError")
 
 
+async def test_subscribe_an_https_url(api: Api) -> None:
+    """Subscribe of an https URL answers SNS's `pending confirmation`, or the
+    subscription's ARN with returnSubscriptionArn; both are listed pending."""
+    topic = await api.topic("hooks")
+    path = f"/v1/topics/{topic}/subscriptions"
+    first = {"protocol": "https", "endpointArn": "https://hooks.example/a"}
+    second = {"protocol": "https", "endpointArn": "https://hooks.example/b"}
+
+    status, pending = await api.call("POST", path, first)
+    assert (201, {"subscriptionArn": "pending confirmation"}) == (status, pending)
+    made = await api.ok("POST", path, second | {"returnSubscriptionArn": True})
+    arn = made["subscriptionArn"]
+    assert arn.startswith(topic + ":")
+    attributes = (await api.ok("GET", f"/v1/subscriptions/{arn}"))["attributes"]
+    assert ("https", "https://hooks.example/b", "true") == (
+        attributes["Protocol"],
+        attributes["Endpoint"],
+        attributes["PendingConfirmation"],
+    )
+    listed = (await api.ok("GET", path))["subscriptions"]
+    assert [
+        ("PendingConfirmation", "https://hooks.example/a"),
+        ("PendingConfirmation", "https://hooks.example/b"),
+    ] == sorted((s["subscriptionArn"], s["endpoint"]) for s in listed)
+
+
 # -- publish ----------------------------------------------------------------------
 async def test_publish_to_topic_and_endpoint(api: Api) -> None:
     """Publish returns a message id for a topic, an endpoint and the 262144 limit."""
@@ -622,6 +648,49 @@ async def test_publish_batch_request_errors(
         "POST", "/v1/publish-batch", {"topicArn": topic, "entries": entries}
     )
     assert message == assert_error(status, body, 400, code)
+
+
+async def test_subscribe_names_an_unknown_member(api: Api) -> None:
+    """`endpoint` is not Subscribe's member (`endpointArn` is, for URLs too):
+    it is refused by name, not read as a missing endpoint."""
+    topic = await api.topic("hooks")
+    status, body = await api.call(
+        "POST",
+        f"/v1/topics/{topic}/subscriptions",
+        {"protocol": "https", "endpoint": "https://hooks.example/z"},
+    )
+    message = assert_error(status, body, 400, "InvalidParameter")
+    assert (
+        "Invalid parameter: endpoint (unknown; the members are"
+        " returnSubscriptionArn, protocol, endpointArn, attributes)"
+    ) == message
+    assert (
+        []
+        == (await api.ok("GET", f"/v1/topics/{topic}/subscriptions"))["subscriptions"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "unknown"),
+    [
+        ("/v1/topics", {"name": "t", "tags ": {}}, "tags "),
+        ("/v1/publish", {"message": "m", "topicARN": "x"}, "topicARN"),
+        (
+            "/v1/publish-batch",
+            {"topicArn": "x", "entries": [{"id": "a", "message": "m", "ttl": 5}]},
+            "entries[0].ttl",
+        ),
+    ],
+)
+async def test_unknown_members_are_refused_by_name(
+    api: Api, path: str, body: dict[str, Any], unknown: str
+) -> None:
+    """Every operation refuses a body member it does not have (an element's
+    too), before it does anything."""
+    status, payload = await api.call("POST", path, body)
+    message = assert_error(status, payload, 400, "InvalidParameter")
+    assert message.startswith(f"Invalid parameter: {unknown} (unknown; the members")
+    assert [] == (await api.ok("GET", "/v1/topics"))["topics"]
 
 
 # -- hostile input ------------------------------------------------------------------

@@ -250,3 +250,24 @@ async def test_arn_path_parameters_may_be_encoded(
 
     assert "platformApplicationArn" == param["name"]
     assert "percent-encoded" in param["description"]
+
+
+async def test_request_bodies_refuse_unknown_members(
+    served: tuple[web.Application, dict[str, Any]],
+) -> None:
+    """Request bodies, and PublishBatch's entries, are closed: the router
+    refuses a member they do not list."""
+    _, document = served
+    operations = {r.operation.name for r in ROUTES}
+    bodies = [
+        resolve(
+            document, operation["requestBody"]["content"]["application/json"]["schema"]
+        )
+        for item in document["paths"].values()
+        for operation in item.values()
+        if operation["operationId"] in operations and "requestBody" in operation
+    ]
+    entry = document["components"]["schemas"]["PublishBatchRequestEntry"]
+
+    assert len(bodies) > 10
+    assert all(schema["additionalProperties"] is False for schema in [*bodies, entry])

@@ -275,11 +275,17 @@ def test_serve_runs_on_the_configured_event_loop(
     )
     server = Server(tmp_path, config, port)
     try:
-        started = [
-            json.loads(line)
-            for line in server.process.logs().splitlines()
-            if '"pushgw_started"' in line
-        ]
+        lines = server.process.logs().splitlines()
+        logs = [json.loads(line) for line in lines if line.startswith("{")]
     finally:
         server.stop()
+    started = [line for line in logs if line.get("event") == "pushgw_started"]
     assert [line["event_loop"] for line in started] == [event_loop or "uvloop"]
+    # No server.public_url: SigningCertURL is http://127.0.0.1:<port>/…
+    [plain] = [
+        line for line in logs if line.get("event") == "signing_cert_url_not_https"
+    ]
+    assert ("warning", f"http://127.0.0.1:{port}") == (
+        plain["level"],
+        plain["public_url"],
+    )

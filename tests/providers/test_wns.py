@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from aiohttp import web
 
 from pushgw.model import Endpoint, MessageAttribute, Platform, PlatformApplication
 from pushgw.providers.base import Outcome, ProviderSettings, RenderedMessage
+from pushgw.providers.http import MAX_ANSWER_BYTES
 from pushgw.providers.mocks.base import FaultRule
 from pushgw.providers.mocks.wns import WnsMock
 from pushgw.providers.wns import WnsProvider, classify, toast_xml
@@ -483,6 +485,80 @@ async def test_redirects_are_not_followed(mock: WnsMock, provider: WnsProvider) 
 
     assert (result.outcome, result.status) == (Outcome.PERMANENT, 307)
     assert mock.requests == []
+
+
+@contextlib.asynccontextmanager
+async def raw_channel(
+    answer: Callable[[asyncio.StreamWriter], Awaitable[None]],
+) -> AsyncIterator[str]:
+    """
+    A bare TCP server standing in for a channel host: it reads the request and
+    lets `answer` write whatever bytes it likes. Yields the channel URI.
+    """
+
+    async def handle(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(
+            (
+                int(line.split(b":", 1)[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            ),
+            0,
+        )
+        await reader.readexactly(length)
+        with contextlib.suppress(ConnectionError):  # the client hung up
+            await answer(writer)
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}/w/?token=x"
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_malformed_answer_is_a_transport_retry(provider: WnsProvider) -> None:
+    """An answer aiohttp cannot parse (a four-digit status) is RETRY with the
+    parser's words, like a reset connection, not an adapter error."""
+
+    async def garbled(writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 2000 WAT\r\n\r\n")
+        await writer.drain()
+
+    async with raw_channel(garbled) as uri:
+        result = await provider.send(endpoint(uri), message())
+
+    assert (Outcome.RETRY, None) == (result.outcome, result.status)
+    assert result.reason.startswith("transport: ClientResponseError: 400")
+
+
+async def test_endless_answer_is_read_up_to_the_cap_and_classified(
+    provider: WnsProvider,
+) -> None:
+    """A channel host streaming an error page without end: its first
+    MAX_ANSWER_BYTES are read, the rest never, and the status classifies the
+    answer (400: PERMANENT) well before the timeout; no memory grows."""
+
+    async def endless(writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/html\r\n\r\n")
+        while True:  # no length: the body runs until the connection closes
+            writer.write(b"<p>" + b"x" * 65_536)
+            await writer.drain()
+
+    async with raw_channel(endless) as uri:
+        started = time.monotonic()
+        result = await provider.send(endpoint(uri), message())
+        elapsed = time.monotonic() - started
+        answer = await provider.post(uri, data=b"", headers={})
+
+    assert (Outcome.PERMANENT, 400) == (result.outcome, result.status)
+    assert elapsed < provider.settings.timeout_s / 2
+    assert MAX_ANSWER_BYTES == len(answer.body)
 
 
 @pytest.mark.parametrize(
