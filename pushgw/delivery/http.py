@@ -63,6 +63,7 @@ TOPIC_CACHE_S = 2.0  # how stale a topic's DeliveryPolicy / SignatureVersion may
 SIGNED_CACHE = 256  # signed notifications kept (one per message and text)
 POSTPONE_S = 0.25  # a job over its subscription's in-flight cap waits this long
 SLEEP_AT_MOST_S = 1.0  # throttled by less than this: wait in place
+SLOT_SWEEP_AT = 1024  # throttle slots kept before the past ones are dropped
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -148,7 +149,7 @@ class HttpSender:
                 message=message,
             )
         finally:
-            self._in_flight[sub.arn] -= 1
+            self._release(sub.arn)
 
     async def _control(self, job: DeliveryJob, message: Message) -> Decision:
         """A SubscriptionConfirmation or UnsubscribeConfirmation."""
@@ -365,8 +366,22 @@ class HttpSender:
                 return RetryAt(slot, "postponed: throttled", counts=False)
             self._next_slot[sub_arn] = slot + 1.0 / per_second
             wait = slot - now
+            if len(self._next_slot) > SLOT_SWEEP_AT:
+                # Slots already past are no slots: forget them, so the map is
+                # the size of the subscriptions being throttled now.
+                self._next_slot = {a: t for a, t in self._next_slot.items() if t > now}
         self._in_flight[sub_arn] += 1
         return wait
+
+    def _release(self, sub_arn: str) -> None:
+        """A delivery of `sub_arn` is over; an idle subscription leaves the
+        counts (the map is the size of what is in flight, not of every
+        subscription ever served)."""
+        left = self._in_flight[sub_arn] - 1
+        if left > 0:
+            self._in_flight[sub_arn] = left
+            return
+        del self._in_flight[sub_arn]
 
     async def _topic(self, arn: str) -> Topic | None:
         cached = self._topics.get(arn)

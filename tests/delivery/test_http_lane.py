@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry
 from pushgw.arn import ArnBuilder
 from pushgw.config import DeliveryConfig, LedgerConfig
 from pushgw.delivery.dispatcher import Dispatcher
-from pushgw.delivery.http import HttpSender, HttpSenderSettings
+from pushgw.delivery.http import SLOT_SWEEP_AT, HttpSender, HttpSenderSettings
 from pushgw.delivery.observe import Observers
 from pushgw.delivery.providers import ProviderPool
 from pushgw.ledger import Ledger
@@ -123,6 +123,12 @@ class Rig:
         return arn
 
 
+def dev_signing_key() -> SigningKey:
+    return SigningKey.from_files(
+        ROOT / "config" / "dev-sns-signing.key", ROOT / "config" / "dev-sns-signing.pem"
+    )
+
+
 STATUS_TOPIC = "arn:aws:sns:us-east-1:123456789012:delivery-status"
 
 
@@ -144,9 +150,7 @@ async def _rig() -> AsyncIterator[Rig]:
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     store = InMemoryStore()
-    key = SigningKey.from_files(
-        ROOT / "config" / "dev-sns-signing.key", ROOT / "config" / "dev-sns-signing.pem"
-    )
+    key = dev_signing_key()
     sender = HttpSender(
         store=store,
         key=key,
@@ -424,6 +428,28 @@ async def test_throttle_spreads_deliveries(rig: Rig) -> None:
     assert sender.stats["http_postponed"] > 0
     assert sender.stats["http_retries_scheduled"] == 0
     assert len(rig.hook.of("/t", "Notification")) == 8
+    # Idle again, the subscription holds no place in the in-flight counts.
+    assert not sender._in_flight
+
+
+def test_throttle_slots_that_ran_out_are_forgotten() -> None:
+    """The sender remembers a throttle slot per subscription only while it is
+    ahead: a sweep drops the past ones, so the map does not grow with every
+    throttled subscription ever served."""
+    now = [1000.0]
+    sender = HttpSender(
+        store=InMemoryStore(),
+        key=dev_signing_key(),
+        settings=HttpSenderSettings(public_url="http://127.0.0.1"),
+        clock=lambda: now[0],
+    )
+    sender._next_slot = {f"sub-{n}": 900.0 for n in range(SLOT_SWEEP_AT)}
+
+    assert 0.0 == sender._reserve("busy", 4)
+    sender._release("busy")
+
+    assert {"busy": 1000.25} == sender._next_slot
+    assert not sender._in_flight
 
 
 async def test_delivery_status_records_reach_the_status_topic(rig: Rig) -> None:
