@@ -29,6 +29,7 @@ from pushgw.providers.mocks.config import provider_tables, to_toml
 ROOT = Path(__file__).resolve().parents[1]
 ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+ADMIN_API_KEY = "bench-admin-json-api-key"  # the JSON API, admin scope (console)
 REGION = "us-east-1"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 POPULATE_BATCH = 5_000  # endpoint rows (and their subscriptions) a transaction
@@ -123,11 +124,12 @@ def write_config(
         "logging": {"level": "warning", "format": "json"},
         **provider_tables(u, ca_file=str(ca_file)),
     }
-    keys = [
+    keys: list[tuple[str, Mapping[str, Any]]] = [
         (
             "auth.sns_keys",
             {"access_key_id": ACCESS_KEY, "secret_access_key": SECRET_KEY},
-        )
+        ),
+        ("auth.api_keys", {"name": "bench", "key": ADMIN_API_KEY, "admin": True}),
     ]
     path = directory / "pushgw.toml"
     path.write_text(to_toml(sections, keys))
@@ -138,6 +140,7 @@ def write_config(
 @dataclass
 class Population:
     topic_arn: str
+    apps: dict[str, str] = field(default_factory=dict)  # platform -> app ARN
     endpoint_arns: list[str] = field(default_factory=list)
     tokens: dict[str, list[str]] = field(default_factory=dict)  # platform -> tokens
 
@@ -193,6 +196,7 @@ async def populate(
                 attributes=creds,
             )
             pop.tokens[platform_name] = [t for t, _ in devices]
+        pop.apps = apps
         per_platform = [[(n, d) for d in devices] for n, (_, devices) in plan.items()]
         rows = [
             row
@@ -207,7 +211,10 @@ async def populate(
                     arn=arns.endpoint(Platform(name), f"bench-{name.lower()}"),
                     app_arn=apps[name],
                     token=token,
-                    attributes=dict(attrs),
+                    custom_user_data=attrs.get("CustomUserData"),
+                    attributes={
+                        k: v for k, v in attrs.items() if k != "CustomUserData"
+                    },
                     created_at=now,
                 )
                 for name, (token, attrs) in rows[i : i + POPULATE_BATCH]

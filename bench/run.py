@@ -15,6 +15,11 @@
 * publish-api   single-endpoint SigV4 publishes at R/s (default 1,000) for S s,
                 then x1.5 steps of 5 s until p99 > 50 ms or errors: the highest
                 rate sustained, and gateway CPU per publish
+* console       the web console's JSON API calls (endpoint search and pages,
+                the topic's attributes, the overview's queue, stats and apps)
+                on one app with N endpoints, all subscribed to one topic:
+                latency of each through HTTP, so "a million endpoints stays
+                responsive" is a figure
 
 `--scenario` takes a comma-separated list, run in the order given, so a fan-out
 and its ceilings come from one run on one mock process. `--workers N` runs the
@@ -37,18 +42,21 @@ import math
 import os
 import pstats
 import re
+import secrets
 import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 
 from pushgw.bench.gateway import (
+    ADMIN_API_KEY,
     GatewayProcess,
     PgActivity,
     SnsClient,
@@ -62,7 +70,16 @@ from pushgw.bench.gateway import (
 from pushgw.bench.mockproc import PLATFORMS, MockProcess
 from pushgw.cli import run_on_loop
 
-SCENARIOS = ("fanout-apns", "ceiling", "h2load", "fanout-mixed", "publish-api")
+SCENARIOS = (
+    "fanout-apns",
+    "ceiling",
+    "h2load",
+    "fanout-mixed",
+    "publish-api",
+    "console",
+)
+CONSOLE_CALLS = 30  # of each console call, for its p50 and max
+CONSOLE_LIMIT_S = 0.050  # a console page call "stays responsive"
 P99_LIMIT_S = 0.050
 CEILING_SENDS = 50_000
 MAX_ENDPOINTS = 1_000_000
@@ -326,6 +343,56 @@ class Bench:
         errors = {k: v for k, v in errors.items() if v}
         if errors:
             result.add("mock counters", str(errors))
+        return result
+
+    # -- the console on a big app ----------------------------------------------
+    async def console(self) -> Result:
+        n = self.args.endpoints
+        say(f"\n--- console: one APNs app with {n} endpoints, on one topic")
+        creds = self.apns_creds or self.mocks.call("credentials", "APNS")
+        # Random tokens (nothing is sent); a CustomUserData shared by 20 each.
+        devices = [
+            (secrets.token_hex(32), {"CustomUserData": f"user-{i // 20}"})
+            for i in range(n)
+        ]
+        store_url = self.store_url("console")
+        t = time.monotonic()
+        pop = await populate(store_url, {"APNS": (creds, devices)}, say=say)
+        say(f"  store populated in {time.monotonic() - t:.1f} s")
+        app = quote(pop.apps["APNS"], safe="")
+        deep = devices[n // 2][0]
+        search = f"/v1/platform-applications/{app}/endpoints/search"
+        calls = {
+            "endpoints: first page (100)": f"{search}?limit=100",
+            "endpoints: token prefix": f"{search}?tokenPrefix={deep[:6]}",
+            "endpoints: CustomUserData": f"{search}?customUserData=user-{n // 40}",
+            # Tokens are hex: those from `c` on start three quarters in.
+            "endpoints: a page 3/4 in": f"{search}?limit=100&tokenPrefix=c",
+            "endpoints: SNS listing, first page": (
+                f"/v1/platform-applications/{app}/endpoints"
+            ),
+            "topic: attributes (counts)": f"/v1/topics/{quote(pop.topic_arn, safe='')}",
+            "overview: queue": "/v1/queue",
+            "overview: last hour's stats": "/v1/stats/deliveries?bucketSeconds=300",
+            "overview: applications": "/v1/platform-applications",
+        }
+        result = Result(f"console ({n} endpoints, store {self.args.store})")
+        async with (
+            self.gateway("console", store_url) as gw,
+            aiohttp.ClientSession() as session,
+        ):
+            took = await console_calls(session, gw.url.rstrip("/"), calls)
+        for label, values in took.items():
+            result.add(
+                label,
+                f"p50 {ms(pct(values, 50))}  max {ms(pct(values, 100))}",
+            )
+        pages = [v for label, v in took.items() if label.startswith("endpoints")]
+        worst = max(pct(values, 100) for values in pages)
+        result.figures["endpoint_page_max"] = worst
+        result.figures["topic_attributes_p50"] = pct(
+            took["topic: attributes (counts)"], 50
+        )
         return result
 
     # -- ceiling: the adapter alone ----------------------------------------------
@@ -594,6 +661,24 @@ class LoopResult:
     sent_at: dict[str, float]
 
 
+async def console_calls(
+    session: aiohttp.ClientSession, base: str, calls: Mapping[str, str]
+) -> dict[str, list[float]]:
+    """Each GET of `calls` CONSOLE_CALLS times, one after another: seconds each."""
+    headers = {"Authorization": f"Bearer {ADMIN_API_KEY}"}
+    took: dict[str, list[float]] = {}
+    for label, path in calls.items():
+        took[label] = []
+        for _ in range(CONSOLE_CALLS):
+            t = time.perf_counter()
+            async with session.get(base + path, headers=headers) as resp:
+                await resp.read()
+                if resp.status != 200:
+                    raise RuntimeError(f"{label}: GET {path} -> {resp.status}")
+            took[label].append(time.perf_counter() - t)
+    return took
+
+
 async def open_loop(
     client: SnsClient, target: str, rate: float, duration: float
 ) -> LoopResult:
@@ -745,6 +830,13 @@ def targets(results: dict[str, Result], endpoints: int) -> list[str]:
                 else "not measured (--rate 1000)"
             )
         )
+    console = results.get("console")
+    if console is not None:
+        worst = console.figures["endpoint_page_max"]
+        out.append(
+            f"console endpoint pages <= 50 ms on an app with {endpoints:,} endpoints:"
+            f" slowest {ms(worst)} -> {verdict(worst <= CONSOLE_LIMIT_S)}"
+        )
     if apns is not None:
         rss = apns.figures["rss"]
         out.append(
@@ -847,6 +939,7 @@ async def amain(args: argparse.Namespace) -> int:
             "h2load": bench.h2load,
             "fanout-mixed": lambda: bench.fanout("fanout-mixed", list(PLATFORMS)),
             "publish-api": bench.publish_api,
+            "console": bench.console,
         }
         code = 0
         try:

@@ -35,7 +35,7 @@ def test_scenario_list_gives_fanout_ceilings_publish_and_targets_in_one_run() ->
         pytest.fail("CI installs nghttp2-client for h2load (.ci/run)")
     out = bench(
         "--scenario",
-        "fanout-apns,ceiling,h2load,publish-api",
+        "fanout-apns,ceiling,h2load,publish-api,console",
         "--endpoints",
         "300",
         "--rate",
@@ -47,6 +47,9 @@ def test_scenario_list_gives_fanout_ceilings_publish_and_targets_in_one_run() ->
     assert re.search(r"outcomes\s+\{'delivered': 300\}", out)
     assert "publish-api (one APNs endpoint" in out
     assert re.search(r"gateway CPU [\d,]+ µs/publish", out)
+    # The console's calls on the app, each answered 200 (else the run fails).
+    assert re.search(r"endpoints: a page 3/4 in\s+p50 [\d.]+ ms", out)
+    assert re.search(r"topic: attributes \(counts\)\s+p50 [\d.]+ ms", out)
     if shutil.which("h2load"):
         assert re.search(r"requests/s\s+[\d,]+", out)
         assert re.search(r"delivered\s+300/300\n\s+requests/s", out)
@@ -59,6 +62,7 @@ def test_scenario_list_gives_fanout_ceilings_publish_and_targets_in_one_run() ->
         "publish-api gateway CPU <= 500 µs",
         "publish-api p99 <= 50 ms at 1,000/s",
         "1,000,000-subscriber fan-out <= 300 MB RSS",
+        "console endpoint pages <= 50 ms",
     ):
         assert target in targets, targets
 
