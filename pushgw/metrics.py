@@ -10,16 +10,16 @@ platform and GC collectors on it. Three sources feed it:
 - `api_request`, called by the API middleware (pushgw/api/app.py) once per
   request with the API, the action and the status;
 - `StateCollector`, read at scrape time: the backlog, disabled apps and
-  credential expiry (cluster-wide, from the shared store, only with
-  `[metrics] cluster_gauges`), sends in flight, store and task health.
+  credential expiry (cluster-wide, from the shared store, on the one node
+  `ClusterReporter` elects), sends in flight, store and task health.
 
 With `serve --workers N` the counters and histograms of every worker go to one
 directory of memory-mapped files (prometheus_client's multiprocess mode,
 `use_shared_counters`), so the worker that answers a scrape reports the sums of
 all of them, and a worker restarted keeps its predecessor's counts (its files
-stay). The scrape-time gauges (the cluster-wide backlog and apps, read from the
-shared store) are the same whichever worker answers; sends in flight and task
-health are the answering worker's own.
+stay). The cluster-wide gauges are the same whichever worker answers (the
+workers share the node's id in the election, and read the same store); sends
+in flight and task health are the answering worker's own.
 
 Every store read of a scrape is bounded by a timeout: a store that is down or
 stalled costs the scrape at most that long and leaves out only the gauges it
@@ -35,7 +35,7 @@ import collections
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from prometheus_client import (
@@ -61,7 +61,7 @@ from pushgw.log import get_logger
 from pushgw.model import JobKind, PlatformApplication
 from pushgw.service.credentials import expires_at
 from pushgw.store.base import BacklogRow, BacklogState, Store
-from pushgw.supervisor import TaskHealth
+from pushgw.supervisor import Pulse, TaskHealth
 
 log = get_logger("pushgw.metrics")
 
@@ -105,6 +105,10 @@ APPS_PAGE = 100
 # App gauges read longer ago than this many refresh intervals are dropped
 # rather than reported (the store has not answered for that long).
 STALE_REFRESHES = 5
+# The store lease (Store.hold_lease) held by the node that reports the
+# cluster-wide gauges, and the side task that asks for it.
+REPORTER_LEASE = "cluster-metrics"
+REPORTER_TASK = "metrics-reporter"
 
 
 class DeliveryMetrics:
@@ -277,6 +281,61 @@ class _StoreRead(Generic[T]):
             self._task = None
 
 
+@dataclass(slots=True, kw_only=True)
+class ClusterReporter:
+    """
+    The election of the one node that reports the cluster-wide gauges, so that
+    sum() over the nodes sharing a store counts the backlog once: the holder of
+    the store's REPORTER_LEASE. Every node asks for it every third of `lease_s`
+    (`run`, a side task): the holder renews it, the others take it once it has
+    run out (its holder died or lost the store) or was given up (`release`, at
+    shutdown). The owner is the node's id, which every worker of `serve
+    --workers N` shares: they all report, and a scrape reaches one of them.
+
+    A node counts itself the holder for `lease_s` from when it last asked,
+    which is never past the expiry the store keeps (node clocks in step, as
+    for job leases), so two nodes report at once only when clocks drift.
+    """
+
+    store: Store
+    node: str
+    lease_s: float
+    clock: Callable[[], float] = time.time
+    monotonic: Callable[[], float] = time.monotonic
+    _until: float | None = field(default=None, init=False)  # monotonic: ours until
+
+    @property
+    def holding(self) -> bool:
+        return self._until is not None and self.monotonic() < self._until
+
+    async def renew(self) -> bool:
+        """Take or renew the lease; True when this node holds it now."""
+        was, asked = self.holding, self.monotonic()
+        held = await self.store.hold_lease(
+            name=REPORTER_LEASE, owner=self.node, lease_s=self.lease_s, now=self.clock()
+        )
+        self._until = asked + self.lease_s if held else None
+        if held != was:
+            log.info("cluster_reporter_changed", node=self.node, reporting=held)
+        return held
+
+    async def run(self, pulse: Pulse) -> None:
+        """Ask for the lease for as long as the daemon runs (a supervised task;
+        a store error is the supervisor's to retry, the lease runs out alone)."""
+        while True:
+            await self.renew()
+            pulse.beat()
+            await asyncio.sleep(self.lease_s / 3)
+
+    async def release(self) -> None:
+        """Stop reporting and give the lease up, so another node takes over at
+        its next ask rather than after `lease_s` (shutdown)."""
+        if self._until is None:
+            return
+        self._until = None
+        await self.store.release_lease(name=REPORTER_LEASE, owner=self.node)
+
+
 @dataclass(frozen=True, slots=True)
 class AppState:
     """What the app gauges need of one application (no credentials)."""
@@ -303,6 +362,7 @@ class StateCollector(Collector):
         in_flight: Callable[[], int],
         tasks: Callable[[], Iterable[TaskHealth]],
         store_up: Callable[[], Awaitable[bool]],
+        reporting: Callable[[], bool],
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -312,9 +372,12 @@ class StateCollector(Collector):
         self.in_flight = in_flight
         self.tasks = tasks
         self.store_up = store_up
+        # Whether this node reports the cluster-wide gauges (ClusterReporter).
+        self.reporting = reporting
         self.clock = clock
         self.monotonic = monotonic
         self._up: bool | None = None
+        self._reporting = False  # as `reporting()` said at the last refresh
         self._backlog_read = _StoreRead("backlog", self._read_backlog)
         self._apps_read = _StoreRead("apps", self._read_apps)
         self._backlog: dict[tuple[str, str, str], int] | None = None
@@ -331,7 +394,8 @@ class StateCollector(Collector):
     # -- the store reads (async, before generate_latest) -----------------------
     async def refresh(self) -> None:
         reads: list[Awaitable[None]] = [self._refresh_up()]
-        if self.config.cluster_gauges:
+        self._reporting = self.config.cluster_gauges and self.reporting()
+        if self._reporting:
             reads.append(self._refresh_backlog())
             if self._apps_due():
                 reads.append(self._refresh_apps())
@@ -415,7 +479,15 @@ class StateCollector(Collector):
             failures.add_metric([health.name], health.failures)
         yield failing
         yield failures
-        if not self.config.cluster_gauges:
+        reporter = GaugeMetricFamily(
+            "pushgw_cluster_reporter",
+            "1 on the one node that reports the cluster-wide gauges (pushgw_jobs,"
+            " pushgw_disabled_apps, pushgw_credential_expiry_seconds), elected"
+            " through the store; 0 on the others.",
+        )
+        reporter.add_metric([], int(self._reporting))
+        yield reporter
+        if not self._reporting:
             return
         if self._backlog is not None:
             yield self._backlog_family(self._backlog)
@@ -508,6 +580,7 @@ class GatewayMetrics:
         in_flight: Callable[[], int],
         tasks: Callable[[], Iterable[TaskHealth]],
         store_up: Callable[[], Awaitable[bool]],
+        node: str,
     ) -> None:
         # `_created` series double every counter and histogram family in the
         # text format and say nothing a scraper needs; process-wide switch.
@@ -530,6 +603,9 @@ class GatewayMetrics:
         )
         self.delivery = DeliveryMetrics(self.registry)
         self.api = ApiMetrics(self.registry)
+        self.reporter = ClusterReporter(
+            store=store, node=node, lease_s=config.reporter_lease_s
+        )
         self.state = StateCollector(
             store=store,
             config=config,
@@ -537,6 +613,7 @@ class GatewayMetrics:
             in_flight=in_flight,
             tasks=tasks,
             store_up=store_up,
+            reporting=lambda: self.reporter.holding,
         )
         self.exposed.register(self.state)
 

@@ -5,8 +5,10 @@ PostgreSQL store, so every core runs an event loop.
 The process systemd started is worker 0: a whole daemon, and the parent of
 workers 1..N-1 (`python -m pushgw serve --worker-index I`). Every worker binds
 the port with SO_REUSEPORT, so the kernel spreads connections across them;
-each has its own node id (`<node>-w<I>`), so leases, takeover and LISTEN work
-across them as across machines. Only worker 0 talks to systemd (READY=1,
+each delivers under its own node id (`<node>-w<I>`), so leases, takeover and
+LISTEN work across them as across machines, while `<node>` stays the node's
+identity in the election of the cluster metrics reporter (all workers of the
+elected node report). Only worker 0 talks to systemd (READY=1,
 WATCHDOG). The workers' counters and histograms are shared through files
 (pushgw/metrics.py, `use_shared_counters`), so any worker's /metrics shows the
 sums. A worker that exits is started
@@ -19,13 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import os
 import signal
 import sys
 
 from pushgw.config import Config
-from pushgw.delivery.dispatcher import node_id_for
 from pushgw.log import get_logger
 from pushgw.supervisor import Pulse
 
@@ -45,16 +45,13 @@ def check_workers(config: Config, workers: int) -> str | None:
     return None
 
 
-def worker_config(config: Config, index: int) -> Config:
-    """Worker `index`'s view of `config`: its own node id. (Every worker
-    reports the cluster-wide gauges: a scrape reaches whichever worker the
-    kernel picks, and each reads the same store.)"""
-    if index == 0:
-        return config
-    node = f"{node_id_for(config.delivery, config.source)}-w{index}"
-    return dataclasses.replace(
-        config, delivery=dataclasses.replace(config.delivery, node_id=node)
-    )
+def worker_node_id(node: str, index: int) -> str:
+    """The id worker `index` of `node` delivers under (job leases, takeover):
+    its own, so the workers hand jobs over as machines do. The node's id
+    itself is what they share (the cluster metrics reporter's lease: a scrape
+    reaches whichever worker the kernel picks, so all of the elected node's
+    workers report)."""
+    return node if index == 0 else f"{node}-w{index}"
 
 
 class Workers:

@@ -9,16 +9,15 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.e2e.fleet import build_fleet, received_counts, wait_until
-from tests.e2e.harness import ROOT, Mocks, Server, free_port, write_config
+from tests.e2e.harness import ROOT, Mocks, start_server, write_config
 from tests.e2e.prom import scrape
-from tests.e2e.test_delivery_e2e import PG_DSN_VAR, drop_schema, publish
+from tests.e2e.test_delivery_e2e import drop_schema, pg_schema, publish
 from tests.e2e.test_metrics_e2e import check_with_promtool
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -71,20 +70,14 @@ def test_workers_share_one_port_and_postgres(tmp_path: Path, mocks: Mocks) -> No
     """Two workers on one port: requests are served, a fan-out is delivered
     once to every device, a worker killed with -9 is started again, and
     SIGTERM stops both."""
-    dsn = os.environ.get(PG_DSN_VAR)
-    if not dsn:
-        pytest.skip(f"{PG_DSN_VAR} is not set; CI sets it")
-    schema = f"e2e_{uuid.uuid4().hex[:12]}"
-    sep = "&" if "?" in dsn else "?"
-    port = free_port()
-    config = write_config(
+    dsn, schema, store_url = pg_schema()
+    server = start_server(
         tmp_path,
-        store_url=f"{dsn}{sep}schema={schema}",
-        mock_ports=mocks.ports,
-        port=port,
+        mocks,
+        store_url=store_url,
+        args=["--workers", "2"],
         delivery={"lease_s": 3.0},
     )
-    server = Server(tmp_path, config, port, args=["--workers", "2"])
     try:
         parent = server.process.proc.pid
         wait_until(lambda: len(children(parent)) == 1, timeout=30, what="worker 1")

@@ -39,7 +39,7 @@ from pushgw.delivery.dispatcher import Dispatcher
 from pushgw.delivery.observe import Attempt, Finished, Observers
 from pushgw.delivery.providers import ProviderPool
 from pushgw.errors import StoreUnavailableError
-from pushgw.metrics import DeliveryMetrics, GatewayMetrics
+from pushgw.metrics import ClusterReporter, DeliveryMetrics, GatewayMetrics
 from pushgw.model import Endpoint, Message, Platform, PlatformApplication
 from pushgw.providers.base import Provider
 from pushgw.providers.fake import FakeProvider
@@ -259,6 +259,14 @@ class FakeStore:
     list_calls: int = 0
     hang: bool = False
     fail: bool = False
+    # The reporter's lease: shared by the rigs of one FakeStore (one cluster).
+    leases: InMemoryStore = field(default_factory=InMemoryStore)
+
+    async def hold_lease(self, **lease: Any) -> bool:
+        return await self.leases.hold_lease(**lease)
+
+    async def release_lease(self, **lease: Any) -> None:
+        await self.leases.release_lease(**lease)
 
     async def backlog(self, *, now: float) -> list[BacklogRow]:
         self.backlog_calls += 1
@@ -288,10 +296,13 @@ class Rig:
     tasks: dict[str, TaskHealth] = field(default_factory=dict)
 
     async def scrape(self) -> Scrape:
+        """A scrape, after the lease renewal the daemon's side task makes."""
+        if self.metrics.state.config.cluster_gauges:
+            await self.metrics.reporter.renew()
         return parse((await self.metrics.render()).decode())
 
 
-def rig(store: FakeStore, **config: Any) -> Rig:
+def rig(store: FakeStore, node: str = "node-a", **config: Any) -> Rig:
     holder: dict[str, Rig] = {}
 
     async def store_up() -> bool:
@@ -304,6 +315,7 @@ def rig(store: FakeStore, **config: Any) -> Rig:
         in_flight=lambda: holder["rig"].in_flight,
         tasks=lambda: holder["rig"].tasks.values(),
         store_up=store_up,
+        node=node,
     )
     holder["rig"] = Rig(store, metrics)
     return holder["rig"]
@@ -500,6 +512,79 @@ async def test_cluster_gauges_off_reads_nothing_from_the_store(
     assert 0 == store.backlog_calls + store.list_calls
     assert found.has("pushgw_store_up")  # node-local: always there
     assert found.has("pushgw_sends_in_flight")
+    assert 0 == found.value("pushgw_cluster_reporter")
+    assert {} == store.leases.leases  # not a candidate
+
+
+async def test_one_node_of_a_cluster_reports_the_cluster_gauges(
+    closing: list[Rig],
+) -> None:
+    """Two daemons on one store: the one holding the lease reports the backlog
+    and app gauges (pushgw_cluster_reporter 1), the other reads nothing and
+    says 0, so sum() over both is the backlog; the other takes over once the
+    reporter gives the lease up."""
+    store = FakeStore(rows=[row("due", "topic", None, 3)], apps=[app()])
+    a, b = rig(store, node="node-a"), rig(store, node="node-b")
+    closing.extend([a, b])
+
+    first = [await a.scrape(), await b.scrape()]
+
+    assert [1, 0] == [s.value("pushgw_cluster_reporter") for s in first]
+    assert [3, 0] == [s.value("pushgw_jobs") for s in first]
+    assert not first[1].has("pushgw_jobs")
+    assert not first[1].has("pushgw_disabled_apps")
+    assert (1, 1) == (store.backlog_calls, store.list_calls)  # a's reads only
+    assert first[1].has("pushgw_store_up")  # node-local: always there
+
+    await a.metrics.reporter.release()  # a stops (SIGTERM)
+    taken = await b.scrape()
+
+    assert 1 == taken.value("pushgw_cluster_reporter")
+    assert 3 == taken.value("pushgw_jobs")
+    assert 0 == (await a.scrape()).value("pushgw_cluster_reporter")
+
+
+async def test_the_reporter_lease_runs_out_and_is_taken_over() -> None:
+    """A reporter that stops renewing (dead, or cut off from the store) stops
+    counting itself the reporter after lease_s, and another node takes the
+    lease then, not before."""
+    store = InMemoryStore()
+    now = [1000.0]
+    reporters = [
+        ClusterReporter(
+            store=store,
+            node=node,
+            lease_s=30.0,
+            clock=lambda: now[0],
+            monotonic=lambda: now[0],
+        )
+        for node in ("node-a", "node-b")
+    ]
+    a, b = reporters
+
+    assert await a.renew()
+    now[0] += 29.0
+    assert a.holding
+    assert not await b.renew()
+    assert not b.holding
+    now[0] += 1.5
+
+    assert not a.holding
+    assert await b.renew()
+    assert not await a.renew()
+
+
+async def test_the_workers_of_one_node_all_report() -> None:
+    """`serve --workers N`: the workers share the node's id, so all of the
+    elected node's workers report (a scrape reaches one of them)."""
+    store = InMemoryStore()
+    workers = [
+        ClusterReporter(store=store, node="node-a", lease_s=30.0) for _ in range(3)
+    ]
+    other = ClusterReporter(store=store, node="node-b", lease_s=30.0)
+
+    assert [True, True, True] == [await w.renew() for w in workers]
+    assert not await other.renew()
 
 
 def test_credential_expiry_is_the_certificate_not_after() -> None:
