@@ -50,6 +50,7 @@ from pushgw.ledger import PRUNE_TASK as LEDGER_PRUNE_TASK
 from pushgw.ledger import Ledger
 from pushgw.log import get_logger
 from pushgw.metrics import REPORTER_TASK, GatewayMetrics
+from pushgw.metrics import SYNC_TASK as METRICS_SYNC_TASK
 from pushgw.model import Platform, PlatformApplication
 from pushgw.providers.base import Provider
 from pushgw.providers.channel_guard import check_mpns_channel, check_wns_channel
@@ -222,6 +223,7 @@ class Gateway:
             tasks=lambda: self.supervisor.health.values(),
             store_up=self._store_up,
             node=self.node,
+            worker=worker_index,
         )
         self.observers.observers.append(self.prometheus.delivery)
         self.service = Service(
@@ -263,6 +265,8 @@ class Gateway:
         self.supervisor.start(LEDGER_PRUNE_TASK, self.ledger.prune_loop)
         if self.config.metrics.cluster_gauges:
             self.supervisor.start(REPORTER_TASK, self.prometheus.reporter.run)
+        if self.prometheus.shared:
+            self.supervisor.start(METRICS_SYNC_TASK, self.prometheus.sync_loop)
         if self.config.delivery.enabled:
             self.dispatcher.supervise(self.supervisor)
             listen = getattr(self.store, "listen_forever", None)

@@ -3,23 +3,29 @@ Prometheus metrics of one daemon (`/metrics`), with prometheus_client.
 
 Each Gateway has its own `CollectorRegistry` (tests run several gateways in one
 process; the library's global registry is never used), with the process,
-platform and GC collectors on it. Three sources feed it:
+platform and GC collectors on it. Four sources feed it:
 
 - `DeliveryMetrics`, a `DeliveryObserver` (pushgw/delivery/observe.py): every
   send attempt, reschedule and final outcome, as counters and histograms;
 - `api_request`, called by the API middleware (pushgw/api/app.py) once per
   request with the API, the action and the status;
+- `LocalGauges`, set from the process's state before each scrape: sends in
+  flight and side-task health;
 - `StateCollector`, read at scrape time: the backlog, disabled apps and
   credential expiry (cluster-wide, from the shared store, on the one node
-  `ClusterReporter` elects), sends in flight, store and task health.
+  `ClusterReporter` elects), and store health.
 
-With `serve --workers N` the counters and histograms of every worker go to one
-directory of memory-mapped files (prometheus_client's multiprocess mode,
-`use_shared_counters`), so the worker that answers a scrape reports the sums of
-all of them, and a worker restarted keeps its predecessor's counts (its files
-stay). The cluster-wide gauges are the same whichever worker answers (the
-workers share the node's id in the election, and read the same store); sends
-in flight and task health are the answering worker's own.
+With `serve --workers N` the metrics of every worker go to one directory of
+memory-mapped files (prometheus_client's multiprocess mode,
+`use_shared_counters`), so the worker that answers a scrape reports the node's:
+counters and histograms summed (a worker restarted keeps its predecessor's
+counts: its files stay), sends in flight summed over the live workers, a task
+failing in any of them, and every worker's process_* and python_gc_* figures
+with a `worker` label (`WorkerFigures`). Each worker writes its gauges every
+SYNC_S, the answering one at the scrape; worker 0 drops an exited worker's
+live gauges (`worker_exited`). The cluster-wide gauges are the same whichever
+worker answers (the workers share the node's id in the election, and read the
+same store); store health is the answering worker's.
 
 Every store read of a scrape is bounded by a timeout: a store that is down or
 stalled costs the scrape at most that long and leaves out only the gauges it
@@ -41,6 +47,7 @@ from typing import Generic, TypeVar
 from prometheus_client import (
     CollectorRegistry,
     Counter,
+    Gauge,
     GCCollector,
     Histogram,
     Info,
@@ -50,8 +57,8 @@ from prometheus_client import (
     generate_latest,
     values,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
 
 from pushgw import __version__
@@ -109,6 +116,10 @@ STALE_REFRESHES = 5
 # cluster-wide gauges, and the side task that asks for it.
 REPORTER_LEASE = "cluster-metrics"
 REPORTER_TASK = "metrics-reporter"
+# With --workers, how often each worker writes its own figures to the shared
+# files (what a scrape answered by another worker sees is this old at most).
+SYNC_S = 1.0
+SYNC_TASK = "metrics-sync"
 
 
 class DeliveryMetrics:
@@ -281,6 +292,120 @@ class _StoreRead(Generic[T]):
             self._task = None
 
 
+class LocalGauges:
+    """
+    This process's sends in flight and side-task health, as metrics `sync()`
+    sets from the dispatcher and the supervisor. With `--workers` they live in
+    the shared files like the counters, so the answering worker reports the
+    node's: in-flight sends summed over the live workers ('livesum'), a task
+    failing in any of them ('livemax'), task errors summed over every worker
+    that ran (a counter, kept across restarts like the others).
+    """
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        *,
+        in_flight: Callable[[], int],
+        tasks: Callable[[], Iterable[TaskHealth]],
+    ) -> None:
+        self.in_flight = in_flight
+        self.tasks = tasks
+        self._sends = Gauge(
+            "pushgw_sends_in_flight",
+            "Sends in flight now (with --workers, the node's: every worker's).",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self._failing = Gauge(
+            "pushgw_task_failing",
+            "1 while a supervised side task is failing (from its first error"
+            " to its next beat; with --workers, in any worker).",
+            ("task",),
+            registry=registry,
+            multiprocess_mode="livemax",
+        )
+        self._failures = Counter(
+            "pushgw_task_failures",
+            "Errors of a supervised side task since the daemon started (with"
+            " --workers, of every worker).",
+            ("task",),
+            registry=registry,
+        )
+        self._counted: dict[str, int] = {}  # task -> failures counted so far
+
+    def sync(self) -> None:
+        self._sends.set(self.in_flight())
+        for health in self.tasks():
+            failing = health.failing_since is not None
+            self._failing.labels(health.name).set(int(failing))
+            counter = self._failures.labels(health.name)
+            counter.inc(health.failures - self._counted.get(health.name, 0))
+            self._counted[health.name] = health.failures
+
+
+class WorkerFigures:
+    """
+    `--workers`: this worker's process_* and python_gc_* figures, which
+    prometheus_client's collectors read from the process that answers a
+    scrape, written to the shared files by `sync()` with a `worker` label, so
+    every scrape has every worker's. Gauges are the live workers' ('livemax'
+    of one process each); counters (CPU seconds, collections) add up over a
+    worker's restarts, as the other counters do.
+    """
+
+    def __init__(self, registry: CollectorRegistry, worker: int) -> None:
+        self.registry = registry
+        self.worker = str(worker)
+        self._sources: list[Collector] = [
+            ProcessCollector(registry=None),
+            GCCollector(registry=CollectorRegistry()),  # its own: never exposed
+        ]
+        self._metrics: dict[str, Counter | Gauge] = {}
+        self._counted: dict[tuple[str, tuple[str, ...]], float] = {}
+
+    def sync(self) -> None:
+        for source in self._sources:
+            for family in source.collect():
+                for sample in family.samples:
+                    self._write(family, sample.labels, sample.value)
+
+    def _write(self, family: Metric, labels: dict[str, str], value: float) -> None:
+        names = tuple(sorted(labels))
+        metric = self._metrics.get(family.name)
+        if metric is None:
+            metric = self._metrics[family.name] = self._metric(family, names)
+        child = metric.labels(*(labels[n] for n in names), self.worker)
+        if isinstance(child, Gauge):
+            child.set(value)
+            return
+        key = (family.name, tuple(labels[n] for n in names))
+        child.inc(max(0.0, value - self._counted.get(key, 0.0)))
+        self._counted[key] = value
+
+    def _metric(self, family: Metric, names: tuple[str, ...]) -> Counter | Gauge:
+        labels = (*names, "worker")
+        if family.type == "counter":
+            return Counter(
+                family.name, family.documentation, labels, registry=self.registry
+            )
+        return Gauge(
+            family.name,
+            family.documentation,
+            labels,
+            registry=self.registry,
+            multiprocess_mode="livemax",
+        )
+
+
+def worker_exited(pid: int) -> None:
+    """A worker exited: its live gauges (in flight, task health, process
+    figures) leave the node's figures; its counters stay in the sums."""
+    directory = shared_counters_dir()
+    if directory is not None:
+        mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]
+
+
 @dataclass(slots=True, kw_only=True)
 class ClusterReporter:
     """
@@ -359,8 +484,6 @@ class StateCollector(Collector):
         store: Store,
         config: MetricsConfig,
         timeout_s: float,
-        in_flight: Callable[[], int],
-        tasks: Callable[[], Iterable[TaskHealth]],
         store_up: Callable[[], Awaitable[bool]],
         reporting: Callable[[], bool],
         clock: Callable[[], float] = time.time,
@@ -369,8 +492,6 @@ class StateCollector(Collector):
         self.store = store
         self.config = config
         self.timeout_s = timeout_s
-        self.in_flight = in_flight
-        self.tasks = tasks
         self.store_up = store_up
         # Whether this node reports the cluster-wide gauges (ClusterReporter).
         self.reporting = reporting
@@ -451,11 +572,6 @@ class StateCollector(Collector):
         return []  # names are only known at scrape time; no collect() at register
 
     def collect(self) -> Iterator[Metric]:
-        in_flight = GaugeMetricFamily(
-            "pushgw_sends_in_flight", "Sends in flight in this process now."
-        )
-        in_flight.add_metric([], self.in_flight())
-        yield in_flight
         if self._up is not None:
             up = GaugeMetricFamily(
                 "pushgw_store_up",
@@ -463,22 +579,6 @@ class StateCollector(Collector):
             )
             up.add_metric([], 1 if self._up else 0)
             yield up
-        failing = GaugeMetricFamily(
-            "pushgw_task_failing",
-            "1 while a supervised side task is failing (from its first error"
-            " to its next beat).",
-            labels=("task",),
-        )
-        failures = CounterMetricFamily(
-            "pushgw_task_failures",
-            "Errors of a supervised side task since the daemon started.",
-            labels=("task",),
-        )
-        for health in self.tasks():
-            failing.add_metric([health.name], int(health.failing_since is not None))
-            failures.add_metric([health.name], health.failures)
-        yield failing
-        yield failures
         reporter = GaugeMetricFamily(
             "pushgw_cluster_reporter",
             "1 on the one node that reports the cluster-wide gauges (pushgw_jobs,"
@@ -581,6 +681,7 @@ class GatewayMetrics:
         tasks: Callable[[], Iterable[TaskHealth]],
         store_up: Callable[[], Awaitable[bool]],
         node: str,
+        worker: int = 0,
     ) -> None:
         # `_created` series double every counter and histogram family in the
         # text format and say nothing a scraper needs; process-wide switch.
@@ -592,17 +693,21 @@ class GatewayMetrics:
         self.registry = CollectorRegistry()
         shared = shared_counters_dir()
         self.exposed = self.registry
-        if shared is not None:
+        self.worker_figures: WorkerFigures | None = None
+        if shared is None:
+            ProcessCollector(registry=self.exposed)
+            GCCollector(registry=self.exposed)
+        else:
             self.exposed = CollectorRegistry()
             MultiProcessCollector(self.exposed, path=shared)  # type: ignore[no-untyped-call]
-        ProcessCollector(registry=self.exposed)
+            self.worker_figures = WorkerFigures(self.registry, worker)
         PlatformCollector(registry=self.exposed)
-        GCCollector(registry=self.exposed)
         Info("pushgw_build", "The running pushgw version.", registry=self.exposed).info(
             {"version": __version__}
         )
         self.delivery = DeliveryMetrics(self.registry)
         self.api = ApiMetrics(self.registry)
+        self.local = LocalGauges(self.registry, in_flight=in_flight, tasks=tasks)
         self.reporter = ClusterReporter(
             store=store, node=node, lease_s=config.reporter_lease_s
         )
@@ -610,8 +715,6 @@ class GatewayMetrics:
             store=store,
             config=config,
             timeout_s=timeout_s,
-            in_flight=in_flight,
-            tasks=tasks,
             store_up=store_up,
             reporting=lambda: self.reporter.holding,
         )
@@ -620,8 +723,29 @@ class GatewayMetrics:
     def api_request(self, api: str, action: str, status: int, seconds: float) -> None:
         self.api.request(api, action, status, seconds)
 
+    @property
+    def shared(self) -> bool:
+        """Whether the workers of `serve --workers N` share these metrics."""
+        return self.worker_figures is not None
+
+    def sync(self) -> None:
+        """Write this process's own figures (LocalGauges, WorkerFigures)."""
+        self.local.sync()
+        if self.worker_figures is not None:
+            self.worker_figures.sync()
+
+    async def sync_loop(self, pulse: Pulse) -> None:
+        """With --workers, every worker writes its figures every SYNC_S: a
+        scrape answered by another worker reads them from the files."""
+        while True:
+            self.sync()
+            pulse.beat()
+            await asyncio.sleep(SYNC_S)
+
     async def render(self) -> bytes:
-        """The exposition: the scrape-time reads first, then every collector."""
+        """The exposition: this process's figures and the scrape-time reads
+        first, then every collector."""
+        self.sync()
         await self.state.refresh()
         return generate_latest(self.exposed)
 

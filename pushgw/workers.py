@@ -9,10 +9,11 @@ each delivers under its own node id (`<node>-w<I>`), so leases, takeover and
 LISTEN work across them as across machines, while `<node>` stays the node's
 identity in the election of the cluster metrics reporter (all workers of the
 elected node report). Only worker 0 talks to systemd (READY=1,
-WATCHDOG). The workers' counters and histograms are shared through files
-(pushgw/metrics.py, `use_shared_counters`), so any worker's /metrics shows the
-sums. A worker that exits is started
-again (back-off capped at 5 s); SIGHUP is passed on; SIGTERM stops them all.
+WATCHDOG). The workers' metrics are shared through files (pushgw/metrics.py,
+`use_shared_counters`), so any worker's /metrics shows the node's figures; an
+exited worker's live gauges are dropped from them (`worker_exited`). A worker
+that exits is started again (back-off capped at 5 s); SIGHUP is passed on;
+SIGTERM stops them all.
 
 SQLite has one writer per file: `--workers` above 1 needs PostgreSQL.
 """
@@ -27,6 +28,7 @@ import sys
 
 from pushgw.config import Config
 from pushgw.log import get_logger
+from pushgw.metrics import worker_exited
 from pushgw.supervisor import Pulse
 
 log = get_logger("pushgw.workers")
@@ -94,6 +96,7 @@ class Workers:
                 if proc.returncode is None or self._stopping:
                     continue
                 log.error("worker_exited", worker=index, code=proc.returncode)
+                worker_exited(proc.pid)
                 await asyncio.sleep(delays[index])
                 delays[index] = min(delays[index] * 2, RESTART_MAX_S)
                 if not self._stopping:

@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -30,6 +32,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 import pushgw
 from pushgw.arn import ArnBuilder
@@ -39,7 +42,13 @@ from pushgw.delivery.dispatcher import Dispatcher
 from pushgw.delivery.observe import Attempt, Finished, Observers
 from pushgw.delivery.providers import ProviderPool
 from pushgw.errors import StoreUnavailableError
-from pushgw.metrics import ClusterReporter, DeliveryMetrics, GatewayMetrics
+from pushgw.metrics import (
+    SHARED_DIR_ENV,
+    ClusterReporter,
+    DeliveryMetrics,
+    GatewayMetrics,
+    worker_exited,
+)
 from pushgw.model import Endpoint, Message, Platform, PlatformApplication
 from pushgw.providers.base import Provider
 from pushgw.providers.fake import FakeProvider
@@ -609,6 +618,109 @@ def test_each_gateway_has_a_registry_of_its_own(closing: list[Rig]) -> None:
     assert not any(
         m.name.startswith("pushgw_") for m in REGISTRY.collect()
     )  # never the global registry
+
+
+# -- serve --workers N: the workers' figures through the shared files ----------------
+# A worker: its GatewayMetrics on the shared directory (from the environment,
+# as `serve --worker-index` has it), its figures written once, then alive until
+# its stdin closes ('live' gauges count live workers only).
+WORKER = """
+import asyncio, sys
+from pushgw.config import MetricsConfig
+from pushgw.metrics import GatewayMetrics
+from pushgw.store.memory import InMemoryStore
+from pushgw.supervisor import TaskHealth
+
+index, in_flight, failures = (int(a) for a in sys.argv[1:4])
+health = TaskHealth(
+    name="claim-loop",
+    started_at=0.0,
+    failures=failures,
+    failing_since=1.0 if index == 1 else None,
+)
+
+async def up() -> bool:
+    return True
+
+metrics = GatewayMetrics(
+    store=InMemoryStore(),
+    config=MetricsConfig(),
+    timeout_s=1.0,
+    in_flight=lambda: in_flight,
+    tasks=lambda: [health],
+    store_up=up,
+    node="node-a",
+    worker=index,
+)
+metrics.sync()
+print("synced", flush=True)
+sys.stdin.read()
+"""
+
+
+def shared_scrape(directory: Path) -> Scrape:
+    """What any worker's /metrics shows of the files (MultiProcessCollector)."""
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(directory))
+    return scraped(registry)
+
+
+def test_workers_figures_are_the_nodes_whichever_worker_answers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two workers writing to one directory: sends in flight are summed over
+    the live ones, a task failing in either is failing, task errors add up,
+    and each worker's process_* and python_gc_* figures are there with its
+    `worker` label. A worker gone (worker_exited) leaves the live gauges but
+    not the counters."""
+    monkeypatch.setenv(SHARED_DIR_ENV, str(tmp_path))  # as worker 0 has it
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, str(i), str(3 + i), str(2 * i + 1)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    try:
+        for worker in workers:
+            assert worker.stdout is not None
+            assert "synced\n" == worker.stdout.readline()
+        both = shared_scrape(tmp_path)
+
+        assert 7 == both.value("pushgw_sends_in_flight")  # 3 + 4
+        assert [{}] == both.series("pushgw_sends_in_flight")  # no pid label
+        assert 1 == both.value("pushgw_task_failing", task="claim-loop")
+        assert 4 == both.value("pushgw_task_failures_total", task="claim-loop")
+        for name in ("process_resident_memory_bytes", "process_cpu_seconds_total"):
+            assert ["0", "1"] == sorted(s["worker"] for s in both.series(name))
+        assert both.has("python_gc_collections_total", worker="1", generation="0")
+        assert [] == lint(both.text)
+
+        assert workers[1].stdin is not None
+        workers[1].stdin.close()
+        workers[1].wait(10)
+        worker_exited(workers[1].pid)
+        one = shared_scrape(tmp_path)
+
+        assert 3 == one.value("pushgw_sends_in_flight")
+        assert 0 == one.value("pushgw_task_failing", task="claim-loop")
+        assert 4 == one.value("pushgw_task_failures_total", task="claim-loop")
+        memory = "process_resident_memory_bytes"
+        assert [{"worker": "0"}] == one.series(memory)
+        cpu = "process_cpu_seconds_total"
+        assert ["0", "1"] == sorted(s["worker"] for s in one.series(cpu))
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+            for stream in (worker.stdin, worker.stdout):
+                if stream is not None:
+                    stream.close()
 
 
 # -- the API middleware, on a real Gateway in this process ---------------------------
