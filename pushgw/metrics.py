@@ -346,12 +346,12 @@ class LocalGauges:
 
 class WorkerFigures:
     """
-    `--workers`: this worker's process_* and python_gc_* figures, which
-    prometheus_client's collectors read from the process that answers a
-    scrape, written to the shared files by `sync()` with a `worker` label, so
-    every scrape has every worker's. Gauges are the live workers' ('livemax'
-    of one process each); counters (CPU seconds, collections) add up over a
-    worker's restarts, as the other counters do.
+    `--workers`: this worker's process_* and python_gc_* figures, written to
+    the shared files by `sync()` with a `worker` label (prometheus_client's
+    collectors read only the process they run in: a scrape would show the
+    answering worker's alone). Gauges are the live workers' ('livemax' of one
+    process each); counters (CPU seconds, collections) add up over a worker's
+    restarts, as the other counters do.
     """
 
     def __init__(self, registry: CollectorRegistry, worker: int) -> None:
