@@ -77,7 +77,7 @@ def _positive(text: str) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from pushgw import log
     from pushgw.daemon import serve
-    from pushgw.workers import Workers, check_workers, worker_config
+    from pushgw.workers import Workers, check_workers
 
     config, path = _load(args.config)
     log.configure(level=config.logging.level, fmt=config.logging.format)
@@ -88,11 +88,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.worker_index:  # one of workers 1..N-1, started by worker 0
         run_on_loop(
             config.server.event_loop,
-            serve(
-                worker_config(config, args.worker_index),
-                config_path=path,
-                reuse_port=True,
-            ),
+            serve(config, config_path=path, worker_index=args.worker_index),
         )
         return 0
     if args.workers == 1:

@@ -233,11 +233,15 @@ class MetricsConfig:
     """Prometheus metrics on /metrics (`[metrics]`)."""
 
     # Report the gauges read from the shared store: the backlog (pushgw_jobs),
-    # disabled apps and credential expiry. Several daemons on one PostgreSQL:
-    # keep it true on exactly one, so that sum() over the nodes does not
-    # multiply them. Node-local metrics (counters, histograms, in-flight sends,
+    # disabled apps and credential expiry. The daemons sharing one store elect
+    # one of them to report them (a lease in the store; pushgw_cluster_reporter
+    # is 1 there), so sum() over the nodes counts them once; false: this node
+    # never does. Node-local metrics (counters, histograms, in-flight sends,
     # store_up, task health) are always reported.
     cluster_gauges: bool = True
+    # The reporting node's lease, renewed every third of this: when that node
+    # dies, another reports within this long (plus a scrape interval).
+    reporter_lease_s: Seconds = 30.0
     # Label pushgw_disabled_apps and pushgw_credential_expiry_seconds with the
     # application name too: one series per app (mind the cardinality).
     per_app_labels: bool = False

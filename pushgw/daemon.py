@@ -50,7 +50,8 @@ from pushgw.ledger import FLUSH_TASK as LEDGER_FLUSH_TASK
 from pushgw.ledger import PRUNE_TASK as LEDGER_PRUNE_TASK
 from pushgw.ledger import Ledger
 from pushgw.log import get_logger
-from pushgw.metrics import GatewayMetrics
+from pushgw.metrics import REPORTER_TASK, GatewayMetrics
+from pushgw.metrics import SYNC_TASK as METRICS_SYNC_TASK
 from pushgw.model import Platform, PlatformApplication
 from pushgw.providers.base import Provider
 from pushgw.providers.channel_guard import check_mpns_channel, check_wns_channel
@@ -62,7 +63,7 @@ from pushgw.store.base import Store
 from pushgw.store.factory import open_store
 from pushgw.store.sealing import PLAIN, CredentialSealer
 from pushgw.supervisor import Pulse, Supervisor
-from pushgw.workers import Workers
+from pushgw.workers import Workers, worker_node_id
 
 log = get_logger("pushgw.daemon")
 
@@ -176,9 +177,17 @@ class Gateway:
     """The running parts of one daemon, for `serve` and for in-process tests."""
 
     def __init__(
-        self, config: Config, *, provider_factory: ProviderFactory | None = None
+        self,
+        config: Config,
+        *,
+        provider_factory: ProviderFactory | None = None,
+        worker_index: int = 0,
     ) -> None:
         self.config = config
+        # This node's id, shared by all its workers (`serve --workers N`); each
+        # worker delivers under an id of its own (worker_node_id).
+        self.node = node_id_for(config.delivery, config.source)
+        self.worker_index = worker_index
         sealer = PLAIN
         if config.store.encryption_key_file:
             key = config.secret_path(config.store.encryption_key_file).read_bytes()
@@ -220,7 +229,7 @@ class Gateway:
             store=self.store,
             providers=self.providers,
             config=config.delivery,
-            node=node_id_for(config.delivery, config.source),
+            node=worker_node_id(self.node, worker_index),
             http_sender=self.http_sender,
             observer=self.observers,
         )
@@ -233,6 +242,8 @@ class Gateway:
             in_flight=lambda: self.dispatcher.in_flight,
             tasks=lambda: self.supervisor.health.values(),
             store_up=self._store_up,
+            node=self.node,
+            worker=worker_index,
         )
         self.observers.observers.append(self.prometheus.delivery)
         self.service = Service(
@@ -272,6 +283,10 @@ class Gateway:
         # prune every minute, and neither failing holds up the other.
         self.supervisor.start(LEDGER_FLUSH_TASK, self.ledger.run)
         self.supervisor.start(LEDGER_PRUNE_TASK, self.ledger.prune_loop)
+        if self.config.metrics.cluster_gauges:
+            self.supervisor.start(REPORTER_TASK, self.prometheus.reporter.run)
+        if self.prometheus.shared:
+            self.supervisor.start(METRICS_SYNC_TASK, self.prometheus.sync_loop)
         if self.config.delivery.enabled:
             self.dispatcher.supervise(self.supervisor)
             listen = getattr(self.store, "listen_forever", None)
@@ -378,6 +393,8 @@ class Gateway:
             await self.dispatcher.stop(self.config.server.graceful_timeout_s)
             await self.ledger.drain()  # what the last sends told it, before close
         await self.supervisor.stop()
+        if self._store_open and self.worker_index == 0:
+            await self._release_reporter()
         if self._probe_task is not None:
             self._probe_task.cancel()
         self.prometheus.close()
@@ -390,6 +407,14 @@ class Gateway:
         if self._store_open:
             log.info("pushgw_stopped", stats=dict(self.dispatcher.stats))
         self._store_open = False
+
+    async def _release_reporter(self) -> None:
+        """Let another node report the cluster-wide gauges at once. Worker 0
+        only: it stops last, while its workers would go on reporting."""
+        try:
+            await self.prometheus.reporter.release()
+        except StoreError as exc:  # the lease runs out by itself
+            log.warning("cluster_reporter_release_failed", error=str(exc))
 
     async def readiness(self) -> list[str]:
         """Why the daemon is not ready; empty when it is."""
@@ -463,17 +488,20 @@ async def serve(
     provider_factory: ProviderFactory | None = None,
     config_path: str | None = None,
     workers: Workers | None = None,
-    reuse_port: bool = False,
+    worker_index: int = 0,
 ) -> None:
     """Run the daemon until SIGTERM/SIGINT or `shutdown_trigger` completes.
 
     SIGHUP re-reads `config_path` and applies what can change live (keys, log
     level); an invalid file is logged and the running config kept. With
     `workers` (`--workers N`, pushgw/workers.py) this process is worker 0 and
-    keeps the others running; every worker binds with `reuse_port`.
+    keeps the others running; `worker_index` above 0 is one of those. Every
+    worker binds with SO_REUSEPORT.
     """
-    gateway = Gateway(config, provider_factory=provider_factory)
-    gateway.reuse_port = reuse_port or workers is not None
+    gateway = Gateway(
+        config, provider_factory=provider_factory, worker_index=worker_index
+    )
+    gateway.reuse_port = worker_index > 0 or workers is not None
     await gateway.start()
     if workers is not None:
         gateway.supervisor.start(WORKERS_TASK, workers.run)

@@ -3,23 +3,29 @@ Prometheus metrics of one daemon (`/metrics`), with prometheus_client.
 
 Each Gateway has its own `CollectorRegistry` (tests run several gateways in one
 process; the library's global registry is never used), with the process,
-platform and GC collectors on it. Three sources feed it:
+platform and GC collectors on it. Four sources feed it:
 
 - `DeliveryMetrics`, a `DeliveryObserver` (pushgw/delivery/observe.py): every
   send attempt, reschedule and final outcome, as counters and histograms;
 - `api_request`, called by the API middleware (pushgw/api/app.py) once per
   request with the API, the action and the status;
+- `LocalGauges`, set from the process's state before each scrape: sends in
+  flight and side-task health;
 - `StateCollector`, read at scrape time: the backlog, disabled apps and
-  credential expiry (cluster-wide, from the shared store, only with
-  `[metrics] cluster_gauges`), sends in flight, store and task health.
+  credential expiry (cluster-wide, from the shared store, on the one node
+  `ClusterReporter` elects), and store health.
 
-With `serve --workers N` the counters and histograms of every worker go to one
-directory of memory-mapped files (prometheus_client's multiprocess mode,
-`use_shared_counters`), so the worker that answers a scrape reports the sums of
-all of them, and a worker restarted keeps its predecessor's counts (its files
-stay). The scrape-time gauges (the cluster-wide backlog and apps, read from the
-shared store) are the same whichever worker answers; sends in flight and task
-health are the answering worker's own.
+With `serve --workers N` the metrics of every worker go to one directory of
+memory-mapped files (prometheus_client's multiprocess mode,
+`use_shared_counters`), so the worker that answers a scrape reports the node's:
+counters and histograms summed (a worker restarted keeps its predecessor's
+counts: its files stay), sends in flight summed over the live workers, a task
+failing in any of them, and every worker's process_* and python_gc_* figures
+with a `worker` label (`WorkerFigures`). Each worker writes its gauges every
+SYNC_S, the answering one at the scrape; worker 0 drops an exited worker's
+live gauges (`worker_exited`). The cluster-wide gauges are the same whichever
+worker answers (the workers share the node's id in the election, and read the
+same store); store health is the answering worker's.
 
 Every store read of a scrape is bounded by a timeout: a store that is down or
 stalled costs the scrape at most that long and leaves out only the gauges it
@@ -35,12 +41,13 @@ import collections
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from prometheus_client import (
     CollectorRegistry,
     Counter,
+    Gauge,
     GCCollector,
     Histogram,
     Info,
@@ -50,8 +57,8 @@ from prometheus_client import (
     generate_latest,
     values,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
 
 from pushgw import __version__
@@ -61,7 +68,7 @@ from pushgw.log import get_logger
 from pushgw.model import JobKind, PlatformApplication
 from pushgw.service.credentials import expires_at
 from pushgw.store.base import BacklogRow, BacklogState, Store
-from pushgw.supervisor import TaskHealth
+from pushgw.supervisor import Pulse, TaskHealth
 
 log = get_logger("pushgw.metrics")
 
@@ -105,6 +112,14 @@ APPS_PAGE = 100
 # App gauges read longer ago than this many refresh intervals are dropped
 # rather than reported (the store has not answered for that long).
 STALE_REFRESHES = 5
+# The store lease (Store.hold_lease) held by the node that reports the
+# cluster-wide gauges, and the side task that asks for it.
+REPORTER_LEASE = "cluster-metrics"
+REPORTER_TASK = "metrics-reporter"
+# With --workers, how often each worker writes its own figures to the shared
+# files (what a scrape answered by another worker sees is this old at most).
+SYNC_S = 1.0
+SYNC_TASK = "metrics-sync"
 
 
 class DeliveryMetrics:
@@ -278,6 +293,175 @@ class _StoreRead(Generic[T]):
             self._task = None
 
 
+class LocalGauges:
+    """
+    This process's sends in flight and side-task health, as metrics `sync()`
+    sets from the dispatcher and the supervisor. With `--workers` they live in
+    the shared files like the counters, so the answering worker reports the
+    node's: in-flight sends summed over the live workers ('livesum'), a task
+    failing in any of them ('livemax'), task errors summed over every worker
+    that ran (a counter, kept across restarts like the others).
+    """
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        *,
+        in_flight: Callable[[], int],
+        tasks: Callable[[], Iterable[TaskHealth]],
+    ) -> None:
+        self.in_flight = in_flight
+        self.tasks = tasks
+        self._sends = Gauge(
+            "pushgw_sends_in_flight",
+            "Sends in flight now (with --workers, the node's: every worker's).",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self._failing = Gauge(
+            "pushgw_task_failing",
+            "1 while a supervised side task is failing (from its first error"
+            " to its next beat; with --workers, in any worker).",
+            ("task",),
+            registry=registry,
+            multiprocess_mode="livemax",
+        )
+        self._failures = Counter(
+            "pushgw_task_failures",
+            "Errors of a supervised side task since the daemon started (with"
+            " --workers, of every worker).",
+            ("task",),
+            registry=registry,
+        )
+        self._counted: dict[str, int] = {}  # task -> failures counted so far
+
+    def sync(self) -> None:
+        self._sends.set(self.in_flight())
+        for health in self.tasks():
+            failing = health.failing_since is not None
+            self._failing.labels(health.name).set(int(failing))
+            counter = self._failures.labels(health.name)
+            counter.inc(health.failures - self._counted.get(health.name, 0))
+            self._counted[health.name] = health.failures
+
+
+class WorkerFigures:
+    """
+    `--workers`: this worker's process_* and python_gc_* figures, written to
+    the shared files by `sync()` with a `worker` label (prometheus_client's
+    collectors read only the process they run in: a scrape would show the
+    answering worker's alone). Gauges are the live workers' ('livemax' of one
+    process each); counters (CPU seconds, collections) add up over a worker's
+    restarts, as the other counters do.
+    """
+
+    def __init__(self, registry: CollectorRegistry, worker: int) -> None:
+        self.registry = registry
+        self.worker = str(worker)
+        self._sources: list[Collector] = [
+            ProcessCollector(registry=None),
+            GCCollector(registry=CollectorRegistry()),  # its own: never exposed
+        ]
+        self._metrics: dict[str, Counter | Gauge] = {}
+        self._counted: dict[tuple[str, tuple[str, ...]], float] = {}
+
+    def sync(self) -> None:
+        for source in self._sources:
+            for family in source.collect():
+                for sample in family.samples:
+                    self._write(family, sample.labels, sample.value)
+
+    def _write(self, family: Metric, labels: dict[str, str], value: float) -> None:
+        names = tuple(sorted(labels))
+        metric = self._metrics.get(family.name)
+        if metric is None:
+            metric = self._metrics[family.name] = self._metric(family, names)
+        child = metric.labels(*(labels[n] for n in names), self.worker)
+        if isinstance(child, Gauge):
+            child.set(value)
+            return
+        key = (family.name, tuple(labels[n] for n in names))
+        child.inc(max(0.0, value - self._counted.get(key, 0.0)))
+        self._counted[key] = value
+
+    def _metric(self, family: Metric, names: tuple[str, ...]) -> Counter | Gauge:
+        labels = (*names, "worker")
+        if family.type == "counter":
+            return Counter(
+                family.name, family.documentation, labels, registry=self.registry
+            )
+        return Gauge(
+            family.name,
+            family.documentation,
+            labels,
+            registry=self.registry,
+            multiprocess_mode="livemax",
+        )
+
+
+def worker_exited(pid: int) -> None:
+    """A worker exited: its live gauges (in flight, task health, process
+    figures) leave the node's figures; its counters stay in the sums."""
+    directory = shared_counters_dir()
+    if directory is not None:
+        mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]
+
+
+@dataclass(slots=True, kw_only=True)
+class ClusterReporter:
+    """
+    The election of the one node that reports the cluster-wide gauges, so that
+    sum() over the nodes sharing a store counts the backlog once: the holder of
+    the store's REPORTER_LEASE. Every node asks for it every third of `lease_s`
+    (`run`, a side task): the holder renews it, the others take it once it has
+    run out (its holder died or lost the store) or was given up (`release`, at
+    shutdown). The owner is the node's id, which every worker of `serve
+    --workers N` shares: they all report, and a scrape reaches one of them.
+
+    A node counts itself the holder for `lease_s` from when it last asked,
+    which is never past the expiry the store keeps (node clocks in step, as
+    for job leases), so two nodes report at once only when clocks drift.
+    """
+
+    store: Store
+    node: str
+    lease_s: float
+    clock: Callable[[], float] = time.time
+    monotonic: Callable[[], float] = time.monotonic
+    _until: float | None = field(default=None, init=False)  # monotonic: ours until
+
+    @property
+    def holding(self) -> bool:
+        return self._until is not None and self.monotonic() < self._until
+
+    async def renew(self) -> bool:
+        """Take or renew the lease; True when this node holds it now."""
+        was, asked = self.holding, self.monotonic()
+        held = await self.store.hold_lease(
+            name=REPORTER_LEASE, owner=self.node, lease_s=self.lease_s, now=self.clock()
+        )
+        self._until = asked + self.lease_s if held else None
+        if held != was:
+            log.info("cluster_reporter_changed", node=self.node, reporting=held)
+        return held
+
+    async def run(self, pulse: Pulse) -> None:
+        """Ask for the lease for as long as the daemon runs (a supervised task;
+        a store error is the supervisor's to retry, the lease runs out alone)."""
+        while True:
+            await self.renew()
+            pulse.beat()
+            await asyncio.sleep(self.lease_s / 3)
+
+    async def release(self) -> None:
+        """Stop reporting and give the lease up, so another node takes over at
+        its next ask rather than after `lease_s` (shutdown)."""
+        if self._until is None:
+            return
+        self._until = None
+        await self.store.release_lease(name=REPORTER_LEASE, owner=self.node)
+
+
 @dataclass(frozen=True, slots=True)
 class AppState:
     """What the app gauges need of one application (no credentials)."""
@@ -301,21 +485,21 @@ class StateCollector(Collector):
         store: Store,
         config: MetricsConfig,
         timeout_s: float,
-        in_flight: Callable[[], int],
-        tasks: Callable[[], Iterable[TaskHealth]],
         store_up: Callable[[], Awaitable[bool]],
+        reporting: Callable[[], bool],
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
         self.config = config
         self.timeout_s = timeout_s
-        self.in_flight = in_flight
-        self.tasks = tasks
         self.store_up = store_up
+        # Whether this node reports the cluster-wide gauges (ClusterReporter).
+        self.reporting = reporting
         self.clock = clock
         self.monotonic = monotonic
         self._up: bool | None = None
+        self._reporting = False  # as `reporting()` said at the last refresh
         self._backlog_read = _StoreRead("backlog", self._read_backlog)
         self._apps_read = _StoreRead("apps", self._read_apps)
         self._backlog: dict[tuple[str, str, str], int] | None = None
@@ -332,7 +516,8 @@ class StateCollector(Collector):
     # -- the store reads (async, before generate_latest) -----------------------
     async def refresh(self) -> None:
         reads: list[Awaitable[None]] = [self._refresh_up()]
-        if self.config.cluster_gauges:
+        self._reporting = self.config.cluster_gauges and self.reporting()
+        if self._reporting:
             reads.append(self._refresh_backlog())
             if self._apps_due():
                 reads.append(self._refresh_apps())
@@ -388,11 +573,6 @@ class StateCollector(Collector):
         return []  # names are only known at scrape time; no collect() at register
 
     def collect(self) -> Iterator[Metric]:
-        in_flight = GaugeMetricFamily(
-            "pushgw_sends_in_flight", "Sends in flight in this process now."
-        )
-        in_flight.add_metric([], self.in_flight())
-        yield in_flight
         if self._up is not None:
             up = GaugeMetricFamily(
                 "pushgw_store_up",
@@ -400,23 +580,15 @@ class StateCollector(Collector):
             )
             up.add_metric([], 1 if self._up else 0)
             yield up
-        failing = GaugeMetricFamily(
-            "pushgw_task_failing",
-            "1 while a supervised side task is failing (from its first error"
-            " to its next beat).",
-            labels=("task",),
+        reporter = GaugeMetricFamily(
+            "pushgw_cluster_reporter",
+            "1 on the one node that reports the cluster-wide gauges (pushgw_jobs,"
+            " pushgw_disabled_apps, pushgw_credential_expiry_seconds), elected"
+            " through the store; 0 on the others.",
         )
-        failures = CounterMetricFamily(
-            "pushgw_task_failures",
-            "Errors of a supervised side task since the daemon started.",
-            labels=("task",),
-        )
-        for health in self.tasks():
-            failing.add_metric([health.name], int(health.failing_since is not None))
-            failures.add_metric([health.name], health.failures)
-        yield failing
-        yield failures
-        if not self.config.cluster_gauges:
+        reporter.add_metric([], int(self._reporting))
+        yield reporter
+        if not self._reporting:
             return
         if self._backlog is not None:
             yield self._backlog_family(self._backlog)
@@ -509,6 +681,8 @@ class GatewayMetrics:
         in_flight: Callable[[], int],
         tasks: Callable[[], Iterable[TaskHealth]],
         store_up: Callable[[], Awaitable[bool]],
+        node: str,
+        worker: int = 0,
     ) -> None:
         # `_created` series double every counter and histogram family in the
         # text format and say nothing a scraper needs; process-wide switch.
@@ -520,32 +694,59 @@ class GatewayMetrics:
         self.registry = CollectorRegistry()
         shared = shared_counters_dir()
         self.exposed = self.registry
-        if shared is not None:
+        self.worker_figures: WorkerFigures | None = None
+        if shared is None:
+            ProcessCollector(registry=self.exposed)
+            GCCollector(registry=self.exposed)
+        else:
             self.exposed = CollectorRegistry()
             MultiProcessCollector(self.exposed, path=shared)  # type: ignore[no-untyped-call]
-        ProcessCollector(registry=self.exposed)
+            self.worker_figures = WorkerFigures(self.registry, worker)
         PlatformCollector(registry=self.exposed)
-        GCCollector(registry=self.exposed)
         Info("pushgw_build", "The running pushgw version.", registry=self.exposed).info(
             {"version": __version__}
         )
         self.delivery = DeliveryMetrics(self.registry)
         self.api = ApiMetrics(self.registry)
+        self.local = LocalGauges(self.registry, in_flight=in_flight, tasks=tasks)
+        self.reporter = ClusterReporter(
+            store=store, node=node, lease_s=config.reporter_lease_s
+        )
         self.state = StateCollector(
             store=store,
             config=config,
             timeout_s=timeout_s,
-            in_flight=in_flight,
-            tasks=tasks,
             store_up=store_up,
+            reporting=lambda: self.reporter.holding,
         )
         self.exposed.register(self.state)
 
     def api_request(self, api: str, action: str, status: int, seconds: float) -> None:
         self.api.request(api, action, status, seconds)
 
+    @property
+    def shared(self) -> bool:
+        """Whether the workers of `serve --workers N` share these metrics."""
+        return self.worker_figures is not None
+
+    def sync(self) -> None:
+        """Write this process's own figures (LocalGauges, WorkerFigures)."""
+        self.local.sync()
+        if self.worker_figures is not None:
+            self.worker_figures.sync()
+
+    async def sync_loop(self, pulse: Pulse) -> None:
+        """With --workers, every worker writes its figures every SYNC_S: a
+        scrape answered by another worker reads them from the files."""
+        while True:
+            self.sync()
+            pulse.beat()
+            await asyncio.sleep(SYNC_S)
+
     async def render(self) -> bytes:
-        """The exposition: the scrape-time reads first, then every collector."""
+        """The exposition: this process's figures and the scrape-time reads
+        first, then every collector."""
+        self.sync()
         await self.state.refresh()
         return generate_latest(self.exposed)
 

@@ -5,12 +5,15 @@ PostgreSQL store, so every core runs an event loop.
 The process systemd started is worker 0: a whole daemon, and the parent of
 workers 1..N-1 (`python -m pushgw serve --worker-index I`). Every worker binds
 the port with SO_REUSEPORT, so the kernel spreads connections across them;
-each has its own node id (`<node>-w<I>`), so leases, takeover and LISTEN work
-across them as across machines. Only worker 0 talks to systemd (READY=1,
-WATCHDOG). The workers' counters and histograms are shared through files
-(pushgw/metrics.py, `use_shared_counters`), so any worker's /metrics shows the
-sums. A worker that exits is started
-again (back-off capped at 5 s); SIGHUP is passed on; SIGTERM stops them all.
+each delivers under its own node id (`<node>-w<I>`), so leases, takeover and
+LISTEN work across them as across machines, while `<node>` stays the node's
+identity in the election of the cluster metrics reporter (all workers of the
+elected node report). Only worker 0 talks to systemd (READY=1,
+WATCHDOG). The workers' metrics are shared through files (pushgw/metrics.py,
+`use_shared_counters`), so any worker's /metrics shows the node's figures; an
+exited worker's live gauges are dropped from them (`worker_exited`). A worker
+that exits is started again (back-off capped at 5 s); SIGHUP is passed on;
+SIGTERM stops them all.
 
 SQLite has one writer per file: `--workers` above 1 needs PostgreSQL.
 """
@@ -19,14 +22,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import os
 import signal
 import sys
 
 from pushgw.config import Config
-from pushgw.delivery.dispatcher import node_id_for
 from pushgw.log import get_logger
+from pushgw.metrics import worker_exited
 from pushgw.supervisor import Pulse
 
 log = get_logger("pushgw.workers")
@@ -45,16 +47,13 @@ def check_workers(config: Config, workers: int) -> str | None:
     return None
 
 
-def worker_config(config: Config, index: int) -> Config:
-    """Worker `index`'s view of `config`: its own node id. (Every worker
-    reports the cluster-wide gauges: a scrape reaches whichever worker the
-    kernel picks, and each reads the same store.)"""
-    if index == 0:
-        return config
-    node = f"{node_id_for(config.delivery, config.source)}-w{index}"
-    return dataclasses.replace(
-        config, delivery=dataclasses.replace(config.delivery, node_id=node)
-    )
+def worker_node_id(node: str, index: int) -> str:
+    """The id worker `index` of `node` delivers under (job leases, takeover):
+    its own, so the workers hand jobs over as machines do. The node's id
+    itself is what they share (the cluster metrics reporter's lease: a scrape
+    reaches whichever worker the kernel picks, so all of the elected node's
+    workers report)."""
+    return node if index == 0 else f"{node}-w{index}"
 
 
 class Workers:
@@ -97,6 +96,7 @@ class Workers:
                 if proc.returncode is None or self._stopping:
                     continue
                 log.error("worker_exited", worker=index, code=proc.returncode)
+                worker_exited(proc.pid)
                 await asyncio.sleep(delays[index])
                 delays[index] = min(delays[index] * 2, RESTART_MAX_S)
                 if not self._stopping:

@@ -195,11 +195,12 @@ class Dispatcher:
         A lease for an endpoint job this process runs as soon as it is stored:
         the publish stores it leased to us and hands it over (`run_claimed`),
         so it needs no wake-up, claim round trip or endpoint read. It takes a
-        slot of the push lane now; None when the lane is full or stopping (the
-        job is then stored claimable, for the claim loop or another node).
+        slot of the push lane now; None when this node does not deliver
+        (`[delivery] enabled = false`), the lane is full or stopping (the job
+        is then stored claimable, for the claim loop or another node).
         """
         lane = self._push
-        if self._stopping or lane.load >= lane.capacity:
+        if not self.config.enabled or self._stopping or lane.load >= lane.capacity:
             return None
         lane.load += 1
         return JobClaim(self.owner, self.clock() + self.config.lease_s)

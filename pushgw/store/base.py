@@ -486,6 +486,19 @@ class Store(Protocol):
     async def probe(self, *, node: str, now: float) -> None:
         """A cheap write (the node's `seen_at`): proves the store takes writes."""
 
+    async def hold_lease(
+        self, *, name: str, owner: str, lease_s: float, now: float
+    ) -> bool:
+        """
+        Take or renew the named lease for `owner` until `now + lease_s`: when
+        nobody holds it, its holder's time ran out (expires_at < now), or
+        `owner` holds it already. True when `owner` holds it now; one owner
+        at a time, whichever node asks (an election, e.g. the metrics reporter).
+        """
+
+    async def release_lease(self, *, name: str, owner: str) -> None:
+        """Give up `owner`'s lease `name` (if it holds it): others may take it now."""
+
     async def next_due_at(self, lane: int = PUSH_LANE) -> float | None:
         """
         When the next job of `lane` becomes claimable: the earliest next_attempt_at of an

@@ -119,6 +119,7 @@ class InMemoryStore:
         self.jobs: dict[int, DeliveryJob] = {}
         self.pending: dict[str, int] = {}  # message id -> jobs left
         self.nodes: dict[str, float] = {}  # node id -> last probe
+        self.leases: dict[str, tuple[str, float]] = {}  # name -> (owner, expires_at)
         # Unsubscribed: arn -> (the subscription, deleted at).
         self.deleted_subs: dict[str, tuple[Subscription, float]] = {}
         # The delivery ledger (store/ledger_model.py).
@@ -739,6 +740,19 @@ class InMemoryStore:
 
     async def probe(self, *, node: str, now: float) -> None:
         self.nodes[node] = now
+
+    async def hold_lease(
+        self, *, name: str, owner: str, lease_s: float, now: float
+    ) -> bool:
+        held = self.leases.get(name)
+        if held is not None and held[0] != owner and held[1] >= now:
+            return False
+        self.leases[name] = (owner, now + lease_s)
+        return True
+
+    async def release_lease(self, *, name: str, owner: str) -> None:
+        if self.leases.get(name, ("", 0.0))[0] == owner:
+            del self.leases[name]
 
     async def next_due_at(self, lane: int = PUSH_LANE) -> float | None:
         return min(

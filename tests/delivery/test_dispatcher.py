@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from pushgw.arn import ArnBuilder
-from pushgw.config import DeliveryConfig
+from pushgw.config import DeliveryConfig, config_from_mapping
+from pushgw.daemon import Gateway
 from pushgw.delivery.dispatcher import Dispatcher
 from pushgw.delivery.providers import ProviderPool
 from pushgw.errors import EndpointDisabledError
@@ -21,6 +22,7 @@ from pushgw.providers.fake import FakeProvider
 from pushgw.service import Service
 from pushgw.service.types import MessageAttributeInput, PublishInput
 from pushgw.store.memory import InMemoryStore
+from tests.e2e.harness import free_port
 
 
 @dataclass
@@ -154,6 +156,54 @@ async def test_refused_publish_gives_its_slot_back(rig: Rig) -> None:
         await rig.service.publish(PublishInput(message="hi", target_arn=arn))
 
     assert (0, {}) == (rig.dispatcher._push.load, rig.store.jobs)
+
+
+async def test_a_node_with_delivery_disabled_stores_publishes_claimable() -> None:
+    """`[delivery] enabled = false`: the daemon takes publishes but never sends;
+    a publish to an endpoint is stored claimable (no lease of its own), and a
+    node that delivers takes it."""
+    FakeProvider.reset()
+    config = config_from_mapping(
+        {
+            "store": {"url": "memory:"},
+            "server": {"port": free_port()},
+            "delivery": {"enabled": False},
+        }
+    )
+    gateway = Gateway(config, provider_factory=fake_factory)
+    store = gateway.store
+    assert isinstance(store, InMemoryStore)
+    await gateway.start()
+    try:
+        service = gateway.service
+        app_arn = await service.create_platform_application(
+            name="app", platform="GCM", attributes={"PlatformCredential": "AIzaKey"}
+        )
+        arn = await service.create_platform_endpoint(
+            app_arn=app_arn, token="good-1", custom_user_data=None, attributes=None
+        )
+        await service.publish(PublishInput(message="hi", target_arn=arn))
+        await asyncio.sleep(0.3)
+
+        assert [] == FakeProvider.sent
+        assert [None] == [j.lease_owner for j in store.jobs.values()]
+        assert 0 == gateway.dispatcher.in_flight
+    finally:
+        await gateway.stop()
+    other = Dispatcher(
+        store=store,
+        providers=ProviderPool(fake_factory),
+        config=DeliveryConfig(poll_interval_s=0.01),
+    )
+    task = asyncio.create_task(other.run())
+    try:
+        async with asyncio.timeout(10):
+            while store.jobs:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+    finally:
+        await other.stop(1.0)
+        await asyncio.wait_for(task, 5)
+    assert ["good-1"] == [d.token for d in FakeProvider.sent]
 
 
 async def test_topic_fanout_reaches_every_subscriber_across_chunks(rig: Rig) -> None:

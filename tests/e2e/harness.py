@@ -249,6 +249,29 @@ class Server:
         return self.process.terminate()
 
 
+def start_server(
+    directory: Path,
+    mocks: Mocks,
+    *,
+    store_url: str,
+    name: str = "serve",
+    args: Sequence[str] = (),
+    **config: Any,
+) -> Server:
+    """`pushgw serve` on a free port with a config of its own, `<name>.toml`
+    (`write_config`'s other keywords: delivery, server, extra)."""
+    port = free_port()
+    path = write_config(
+        directory,
+        store_url=store_url,
+        mock_ports=mocks.ports,
+        port=port,
+        name=f"{name}.toml",
+        **config,
+    )
+    return Server(directory, path, port, name=name, args=args)
+
+
 def register_devices(
     mocks: Mocks, platform: str, count: int, state: str = "valid"
 ) -> list[dict[str, Any]]:

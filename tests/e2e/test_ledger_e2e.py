@@ -24,8 +24,7 @@ from tests.e2e.harness import (
     PUBLISH_API_KEY,
     Mocks,
     Server,
-    free_port,
-    write_config,
+    start_server,
 )
 from tests.e2e.test_delivery_e2e import drop_schema
 
@@ -57,17 +56,14 @@ def _store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 def start(
     tmp_path: Path, mocks: Mocks, store_url: str, name: str, **ledger: Any
 ) -> Server:
-    port = free_port()
-    config = write_config(
+    return start_server(
         tmp_path,
+        mocks,
         store_url=store_url,
-        mock_ports=mocks.ports,
-        port=port,
+        name=name,
         delivery=DELIVERY,
         extra={"ledger": ledger} if ledger else None,
-        name=f"{name}.toml",
     )
-    return Server(tmp_path, config, port, name=name)
 
 
 def ok(response: httpx.Response, status: int = 200) -> Any:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,16 @@ import pytest
 from cryptography import x509
 
 from tests.e2e.fleet import wait_until
-from tests.e2e.harness import Mocks, Server, free_port, register_devices, write_config
+from tests.e2e.harness import (
+    Mocks,
+    Server,
+    free_port,
+    register_devices,
+    start_server,
+    write_config,
+)
 from tests.e2e.prom import Scrape, dashboard_queries, metric_names, scrape
+from tests.e2e.test_delivery_e2e import drop_schema, pg_schema
 from tests.tools import required_tool
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -82,6 +91,15 @@ def create_app(server: Server, name: str, platform: str, attributes: Any) -> str
     return str(r.json()["platformApplicationArn"])
 
 
+def disable_app(server: Server, app_arn: str) -> None:
+    r = server.json(
+        "PATCH",
+        f"/v1/platform-applications/{app_arn}",
+        {"attributes": {"Enabled": "false"}},
+    )
+    assert r.status_code < 300, r.text
+
+
 def push(server: Server, app_arn: str, token: str) -> None:
     r = server.json(
         "POST", f"/v1/platform-applications/{app_arn}/endpoints", {"token": token}
@@ -119,13 +137,7 @@ def test_metrics_after_a_scripted_run_equal_the_mocks_counts(
         "APNS": create_app(server, "e2e-apns", "APNS", apns_credentials),
         "GCM": create_app(server, "e2e-fcm", "GCM", mocks.credentials("GCM")),
     }
-    off = create_app(server, "e2e-off", "GCM", mocks.credentials("GCM"))
-    r = server.json(
-        "PATCH",
-        f"/v1/platform-applications/{off}",
-        {"attributes": {"Enabled": "false"}},
-    )
-    assert r.status_code < 300, r.text
+    disable_app(server, create_app(server, "e2e-off", "GCM", mocks.credentials("GCM")))
     for platform, app_arn in apps.items():
         valid = [d["token"] for d in register_devices(mocks, platform, N[platform])]
         retried = [d["token"] for d in register_devices(mocks, platform, K[platform])]
@@ -299,3 +311,96 @@ def check_dashboard(found: Scrape) -> None:
 
     assert len(queries) >= 20
     assert set() == named - exposed, named - exposed
+
+
+# -- two nodes on one PostgreSQL: the cluster-wide gauges reported once -----------
+REPORTER_LEASE_S = 2.0
+
+
+def reporting(servers: list[Server]) -> list[Scrape] | None:
+    """Both nodes' scrapes once exactly one of them reports the cluster gauges."""
+    found = [scrape(s) for s in servers]
+    flags = sorted(f.value("pushgw_cluster_reporter") for f in found)
+    return found if flags == [0, 1] else None
+
+
+@pytest.mark.postgres
+def test_two_nodes_report_the_backlog_once_and_fail_over(
+    tmp_path: Path, mocks: Mocks
+) -> None:
+    """Two daemons on one PostgreSQL schema, shipped [metrics] defaults but a
+    short reporter lease, delivery disabled on both: one node reports the
+    cluster-wide gauges (pushgw_cluster_reporter 1), so sum() over both nodes'
+    pushgw_jobs is the real backlog; publishes stay queued and nothing is sent
+    (a node with delivery off keeps none for itself). Killed with -9, the
+    reporter is replaced by the other node within the lease."""
+    dsn, schema, store_url = pg_schema()
+    servers: list[Server] = []
+    try:
+        for name in ("node-a", "node-b"):
+            server = start_server(
+                tmp_path,
+                mocks,
+                store_url=store_url,
+                name=name,
+                delivery={"enabled": False},
+                extra={"metrics": {"reporter_lease_s": REPORTER_LEASE_S}},
+            )
+            servers.append(server)
+        a, b = servers
+        gcm = create_app(a, "e2e-gcm", "GCM", mocks.credentials("GCM"))
+        disable_app(b, create_app(b, "e2e-off", "GCM", mocks.credentials("GCM")))
+        tokens = [d["token"] for d in register_devices(mocks, "GCM", 3)]
+        for i, token in enumerate(tokens):
+            push(servers[i % 2], gcm, token)  # endpoint jobs, one per push
+        r = a.json("POST", "/v1/topics", {"name": "e2e-two-nodes"})
+        assert r.status_code in (200, 201), r.text
+        for server in servers:
+            topic = {"topicArn": r.json()["topicArn"], "message": "m"}
+            assert server.json("POST", "/v1/publish", topic).status_code == 200
+        totals = a.json("GET", "/v1/queue").json()["totals"]
+        assert 5 == sum(totals.values()) == totals["due"], totals
+
+        both = wait_until(
+            lambda: reporting(servers), timeout=10, what="one reporting node"
+        )
+        # The dashboard's sum over the nodes is the backlog, not twice it.
+        assert 5 == sum(s.value("pushgw_jobs") for s in both)
+        assert 5 == sum(s.value("pushgw_jobs", state="due") for s in both)
+        assert 1 == sum(s.value("pushgw_disabled_apps", platform="GCM") for s in both)
+        reporter = next(
+            i for i, s in enumerate(both) if s.value("pushgw_cluster_reporter")
+        )
+        assert not both[1 - reporter].has("pushgw_jobs")
+        # Repeated scrapes: the same node reports, no flapping.
+        for _ in range(5):
+            again = reporting(servers)
+            assert again is not None
+            assert 1 == again[reporter].value("pushgw_cluster_reporter")
+            time.sleep(REPORTER_LEASE_S / 4)
+        # Delivery is off on both: nothing reached a provider, all still queued.
+        assert all(mocks.received(t) == [] for t in tokens)
+        assert 0 == sum(s.value("pushgw_delivery_attempts_total") for s in both)
+
+        survivor = servers[1 - reporter]
+        killed = time.monotonic()
+        servers[reporter].process.kill9()
+        taken = wait_until(
+            lambda: (
+                (found := scrape(survivor)).value("pushgw_cluster_reporter") and found
+            ),
+            timeout=REPORTER_LEASE_S * 3,
+            interval=0.05,
+            what="the other node to take over",
+        )
+        took = time.monotonic() - killed
+        # Within the lease plus one renewal interval (a third of it).
+        assert took < REPORTER_LEASE_S * 4 / 3 + 1.0, took
+        assert 5 == taken.value("pushgw_jobs")
+        assert 1 == taken.value("pushgw_disabled_apps", platform="GCM")
+        print(f"reporter killed; the other node reported {took:.2f} s later")
+    finally:
+        for server in servers:
+            if server.process.proc.poll() is None:
+                server.stop()
+        drop_schema(dsn, schema)

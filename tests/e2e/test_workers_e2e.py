@@ -9,19 +9,21 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.e2e.fleet import build_fleet, received_counts, wait_until
-from tests.e2e.harness import ROOT, Mocks, Server, free_port, write_config
-from tests.e2e.prom import scrape
-from tests.e2e.test_delivery_e2e import PG_DSN_VAR, drop_schema, publish
+from tests.e2e.harness import ROOT, Mocks, start_server, write_config
+from tests.e2e.prom import Scrape, scrape
+from tests.e2e.test_delivery_e2e import drop_schema, pg_schema, publish
 from tests.e2e.test_metrics_e2e import check_with_promtool
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+MAX_IN_FLIGHT = 8  # sends in flight per worker
+SLOW = 40  # publishes while the provider holds every answer
 
 
 def children(pid: int) -> list[int]:
@@ -67,24 +69,24 @@ def test_sqlite_refuses_more_than_one_worker(tmp_path: Path, mocks: Mocks) -> No
     assert len(done.stderr.strip().splitlines()) == 1
 
 
+def per_worker(found: Scrape, name: str) -> list[str]:
+    """The `worker` labels of a per-process series: one per live worker."""
+    return sorted(s["worker"] for s in found.series(name))
+
+
 def test_workers_share_one_port_and_postgres(tmp_path: Path, mocks: Mocks) -> None:
     """Two workers on one port: requests are served, a fan-out is delivered
-    once to every device, a worker killed with -9 is started again, and
-    SIGTERM stops both."""
-    dsn = os.environ.get(PG_DSN_VAR)
-    if not dsn:
-        pytest.skip(f"{PG_DSN_VAR} is not set; CI sets it")
-    schema = f"e2e_{uuid.uuid4().hex[:12]}"
-    sep = "&" if "?" in dsn else "?"
-    port = free_port()
-    config = write_config(
+    once to every device, every scrape shows the node's figures (both
+    workers' counters, sends in flight and process figures), a worker killed
+    with -9 is started again, and SIGTERM stops both."""
+    dsn, schema, store_url = pg_schema()
+    server = start_server(
         tmp_path,
-        store_url=f"{dsn}{sep}schema={schema}",
-        mock_ports=mocks.ports,
-        port=port,
-        delivery={"lease_s": 3.0},
+        mocks,
+        store_url=store_url,
+        args=["--workers", "2"],
+        delivery={"lease_s": 3.0, "max_in_flight": MAX_IN_FLIGHT},
     )
-    server = Server(tmp_path, config, port, args=["--workers", "2"])
     try:
         parent = server.process.proc.pid
         wait_until(lambda: len(children(parent)) == 1, timeout=30, what="worker 1")
@@ -118,7 +120,44 @@ def test_workers_share_one_port_and_postgres(tmp_path: Path, mocks: Mocks) -> No
         attempts = {s.value("pushgw_delivery_attempts_total") for s in scrapes}
         assert attempts == {300.0}
         assert all(s.has("pushgw_jobs") for s in scrapes)  # cluster gauges: any worker
+        # Per-process figures: every worker's, labelled, whichever answers.
+        for found in scrapes:
+            assert ["0", "1"] == per_worker(found, "process_resident_memory_bytes")
+            assert ["0", "1"] == per_worker(found, "process_cpu_seconds_total")
+            assert [{}] == found.series("pushgw_sends_in_flight")
+            assert found.has("pushgw_task_failing", task="dispatcher")
         check_with_promtool(scrapes[0].text)
+
+        # Sends held by the provider: each worker has MAX_IN_FLIGHT in flight
+        # at most, so more than that in one scrape is the two workers' sum.
+        mocks.faults("APNS", [{"kind": "latency", "latency_s": 3.0}])
+        for endpoint in list(fleet.endpoints.values())[:SLOW]:
+            r = httpx.post(  # new connections each: both workers take some
+                server.url + "/v1/publish",
+                json={"targetArn": endpoint, "message": "slow"},
+                headers={"Authorization": f"Bearer {server.api_key}"},
+                timeout=10,
+            )
+            assert r.status_code == 200, r.text
+        wait_until(
+            lambda: scrape(server).value("pushgw_sends_in_flight") > MAX_IN_FLIGHT,
+            timeout=10,
+            interval=0.05,
+            what=f"more than {MAX_IN_FLIGHT} sends in flight on the node",
+        )
+        mocks.faults("APNS", [])
+        total = 300 + SLOW
+        wait_until(
+            lambda: (
+                scrape(server).value("pushgw_deliveries_total", status="delivered")
+                == total
+                and scrape(server).value("pushgw_sends_in_flight") == 0
+            ),
+            timeout=60,
+            what=f"{total} delivered and none in flight",
+        )
+        before = scrape(server)
+        started = before.value("process_start_time_seconds", worker="1")
 
         os.kill(first, 9)
         wait_until(
@@ -127,10 +166,23 @@ def test_workers_share_one_port_and_postgres(tmp_path: Path, mocks: Mocks) -> No
             what="worker 1 started again",
         )
         assert "worker_exited" in server.process.logs()
-        # The killed worker's counts stay in the sums (its files remain).
-        assert (
-            scrape(server).value("pushgw_deliveries_total", status="delivered") == 300
+        # The killed worker's counts stay in the sums (its files remain), its
+        # live gauges do not: the new worker 1 reports its own.
+        after = wait_until(
+            lambda: (
+                (found := scrape(server)).value(
+                    "process_start_time_seconds", worker="1"
+                )
+                > started
+                and found
+            ),
+            timeout=10,
+            what="the new worker 1's figures",
         )
+        assert after.value("pushgw_deliveries_total", status="delivered") == total
+        assert ["0", "1"] == per_worker(after, "process_resident_memory_bytes")
+        cpu = "process_cpu_seconds_total"
+        assert after.value(cpu, worker="1") >= before.value(cpu, worker="1")
     finally:
         code = server.stop()
         drop_schema(dsn, schema)

@@ -1319,6 +1319,53 @@ async def test_probe_writes(store: Store) -> None:
     assert {"node-a": NOW + 1, "node-b": NOW} == seen
 
 
+async def test_a_lease_has_one_holder_until_it_runs_out(backend) -> None:
+    """Two stores on one database (two nodes) ask for one lease: the first
+    takes it, renews it, and the other gets it only once it ran out."""
+    a, b = await backend.new(), await backend.new()
+    lease = {"name": "cluster-metrics", "lease_s": 10.0}
+
+    assert await a.hold_lease(owner="node-a", now=NOW, **lease)
+    assert not await b.hold_lease(owner="node-b", now=NOW + 1, **lease)
+    assert await a.hold_lease(owner="node-a", now=NOW + 9, **lease)  # renewed
+    assert not await b.hold_lease(owner="node-b", now=NOW + 19, **lease)
+    assert await b.hold_lease(owner="node-b", now=NOW + 19.5, **lease)  # ran out
+    assert not await a.hold_lease(owner="node-a", now=NOW + 20, **lease)
+    # Another name is another election.
+    assert await a.hold_lease(name="other", owner="node-a", lease_s=1.0, now=NOW + 20)
+
+
+async def test_a_released_lease_is_free_at_once(backend) -> None:
+    """Release frees the lease for the next asker; a release by a node that
+    does not hold it changes nothing."""
+    a, b = await backend.new(), await backend.new()
+    lease = {"name": "cluster-metrics", "lease_s": 60.0}
+    assert await a.hold_lease(owner="node-a", now=NOW, **lease)
+
+    await b.release_lease(name="cluster-metrics", owner="node-b")
+    assert not await b.hold_lease(owner="node-b", now=NOW + 1, **lease)
+
+    await a.release_lease(name="cluster-metrics", owner="node-a")
+    assert await b.hold_lease(owner="node-b", now=NOW + 1, **lease)
+    await a.release_lease(name="never-held", owner="node-a")  # a no-op
+
+
+async def test_concurrent_lease_requests_elect_one_holder(backend) -> None:
+    """Nodes asking at the same moment: exactly one holds the lease."""
+    stores = [await backend.new() for _ in range(2)]
+
+    won = await asyncio.gather(
+        *(
+            stores[i % 2].hold_lease(
+                name="cluster-metrics", owner=f"node-{i}", lease_s=30.0, now=NOW
+            )
+            for i in range(8)
+        )
+    )
+
+    assert 1 == sum(won)
+
+
 async def test_sqlite_full_database_is_unavailable_then_recovers(tmp_path) -> None:
     """A full SQLite database (max_page_count stands in for a full disk) gives
     StoreUnavailableError — the error the dispatcher and the API treat as a

@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -30,6 +32,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 import pushgw
 from pushgw.arn import ArnBuilder
@@ -39,7 +42,13 @@ from pushgw.delivery.dispatcher import Dispatcher
 from pushgw.delivery.observe import Attempt, Finished, Observers
 from pushgw.delivery.providers import ProviderPool
 from pushgw.errors import StoreUnavailableError
-from pushgw.metrics import DeliveryMetrics, GatewayMetrics
+from pushgw.metrics import (
+    SHARED_DIR_ENV,
+    ClusterReporter,
+    DeliveryMetrics,
+    GatewayMetrics,
+    worker_exited,
+)
 from pushgw.model import Message, Platform, PlatformApplication
 from pushgw.providers.base import Provider
 from pushgw.providers.fake import FakeProvider
@@ -260,6 +269,14 @@ class FakeStore:
     list_calls: int = 0
     hang: bool = False
     fail: bool = False
+    # The reporter's lease: shared by the rigs of one FakeStore (one cluster).
+    leases: InMemoryStore = field(default_factory=InMemoryStore)
+
+    async def hold_lease(self, **lease: Any) -> bool:
+        return await self.leases.hold_lease(**lease)
+
+    async def release_lease(self, **lease: Any) -> None:
+        await self.leases.release_lease(**lease)
 
     async def backlog(self, *, now: float) -> list[BacklogRow]:
         self.backlog_calls += 1
@@ -289,10 +306,13 @@ class Rig:
     tasks: dict[str, TaskHealth] = field(default_factory=dict)
 
     async def scrape(self) -> Scrape:
+        """A scrape, after the lease renewal the daemon's side task makes."""
+        if self.metrics.state.config.cluster_gauges:
+            await self.metrics.reporter.renew()
         return parse((await self.metrics.render()).decode())
 
 
-def rig(store: FakeStore, **config: Any) -> Rig:
+def rig(store: FakeStore, node: str = "node-a", **config: Any) -> Rig:
     holder: dict[str, Rig] = {}
 
     async def store_up() -> bool:
@@ -305,6 +325,7 @@ def rig(store: FakeStore, **config: Any) -> Rig:
         in_flight=lambda: holder["rig"].in_flight,
         tasks=lambda: holder["rig"].tasks.values(),
         store_up=store_up,
+        node=node,
     )
     holder["rig"] = Rig(store, metrics)
     return holder["rig"]
@@ -501,6 +522,79 @@ async def test_cluster_gauges_off_reads_nothing_from_the_store(
     assert 0 == store.backlog_calls + store.list_calls
     assert found.has("pushgw_store_up")  # node-local: always there
     assert found.has("pushgw_sends_in_flight")
+    assert 0 == found.value("pushgw_cluster_reporter")
+    assert {} == store.leases.leases  # not a candidate
+
+
+async def test_one_node_of_a_cluster_reports_the_cluster_gauges(
+    closing: list[Rig],
+) -> None:
+    """Two daemons on one store: the one holding the lease reports the backlog
+    and app gauges (pushgw_cluster_reporter 1), the other reads nothing and
+    says 0, so sum() over both is the backlog; the other takes over once the
+    reporter gives the lease up."""
+    store = FakeStore(rows=[row("due", "topic", None, 3)], apps=[app()])
+    a, b = rig(store, node="node-a"), rig(store, node="node-b")
+    closing.extend([a, b])
+
+    first = [await a.scrape(), await b.scrape()]
+
+    assert [1, 0] == [s.value("pushgw_cluster_reporter") for s in first]
+    assert [3, 0] == [s.value("pushgw_jobs") for s in first]
+    assert not first[1].has("pushgw_jobs")
+    assert not first[1].has("pushgw_disabled_apps")
+    assert (1, 1) == (store.backlog_calls, store.list_calls)  # a's reads only
+    assert first[1].has("pushgw_store_up")  # node-local: always there
+
+    await a.metrics.reporter.release()  # a stops (SIGTERM)
+    taken = await b.scrape()
+
+    assert 1 == taken.value("pushgw_cluster_reporter")
+    assert 3 == taken.value("pushgw_jobs")
+    assert 0 == (await a.scrape()).value("pushgw_cluster_reporter")
+
+
+async def test_the_reporter_lease_runs_out_and_is_taken_over() -> None:
+    """A reporter that stops renewing (dead, or cut off from the store) stops
+    counting itself the reporter after lease_s, and another node takes the
+    lease then, not before."""
+    store = InMemoryStore()
+    now = [1000.0]
+    reporters = [
+        ClusterReporter(
+            store=store,
+            node=node,
+            lease_s=30.0,
+            clock=lambda: now[0],
+            monotonic=lambda: now[0],
+        )
+        for node in ("node-a", "node-b")
+    ]
+    a, b = reporters
+
+    assert await a.renew()
+    now[0] += 29.0
+    assert a.holding
+    assert not await b.renew()
+    assert not b.holding
+    now[0] += 1.5
+
+    assert not a.holding
+    assert await b.renew()
+    assert not await a.renew()
+
+
+async def test_the_workers_of_one_node_all_report() -> None:
+    """`serve --workers N`: the workers share the node's id, so all of the
+    elected node's workers report (a scrape reaches one of them)."""
+    store = InMemoryStore()
+    workers = [
+        ClusterReporter(store=store, node="node-a", lease_s=30.0) for _ in range(3)
+    ]
+    other = ClusterReporter(store=store, node="node-b", lease_s=30.0)
+
+    assert [True, True, True] == [await w.renew() for w in workers]
+    assert not await other.renew()
 
 
 def test_credential_expiry_is_the_certificate_not_after() -> None:
@@ -525,6 +619,109 @@ def test_each_gateway_has_a_registry_of_its_own(closing: list[Rig]) -> None:
     assert not any(
         m.name.startswith("pushgw_") for m in REGISTRY.collect()
     )  # never the global registry
+
+
+# -- serve --workers N: the workers' figures through the shared files ----------------
+# A worker: its GatewayMetrics on the shared directory (from the environment,
+# as `serve --worker-index` has it), its figures written once, then alive until
+# its stdin closes ('live' gauges count live workers only).
+WORKER = """
+import asyncio, sys
+from pushgw.config import MetricsConfig
+from pushgw.metrics import GatewayMetrics
+from pushgw.store.memory import InMemoryStore
+from pushgw.supervisor import TaskHealth
+
+index, in_flight, failures = (int(a) for a in sys.argv[1:4])
+health = TaskHealth(
+    name="claim-loop",
+    started_at=0.0,
+    failures=failures,
+    failing_since=1.0 if index == 1 else None,
+)
+
+async def up() -> bool:
+    return True
+
+metrics = GatewayMetrics(
+    store=InMemoryStore(),
+    config=MetricsConfig(),
+    timeout_s=1.0,
+    in_flight=lambda: in_flight,
+    tasks=lambda: [health],
+    store_up=up,
+    node="node-a",
+    worker=index,
+)
+metrics.sync()
+print("synced", flush=True)
+sys.stdin.read()
+"""
+
+
+def shared_scrape(directory: Path) -> Scrape:
+    """What any worker's /metrics shows of the files (MultiProcessCollector)."""
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(directory))
+    return scraped(registry)
+
+
+def test_workers_figures_are_the_nodes_whichever_worker_answers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two workers writing to one directory: sends in flight are summed over
+    the live ones, a task failing in either is failing, task errors add up,
+    and each worker's process_* and python_gc_* figures are there with its
+    `worker` label. A worker gone (worker_exited) leaves the live gauges but
+    not the counters."""
+    monkeypatch.setenv(SHARED_DIR_ENV, str(tmp_path))  # as worker 0 has it
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, str(i), str(3 + i), str(2 * i + 1)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    try:
+        for worker in workers:
+            assert worker.stdout is not None
+            assert "synced\n" == worker.stdout.readline()
+        both = shared_scrape(tmp_path)
+
+        assert 7 == both.value("pushgw_sends_in_flight")  # 3 + 4
+        assert [{}] == both.series("pushgw_sends_in_flight")  # no pid label
+        assert 1 == both.value("pushgw_task_failing", task="claim-loop")
+        assert 4 == both.value("pushgw_task_failures_total", task="claim-loop")
+        for name in ("process_resident_memory_bytes", "process_cpu_seconds_total"):
+            assert ["0", "1"] == sorted(s["worker"] for s in both.series(name))
+        assert both.has("python_gc_collections_total", worker="1", generation="0")
+        assert [] == lint(both.text)
+
+        assert workers[1].stdin is not None
+        workers[1].stdin.close()
+        workers[1].wait(10)
+        worker_exited(workers[1].pid)
+        one = shared_scrape(tmp_path)
+
+        assert 3 == one.value("pushgw_sends_in_flight")
+        assert 0 == one.value("pushgw_task_failing", task="claim-loop")
+        assert 4 == one.value("pushgw_task_failures_total", task="claim-loop")
+        memory = "process_resident_memory_bytes"
+        assert [{"worker": "0"}] == one.series(memory)
+        cpu = "process_cpu_seconds_total"
+        assert ["0", "1"] == sorted(s["worker"] for s in one.series(cpu))
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+            for stream in (worker.stdin, worker.stdout):
+                if stream is not None:
+                    stream.close()
 
 
 # -- the API middleware, on a real Gateway in this process ---------------------------

@@ -52,6 +52,15 @@ COMPLETE_JOB = "DELETE FROM jobs WHERE id = :id AND lease_owner = :owner RETURNI
 _TOPIC_BOUND = (
     "SELECT coalesce(max(seq), 0) AS hi FROM subscriptions WHERE topic_arn = :topic"
 )
+# A named lease, taken when free or run out, renewed by its owner; the row
+# comes back only when `owner` holds it (the upsert's WHERE let it through).
+_HOLD_LEASE = (
+    "INSERT INTO leases (name, owner, expires_at) VALUES (:name, :owner, :until)"
+    " ON CONFLICT (name) DO UPDATE"
+    " SET owner = excluded.owner, expires_at = excluded.expires_at"
+    " WHERE leases.owner = excluded.owner OR leases.expires_at < :now"
+    " RETURNING owner"
+)
 # Unleased jobs fall due at next_attempt_at; leased ones when their lease
 # expires (a dead worker's jobs).
 _NEXT_DUE_AT = (
@@ -316,6 +325,21 @@ class QueueSql(SqlBase):
             "INSERT INTO nodes (id, seen_at) VALUES (:id, :now)"
             " ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at",
             {"id": node, "now": now},
+        )
+
+    async def hold_lease(
+        self, *, name: str, owner: str, lease_s: float, now: float
+    ) -> bool:
+        rows = await self._write(
+            _HOLD_LEASE,
+            {"name": name, "owner": owner, "until": now + lease_s, "now": now},
+        )
+        return bool(rows)
+
+    async def release_lease(self, *, name: str, owner: str) -> None:
+        await self._write(
+            "DELETE FROM leases WHERE name = :name AND owner = :owner",
+            {"name": name, "owner": owner},
         )
 
     async def next_due_at(self, lane: int = PUSH_LANE) -> float | None:
