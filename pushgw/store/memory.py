@@ -487,9 +487,18 @@ class InMemoryStore:
         messages = []
         for message_id, new in jobs.items():
             message = self.messages.get(message_id)
-            if message is None:
-                message = replayed_message(self.dead_messages[message_id], now)
-                self.messages[message_id] = message
+            if message is None or (
+                message.expires_at is not None and message.expires_at <= now
+            ):
+                # Stored anew, or still there but expired: the replay's times.
+                fresh = replayed_message(self.dead_messages[message_id], now)
+                if message is not None:
+                    fresh = dataclasses.replace(
+                        message,
+                        created_at=fresh.created_at,
+                        expires_at=fresh.expires_at,
+                    )
+                message = self.messages[message_id] = fresh
             await self.add_jobs(message_id, new)
             messages.append(message)
         remaining = sum(1 for d in self.deliveries.values() if replayable(d))

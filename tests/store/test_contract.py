@@ -2048,6 +2048,42 @@ async def test_delivery_stats_sum_into_buckets(store: Store) -> None:
     assert [hour + 60, hour + 120, hour + 300] == [r.start for r in minutes]
 
 
+async def test_replay_renews_a_message_still_stored_but_expired(
+    store: Store,
+) -> None:
+    """A dead letter's message may still be stored when it is replayed (another
+    of its jobs queued, or its row not yet cleaned up). Expired, it takes the
+    replay's times, as a message stored anew would: the replay is not lost to
+    the cleanup's timing. Not yet expired, it keeps its own."""
+    expiring = make_message(1, expires_at=NOW + 4)
+    lasting = make_message(2, expires_at=NOW + 600)
+    for message in (expiring, lasting):
+        await store.enqueue(
+            message,
+            [NewJob("endpoint", endpoint_arn=make_endpoint(n).arn) for n in (1, 2)],
+        )
+    await store.record_ledger(
+        LedgerBatch(
+            deliveries=[make_record(1, "expired"), make_record(2, "expired")],
+            dead_messages=[expiring, lasting],
+        )
+    )
+    later = NOW + 10
+
+    result = await store.replay_dead_letters(DeliveryFilter(), limit=10, now=later)
+
+    renewed = {m.id: m for m in result.messages}
+    assert (later, later + 4) == (
+        renewed[expiring.id].created_at,
+        renewed[expiring.id].expires_at,
+    )
+    assert renewed[expiring.id] == await store.get_message(expiring.id)
+    assert (NOW, NOW + 600) == (
+        renewed[lasting.id].created_at,
+        renewed[lasting.id].expires_at,
+    )
+
+
 async def test_replay_stores_a_gone_message_again_with_a_fresh_ttl(
     store: Store,
 ) -> None:

@@ -91,9 +91,19 @@ _DEAD_MESSAGE_INSERT = (
     + " ON CONFLICT (id) DO NOTHING"
 )
 # A replayed message: stored anew, or its jobs added to the row still queued.
+# A row still there but already expired (its last job done, the row not yet
+# gone) takes the replay's times too, as if stored anew: else the replay
+# would expire at once, or not, by the timing of the cleanup.
+_RENEW = (
+    "messages.expires_at IS NOT NULL AND messages.expires_at <= excluded.created_at"
+)
 _MESSAGE_UPSERT_JOBS = (
     insert_sql("messages", MESSAGE_COLUMNS) + " ON CONFLICT (id) DO UPDATE"
-    " SET pending_jobs = messages.pending_jobs + excluded.pending_jobs RETURNING *"
+    " SET pending_jobs = messages.pending_jobs + excluded.pending_jobs,"
+    f" created_at = CASE WHEN {_RENEW} THEN excluded.created_at"
+    " ELSE messages.created_at END,"
+    f" expires_at = CASE WHEN {_RENEW} THEN excluded.expires_at"
+    " ELSE messages.expires_at END RETURNING *"
 )
 # A dead letter can be replayed while its message is kept (`c`: the candidate).
 _REPLAYABLE = (
