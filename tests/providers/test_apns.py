@@ -18,6 +18,7 @@ from pushgw.providers.apns import ApnsProvider, JwtSigner
 from pushgw.providers.base import Outcome, ProviderSettings, RenderedMessage, SendResult
 from pushgw.providers.mocks.apns import ApnsMock
 from pushgw.providers.mocks.base import FaultRule
+from tests.tools import eventually
 
 MakeProvider = Callable[..., Awaitable[ApnsProvider]]
 
@@ -700,15 +701,24 @@ async def _send_many(provider: ApnsProvider, token: str, count: int, width: int)
     return await asyncio.gather(*(one() for _ in range(count)))
 
 
+# The client's timeout in the bounded runs: 300 sends in flight on a loaded
+# 2-core box took more than 0.5 s at times, and each such send counted as one
+# of the hung ones (a CI run saw 300 of them).
+BOUNDED_TIMEOUT_S = 2.0
+
+
 async def _bounded_run(mock: ApnsMock, provider: ApnsProvider, count: int) -> None:
     """`count` sends: 10 hang, 10 answered late, a tenth to an unregistered device."""
     token, gone = mock.register_device(), mock.register_device(state="unregistered")
     mock.late_answers = True
     mock.faults.rules.append(FaultRule("hang", token_prefix=token, count=10))
-    # Answered 1 s after the client's 0.5 s timeout: a margin that holds on a
-    # loaded machine (0.6 s let the client's late timer and the answer cross).
+    # Answered 2 s after the client's timeout (BOUNDED_TIMEOUT_S): a margin
+    # that holds on a loaded machine (0.1 s let the client's late timer and the
+    # answer cross).
     mock.faults.rules.append(
-        FaultRule("latency", token_prefix=token, count=10, latency_s=1.5)
+        FaultRule(
+            "latency", token_prefix=token, count=10, latency_s=BOUNDED_TIMEOUT_S + 2
+        )
     )
 
     outcomes = await _send_many(provider, token, count - count // 10, 300)
@@ -724,7 +734,7 @@ async def test_maps_bounded_over_1000_sends(
     mock: ApnsMock, make_provider: MakeProvider
 ) -> None:
     """After 1,000 sends with timeouts and errors no stream or waiter is left behind."""
-    provider = await make_provider(timeout_s=0.5)
+    provider = await make_provider(timeout_s=BOUNDED_TIMEOUT_S)
 
     await _bounded_run(mock, provider, 1000)
 
@@ -734,11 +744,14 @@ async def test_maps_bounded_over_10000_sends(
     mock: ApnsMock, make_provider: MakeProvider
 ) -> None:
     """After 10,000 sends (timeouts, late answers, errors) the client maps are empty."""
-    provider = await make_provider(timeout_s=0.5)
+    provider = await make_provider(timeout_s=BOUNDED_TIMEOUT_S)
 
     await _bounded_run(mock, provider, 10000)
+    # The late answers come 2 s after their sends' timeouts: wait for them.
+    await eventually(lambda: mock.stats["late_answer"] >= 10, limit_s=10, step_s=0.1)
 
     assert 10 == mock.stats["late_answer"]
+    assert 0 == provider.pool.tracked  # the late answers found nothing to wake
     assert 1 == mock.stats["connections"]
 
 

@@ -3,19 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
 import pytest
 
 from pushgw.supervisor import Pulse, Supervisor
-
-
-async def eventually(check: Callable[[], bool], limit_s: float = 2.0) -> None:
-    for _ in range(int(limit_s / 0.002)):
-        if check():
-            return
-        await asyncio.sleep(0.002)
-    raise AssertionError(f"not true within {limit_s} s")
+from tests.tools import eventually
 
 
 async def test_a_failing_task_is_restarted_and_reported_until_it_beats() -> None:
