@@ -188,6 +188,11 @@ class HttpProvider(Provider):
             ) as resp:
                 body = await read_capped(resp, MAX_ANSWER_BYTES)
                 return Answer(resp.status, resp.headers, body)
+        except aiohttp.InvalidURL:
+            # A URL aiohttp cannot use is ours (built or stored), not the
+            # provider failing: an error of the adapter, never a retry that
+            # would count against the provider and pause the app.
+            raise
         except HTTP_TRANSPORT_ERRORS as exc:
             refused = refusal_reason(exc)  # the guard's words, not aiohttp's
             if refused is not None:

@@ -288,6 +288,7 @@ class Gateway:
         if self.prometheus.shared:
             self.supervisor.start(METRICS_SYNC_TASK, self.prometheus.sync_loop)
         if self.config.delivery.enabled:
+            warn_plain_signing_cert_url(self.http_sender.settings.public_url)
             self.dispatcher.supervise(self.supervisor)
             listen = getattr(self.store, "listen_forever", None)
             if listen is not None:
@@ -300,8 +301,6 @@ class Gateway:
                     await listen(woken)
 
                 self.supervisor.start(LISTEN_TASK, listen_task)
-        if self.config.delivery.enabled:
-            warn_plain_signing_cert_url(self.http_sender.settings.public_url)
         log.info(
             "pushgw_started",
             host=self.config.server.host,

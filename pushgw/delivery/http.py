@@ -115,6 +115,7 @@ class HttpSender:
         ] = collections.OrderedDict()
         self._in_flight: collections.Counter[str] = collections.Counter()
         self._next_slot: dict[str, float] = {}
+        self._sweep_at = SLOT_SWEEP_AT
 
     # -- one job -----------------------------------------------------------------
     async def deliver(self, job: DeliveryJob, message: Message) -> Decision:
@@ -258,7 +259,7 @@ class HttpSender:
             self._finished(sent, status, reason, failures, HTTP_POLICY_SPENT)
             return DONE
         self.stats["http_retries_scheduled"] += 1
-        self.observer.rescheduled(url.partition(":")[0].lower(), reason)
+        self.observer.rescheduled(sent.platform, reason)
         return RetryAt(self.clock() + delay, reason)
 
     async def _exchange(
@@ -366,10 +367,12 @@ class HttpSender:
                 return RetryAt(slot, "postponed: throttled", counts=False)
             self._next_slot[sub_arn] = slot + 1.0 / per_second
             wait = slot - now
-            if len(self._next_slot) > SLOT_SWEEP_AT:
+            if len(self._next_slot) > self._sweep_at:
                 # Slots already past are no slots: forget them, so the map is
-                # the size of the subscriptions being throttled now.
+                # the size of the subscriptions being throttled now (and the
+                # next sweep waits for twice that, so sweeps stay rare).
                 self._next_slot = {a: t for a, t in self._next_slot.items() if t > now}
+                self._sweep_at = max(SLOT_SWEEP_AT, 2 * len(self._next_slot))
         self._in_flight[sub_arn] += 1
         return wait
 

@@ -491,14 +491,8 @@ class InMemoryStore:
                 message.expires_at is not None and message.expires_at <= now
             ):
                 # Stored anew, or still there but expired: the replay's times.
-                fresh = replayed_message(self.dead_messages[message_id], now)
-                if message is not None:
-                    fresh = dataclasses.replace(
-                        message,
-                        created_at=fresh.created_at,
-                        expires_at=fresh.expires_at,
-                    )
-                message = self.messages[message_id] = fresh
+                kept = message or self.dead_messages[message_id]
+                message = self.messages[message_id] = replayed_message(kept, now)
             await self.add_jobs(message_id, new)
             messages.append(message)
         remaining = sum(1 for d in self.deliveries.values() if replayable(d))

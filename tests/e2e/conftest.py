@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import Mocks, Server, free_port, mock_ports, write_config
+from tests.e2e.harness import (
+    Mocks,
+    Server,
+    mock_ports,
+    start_server,
+    write_config,
+)
 
 
 @pytest.fixture(name="mocks")
@@ -36,13 +42,6 @@ def start_mocks(directory: Path, tries: int = 3) -> Mocks:
 @pytest.fixture(name="pushgw_server")
 def _pushgw_server(tmp_path: Path, mocks: Mocks) -> Iterator[Server]:
     """`pushgw serve` on SQLite, every provider pointed at the mocks."""
-    port = free_port()
-    config = write_config(
-        tmp_path,
-        store_url=f"sqlite:///{tmp_path / 'pushgw.db'}",
-        mock_ports=mocks.ports,
-        port=port,
-    )
-    server = Server(tmp_path, config, port)
+    server = start_server(tmp_path, mocks)
     yield server
     server.stop()

@@ -253,17 +253,18 @@ def start_server(
     directory: Path,
     mocks: Mocks,
     *,
-    store_url: str,
+    store_url: str | None = None,
     name: str = "serve",
     args: Sequence[str] = (),
     **config: Any,
 ) -> Server:
     """`pushgw serve` on a free port with a config of its own, `<name>.toml`
-    (`write_config`'s other keywords: delivery, server, extra)."""
+    (`write_config`'s other keywords: delivery, server, extra); the store is
+    `pushgw.db` in `directory` unless `store_url` says otherwise."""
     port = free_port()
     path = write_config(
         directory,
-        store_url=store_url,
+        store_url=store_url or f"sqlite:///{directory / 'pushgw.db'}",
         mock_ports=mocks.ports,
         port=port,
         name=f"{name}.toml",

@@ -15,7 +15,13 @@ from pathlib import Path
 import pytest
 import trustme
 
-from tests.e2e.harness import ROOT, Mocks, Server, free_port, mock_ports, write_config
+from tests.e2e.harness import (
+    ROOT,
+    Mocks,
+    mock_ports,
+    start_server,
+    write_config,
+)
 
 # The variables that pick the config and its directories; each test sets its own.
 SEARCH_VARS = ("PUSHGW_CONFIG", "STATE_DIRECTORY", "CREDENTIALS_DIRECTORY")
@@ -265,15 +271,7 @@ def test_serve_runs_on_the_configured_event_loop(
 ) -> None:
     """uvloop by default, asyncio's loop when server.event_loop says so."""
     server_table = {} if event_loop is None else {"event_loop": event_loop}
-    port = free_port()
-    config = write_config(
-        tmp_path,
-        store_url=f"sqlite:///{tmp_path / 'pushgw.db'}",
-        mock_ports=mocks.ports,
-        port=port,
-        server=server_table,
-    )
-    server = Server(tmp_path, config, port)
+    server = start_server(tmp_path, mocks, server=server_table)
     try:
         lines = server.process.logs().splitlines()
         logs = [json.loads(line) for line in lines if line.startswith("{")]
@@ -285,7 +283,7 @@ def test_serve_runs_on_the_configured_event_loop(
     [plain] = [
         line for line in logs if line.get("event") == "signing_cert_url_not_https"
     ]
-    assert ("warning", f"http://127.0.0.1:{port}") == (
+    assert ("warning", server.url) == (
         plain["level"],
         plain["public_url"],
     )

@@ -36,7 +36,13 @@ from cryptography.x509.oid import NameOID
 
 from tests.e2e.conftest import start_mocks
 from tests.e2e.fleet import wait_until
-from tests.e2e.harness import PUBLISH_API_KEY, Mocks, Server, free_port, write_config
+from tests.e2e.harness import (
+    PUBLISH_API_KEY,
+    Mocks,
+    Server,
+    free_port,
+    start_server,
+)
 from tests.tools import required_tool
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -91,17 +97,13 @@ def _browser() -> Iterator[Browser]:
 @pytest.fixture(name="console_server")
 def _console_server(tmp_path: Path) -> Iterator[tuple[Server, Mocks]]:
     mocks = start_mocks(tmp_path)
-    port = free_port()
-    config = write_config(
+    server = start_server(
         tmp_path,
-        store_url=f"sqlite:///{tmp_path / 'pushgw.db'}",
-        mock_ports=mocks.ports,
-        port=port,
+        mocks,
         delivery={"app_backoff_s": 1.0},
         # The console's HTTP subscription goes to a loopback port no one serves.
         extra={"http_subscriptions": {"allow_private_urls": True}},
     )
-    server = Server(tmp_path, config, port)
     yield server, mocks
     server.stop()
     mocks.stop()

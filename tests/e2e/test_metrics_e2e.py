@@ -25,10 +25,8 @@ from tests.e2e.fleet import wait_until
 from tests.e2e.harness import (
     Mocks,
     Server,
-    free_port,
     register_devices,
     start_server,
-    write_config,
 )
 from tests.e2e.prom import Scrape, dashboard_queries, metric_names, scrape
 from tests.e2e.test_delivery_e2e import drop_schema, pg_schema
@@ -66,17 +64,13 @@ STATUS = {
 
 @pytest.fixture(name="server")
 def _server(tmp_path: Path, mocks: Mocks) -> Iterator[Server]:
-    port = free_port()
-    config = write_config(
+    server = start_server(
         tmp_path,
-        store_url=f"sqlite:///{tmp_path / 'pushgw.db'}",
-        mock_ports=mocks.ports,
-        port=port,
+        mocks,
         delivery={"retry_base_s": 0.2, "retry_max_s": 0.5},
         # App gauges re-read at every scrape here (30 s by default).
         extra={"metrics": {"apps_refresh_s": 0.1}},
     )
-    server = Server(tmp_path, config, port)
     yield server
     server.stop()
 

@@ -9,6 +9,7 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import aiohttp
 import pytest
 from aiohttp import web
 
@@ -535,6 +536,16 @@ async def test_malformed_answer_is_a_transport_retry(provider: WnsProvider) -> N
 
     assert (Outcome.RETRY, None) == (result.outcome, result.status)
     assert result.reason.startswith("transport: ClientResponseError: 400")
+
+
+async def test_a_url_aiohttp_cannot_use_is_not_a_transport_failure(
+    provider: WnsProvider,
+) -> None:
+    """A URL that is not one (our data, not the provider's answer) raises, so
+    the dispatcher takes it for an adapter error (permanent for that endpoint)
+    and never for a provider failure that would pause the app."""
+    with pytest.raises(aiohttp.InvalidURL):
+        await provider.post("http://[not-a-host/x", data=b"", headers={})
 
 
 async def test_endless_answer_is_read_up_to_the_cap_and_classified(
